@@ -1,0 +1,139 @@
+"""Loading the Stable Diffusion 2.x base model (SPEC §1) from a hub id or a local diffusers folder.
+
+Before any weights are read, the folder's configs are checked: an SD 1.x, SDXL or bare-UNet folder is
+refused with one line saying what was found. The prediction type (epsilon for SD 2.1-base, v_prediction
+for SD 2.1 768 px) and the VAE scale always come from the model's own configs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ldm_video.errors import BaseModelError
+
+COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+@dataclass
+class BaseModel:
+    """The parts of an SD 2.x pipeline this toolkit uses; a part not asked for is None."""
+
+    name: str  # hub id or local folder it came from
+    prediction_type: str  # "epsilon" or "v_prediction", from the scheduler config
+    unet: Any = None  # diffusers UNet2DConditionModel
+    vae: Any = None  # diffusers AutoencoderKL
+    text_encoder: Any = None  # transformers CLIPTextModel
+    tokenizer: Any = None  # transformers CLIPTokenizer
+    scheduler: Any = None  # diffusers DDPMScheduler with the base's training noise schedule
+
+    @property
+    def vae_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+
+def _is_local(name: str) -> bool:
+    return os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name) or name.count("/") != 1
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BaseModelError(f"{path}: unreadable config ({err})") from None
+
+
+def _load_configs(name: str) -> tuple[dict, dict, dict]:
+    """model_index.json, unet config and scheduler config, from a folder or the hub."""
+    if _is_local(name):
+        root = Path(name).expanduser()
+        if not root.exists():
+            raise BaseModelError(f"{name}: base model not found (no such folder, and not a hub id like org/name)")
+        if not root.is_dir():
+            raise BaseModelError(f"{name}: base model must be a diffusers folder, found a file")
+        if not (root / "model_index.json").exists():
+            if (root / "config.json").exists():
+                cls = _read_json(root / "config.json").get("_class_name", "unknown")
+                raise BaseModelError(
+                    f"{name}: found a bare {cls} folder; expected a full SD 2.x pipeline folder "
+                    f"(model_index.json with unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+            raise BaseModelError(f"{name}: not a diffusers pipeline folder (no model_index.json)")
+        index = _read_json(root / "model_index.json")
+        missing = [c for c in COMPONENTS if not (root / c).is_dir()]
+        if missing:
+            raise BaseModelError(f"{name}: pipeline folder lacks {', '.join(missing)}/")
+        return index, _read_json(root / "unet" / "config.json"), _read_json(root / "scheduler" / "scheduler_config.json")
+    from diffusers import DiffusionPipeline, UNet2DConditionModel
+    from diffusers.schedulers import DDPMScheduler
+
+    try:
+        index = DiffusionPipeline.load_config(name)
+        unet_cfg = UNet2DConditionModel.load_config(name, subfolder="unet")
+        sched_cfg = DDPMScheduler.load_config(name, subfolder="scheduler")
+    except Exception as err:  # hub errors come in many types; one line is what the user needs
+        raise BaseModelError(f"{name}: could not read the model from the hub ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    return dict(index), dict(unet_cfg), dict(sched_cfg)
+
+
+def check_base(name: str) -> dict:
+    """Check that `name` is an SD 2.x diffusers pipeline; return its unet and scheduler configs.
+
+    Raises BaseModelError naming what was found otherwise.
+    """
+    index, unet_cfg, sched_cfg = _load_configs(name)
+    cls = index.get("_class_name", "?")
+    if "XL" in cls or "text_encoder_2" in index or unet_cfg.get("addition_embed_type") == "text_time":
+        raise BaseModelError(f"{name}: found an SDXL model ({cls}); ldm-video needs Stable Diffusion 2.x")
+    if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
+        raise BaseModelError(f"{name}: found a {cls}; ldm-video needs a StableDiffusionPipeline (SD 2.x) folder")
+    if unet_cfg.get("_class_name") != "UNet2DConditionModel" or unet_cfg.get("in_channels") != 4:
+        raise BaseModelError(f"{name}: unet is a {unet_cfg.get('_class_name')} with "
+                             f"{unet_cfg.get('in_channels')} input channels; SD 2.x has a 4-channel UNet2DConditionModel")
+    if not unet_cfg.get("use_linear_projection", False):
+        raise BaseModelError(
+            f"{name}: found an SD 1.x-shaped model (use_linear_projection=False, cross_attention_dim="
+            f"{unet_cfg.get('cross_attention_dim')}); ldm-video needs Stable Diffusion 2.x")
+    prediction = sched_cfg.get("prediction_type", "epsilon")
+    if prediction not in ("epsilon", "v_prediction"):
+        raise BaseModelError(f"{name}: scheduler prediction_type {prediction!r} is not epsilon or v_prediction")
+    return {"unet": unet_cfg, "scheduler": sched_cfg, "prediction_type": prediction}
+
+
+def load_base(
+    name: str,
+    components: tuple[str, ...] = COMPONENTS,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> BaseModel:
+    """Load the asked-for parts of an SD 2.x model with diffusers' / transformers' own `from_pretrained`."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    info = check_base(name)
+    unknown = set(components) - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
+    base = BaseModel(name=str(name), prediction_type=info["prediction_type"])
+    loaders = {
+        "unet": lambda: UNet2DConditionModel.from_pretrained(name, subfolder="unet", torch_dtype=dtype),
+        "vae": lambda: AutoencoderKL.from_pretrained(name, subfolder="vae", torch_dtype=dtype),
+        "text_encoder": lambda: CLIPTextModel.from_pretrained(name, subfolder="text_encoder", torch_dtype=dtype),
+        "tokenizer": lambda: CLIPTokenizer.from_pretrained(name, subfolder="tokenizer"),
+        "scheduler": lambda: DDPMScheduler.from_pretrained(name, subfolder="scheduler"),
+    }
+    for part in components:
+        try:
+            module = loaders[part]()
+        except (OSError, ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BaseModelError(f"{name}: could not load {part}/ ({first})") from None
+        if isinstance(module, torch.nn.Module):
+            module.requires_grad_(False).eval().to(device)
+        setattr(base, part, module)
+    return base
