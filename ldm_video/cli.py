@@ -12,6 +12,7 @@ from ldm_video.errors import LdmVideoError
 # sub-command -> (module that defines `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
+    "toy": ("ldm_video.toy.cli", "toy world: write toy videos, score a video against its caption, pretrain the toy base"),
 }
 
 
