@@ -2,7 +2,8 @@
 
 Per frame, the object is found by colour segmentation: pixels with chroma (max - min of RGB) above a threshold
 are object pixels (the backgrounds are neutral), each is assigned the nearest palette hue, the most common hue
-is the object's colour, and its largest 4-connected component is the object. Its shape is read from the fill
+is the object's colour, and its largest 4-connected component is the object. Its shape is read from its taper (mean
+row width of the top third over the bottom third: an upright triangle ~0.2, circle and square ~1) and the fill
 ratio of its bounding box (square ~1, circle ~pi/4, triangle ~1/2), its position from the coverage-weighted
 centroid. Per video: presence, colour and shape as captioned, identity persistence, motion direction as
 captioned, speed consistency, and the seam jump ratio (SPEC §7) of the centroid track; across video sets, a
@@ -23,6 +24,8 @@ CHROMA_THRESHOLD = 60.0  # an object pixel has max(RGB) - min(RGB) above this (b
 MIN_AREA = 30  # fewer object pixels than this: the object is absent
 SQUARE_FILL = 0.88  # bounding-box fill ratio at or above: square (ideal 1.0)
 TRIANGLE_FILL = 0.66  # below: triangle (ideal 0.5); between the two: circle (ideal 0.785)
+TRIANGLE_TAPER = 0.6  # top-third / bottom-third mean row width below this: triangle (ideal ~0.2; circle,
+#                       square ~1); catches a triangle whose apex is blunted by blur
 MIN_STEP = 0.1  # pixels; a centroid step shorter than this has no direction
 
 
@@ -65,7 +68,7 @@ class FrameAnalysis:
 
     present: bool  # an object of at least MIN_AREA pixels was found
     colour: str | None  # nearest palette colour of the object's pixels
-    shape: str | None  # "circle" | "square" | "triangle", from the bounding-box fill ratio
+    shape: str | None  # "circle" | "square" | "triangle", from the taper and the bounding-box fill ratio
     centroid: tuple[float, float] | None  # coverage-weighted centre (x, y) in pixels (pixel centres at +0.5)
     area: float  # object pixels
     fill: float  # object pixels / bounding-box pixels
@@ -91,8 +94,15 @@ def analyse_frame(frame: np.ndarray) -> FrameAnalysis:
     if area < MIN_AREA:
         return FrameAnalysis(False, None, None, None, area, 0.0, None, background)
     ys, xs = np.nonzero(obj)
-    fill = area / float((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1))
-    shape = "square" if fill >= SQUARE_FILL else "triangle" if fill < TRIANGLE_FILL else "circle"
+    height = ys.max() - ys.min() + 1
+    fill = area / float(height * (xs.max() - xs.min() + 1))
+    widths = obj[ys.min():ys.max() + 1].sum(axis=1)  # (height,) object pixels per row, top to bottom
+    third = max(1, height // 3)
+    taper = widths[:third].mean() / max(widths[-third:].mean(), 1.0)  # upright triangle ~0.2, others ~1
+    if taper < TRIANGLE_TAPER or fill < TRIANGLE_FILL:
+        shape = "triangle"
+    else:
+        shape = "square" if fill >= SQUARE_FILL else "circle"
     # soft coverage: chroma is proportional to coverage on a neutral background, so weighting the object
     # grown by one pixel (to take in the faint edge pixels) by chroma gives a sub-pixel centroid
     grown = obj.copy()

@@ -5,7 +5,7 @@ an AutoencoderKL with 8x down-sampling and 4 latent channels, a UNet2DConditionM
 and a number of heads per block, a frozen *random* CLIP text encoder over the local character tokenizer, a
 DDIM scheduler with SD's scaled-linear noise schedule and epsilon prediction. It is trained on single frames
 only (it is the image model that temporal layers are later added to), in two stages: the VAE on rendered
-frames (L2 reconstruction + a small KL term), then the U-Net on cached latents (the LDM epsilon loss, with
+frames (L1 reconstruction weighted towards the object + a small KL term; optionally L1 on image gradients), then the U-Net on cached latents (the LDM epsilon loss, with
 caption dropout for classifier-free guidance). The recipe is a frozen dataclass saved next to the weights.
 """
 
@@ -37,16 +37,20 @@ class ToyRecipe:
     text_heads: int = 4  # attention heads
     # VAE: 4 blocks -> 8x down-sampling (64 px -> 8x8 latents), 4 latent channels
     vae_channels: tuple[int, ...] = (8, 16, 32, 32)  # block_out_channels
-    vae_norm_groups: int = 8  # GroupNorm groups (SD uses 32 with wider blocks)
-    vae_steps: int = 1200  # optimiser steps on rendered frames
-    vae_batch: int = 16  # frames per VAE step
-    vae_lr: float = 1e-3  # AdamW learning rate (cosine decay)
+    vae_norm_groups: int = 2  # GroupNorm groups; one channel per group would erase the background level
+    vae_steps: int = 3000  # optimiser steps on rendered frames
+    vae_batch: int = 8  # frames per VAE step
+    vae_lr: float = 2e-3  # AdamW learning rate (cosine decay)
     vae_kl_weight: float = 1e-6  # weight of the KL term (LDM's KL-f8 uses 1e-6)
+    vae_object_weight: float = 5.0  # extra L1 weight on object pixels (they cover ~10% of a frame)
+    vae_gradient_weight: float = 0.0  # weight of an L1 loss on image gradients (0: off)
+    vae_init_logvar: float = -8.0  # initial bias of the encoder's log-variance outputs
     # U-Net: SD 2.1's block pattern (cross-attention down blocks, then a plain one), heads of 32 channels
     unet_channels: tuple[int, ...] = (32, 64, 64)  # block_out_channels
     unet_heads: tuple[int, ...] = (1, 2, 2)  # attention heads per block (diffusers' attention_head_dim)
     unet_layers_per_block: int = 1  # ResNet(+Transformer) pairs per block (SD 2.1 has 2)
-    unet_steps: int = 3000  # optimiser steps on cached latents
+    unet_norm_groups: int = 8  # GroupNorm groups (SD's 32 would make 1-channel groups here)
+    unet_steps: int = 2500  # optimiser steps on cached latents
     unet_batch: int = 64  # latents per U-Net step
     unet_lr: float = 1e-3  # AdamW peak learning rate (linear warm-up, cosine decay)
     unet_warmup: int = 100  # warm-up steps
@@ -107,7 +111,7 @@ def build_models(recipe: ToyRecipe, tokenizer_dir: Path):
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (m - 1),
         block_out_channels=recipe.unet_channels, layers_per_block=recipe.unet_layers_per_block,
         cross_attention_dim=recipe.text_hidden, attention_head_dim=recipe.unet_heads,
-        use_linear_projection=True, norm_num_groups=32,
+        use_linear_projection=True, norm_num_groups=recipe.unet_norm_groups,
     )
     scheduler = DDIMScheduler(  # SD 2.1-base's schedule and prediction type
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
@@ -150,11 +154,22 @@ def encode_text(tokenizer, text_encoder, captions: list[str]) -> torch.Tensor:
     return text_encoder(ids)[0]  # (n, seq, dim)
 
 
+def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between the horizontal and vertical finite differences of two (n, c, h, w) images."""
+    dx = (a[..., :, 1:] - a[..., :, :-1]) - (b[..., :, 1:] - b[..., :, :-1])  # (n, c, h, w-1)
+    dy = (a[..., 1:, :] - a[..., :-1, :]) - (b[..., 1:, :] - b[..., :-1, :])  # (n, c, h-1, w)
+    return dx.abs().mean() + dy.abs().mean()
+
+
 def train_vae(vae, recipe: ToyRecipe, rng: np.random.Generator, progress: bool = True) -> float:
-    """Stage 1: fit the VAE to rendered frames; returns the final reconstruction MSE (in [-1, 1] units)."""
+    """Stage 1: fit the VAE to rendered frames (object-weighted L1 + KL); returns the final MSE in [-1, 1] units."""
     from tqdm import tqdm
 
     vae.train()
+    with torch.no_grad():  # start with a near-deterministic posterior (std e^-4): early samples are not
+        moments = vae.quant_conv  # swamped by unit noise, and latent_dist.sample() ~ mode() after training
+        moments.weight[4:].mul_(0.01)  # (8, 8, 1, 1): output channels 4..7 are the log-variances
+        moments.bias[4:].fill_(recipe.vae_init_logvar)
     opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.vae_steps)
     ema = None
@@ -162,11 +177,14 @@ def train_vae(vae, recipe: ToyRecipe, rng: np.random.Generator, progress: bool =
     for _ in bar:
         frames, _ = render_frames(rng, recipe.vae_batch)
         x = to_pixels(frames)  # (b, 3, 64, 64)
+        chroma = x.amax(dim=1, keepdim=True) - x.amin(dim=1, keepdim=True)  # (b, 1, 64, 64), 0 on background
+        weight = 1 + recipe.vae_object_weight * (chroma > 0).float()  # (b, 1, 64, 64)
         posterior = vae.encode(x).latent_dist
         z = posterior.sample()  # (b, 4, 8, 8)
         recon = vae.decode(z).sample  # (b, 3, 64, 64)
-        mse = (recon - x).pow(2).mean()
-        loss = mse + recipe.vae_kl_weight * posterior.kl().mean()
+        l1 = ((recon - x).abs() * weight).mean() / weight.mean()
+        mse = (recon - x).pow(2).mean().detach()
+        loss = l1 + recipe.vae_gradient_weight * gradient_l1(recon, x) + recipe.vae_kl_weight * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
