@@ -12,6 +12,7 @@ from ldm_video.errors import LdmVideoError
 # sub-command -> (module that defines `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
+    "generate": ("ldm_video.infer.generate", "text-to-video clips and long videos (VidRD), streamed to mp4/gif/PNGs"),
     "eval": ("ldm_video.infer.eval", "temporal metrics of a video as JSON: seam jump ratio, flicker, drift"),
 }
 
