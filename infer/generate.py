@@ -1,7 +1,7 @@
 """`ldm-video generate`: text-to-video clips and iterative long videos (VidRD, Gu et al., arXiv 2309.03549).
 
 Loads the SD 2.x base, injects the temporal layers (trained ones from --motion, else fresh zero-initialised
-ones, i.e. the image model per frame), optionally a diffusers-format LoRA, then samples clip after clip with
+ones, i.e. the image model per frame), optionally a LoRA (diffusers or kohya format), then samples clip after clip with
 `ldm_video.infer.pipeline.VideoSampler` and streams the frames into --out (mp4 / gif / PNG folder).
 """
 
@@ -37,9 +37,9 @@ DEFAULT_SEAM_DROP = 0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--base", required=True, help="SD 2.x diffusers folder or hub id")
-    g.add_argument("--motion", metavar="DIR", help="temporal layers saved by training (save_temporal folder); "
-                   "without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
-    g.add_argument("--lora", metavar="FILE", help="a diffusers-format LoRA .safetensors for the spatial U-Net")
+    g.add_argument("--motion", metavar="DIR", help="temporal layers: a folder saved by training (save_temporal) or a "
+                   "diffusers MotionAdapter folder; without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
+    g.add_argument("--lora", metavar="FILE", help="a LoRA .safetensors for the spatial U-Net, diffusers or kohya format")
     g.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (default 1.0)")
     g.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     g.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
@@ -96,39 +96,18 @@ def resolve_device(name: str | None, dtype_name: str) -> tuple[torch.device, tor
 
 
 def load_lora(model, path: str, scale: float) -> None:
-    """Load a diffusers-format LoRA file into the spatial U-Net with diffusers' own loader, at `scale`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """A diffusers- or kohya-format LoRA file into the spatial U-Net (diffusers' own loader), at `scale`."""
+    from ldm_video.lora import load_lora_file
 
-    file = Path(path)
-    if not file.is_file():
-        raise LdmVideoError(f"{path}: no such LoRA file")
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError) as err:
-        raise LdmVideoError(f"{path}: not a readable safetensors file ({err})") from None
-    others = sorted({k.split(".")[0] for k in state if not k.startswith("unet.")})
-    if others:
-        raise LdmVideoError(f"{path}: holds keys outside the U-Net ({', '.join(others[:3])}); only diffusers-format "
-                            "U-Net LoRA (keys 'unet.*') is supported")
-    unet = model.unet
-    before = set(getattr(unet, "peft_config", {}) or {})
-    try:
-        unet.load_lora_adapter(state, prefix="unet", adapter_name="user_lora")
-    except (ValueError, RuntimeError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LdmVideoError(f"{path}: LoRA does not fit this base's U-Net ({first})") from None
-    if "user_lora" not in (getattr(unet, "peft_config", {}) or {}):
-        raise LdmVideoError(f"{path}: no LoRA weights for this U-Net found in the file")
-    names = sorted(before) + ["user_lora"]
-    unet.set_adapters(names, [1.0] * len(before) + [scale])
+    load_lora_file(model.unet, path, adapter_name="user_lora", scale=scale)
 
 
 def load_video_model(base, motion: str | None, lora: str | None, lora_scale: float):
     """The VideoUNet in eval mode: base U-Net + temporal layers (saved or fresh) + optional LoRA."""
-    from ldm_video import inflate_unet, load_temporal
+    from ldm_video import inflate_unet
+    from ldm_video.checkpoint import load_motion
 
-    model = load_temporal(motion, base.unet) if motion else inflate_unet(base.unet)
+    model = load_motion(motion, base.unet) if motion else inflate_unet(base.unet)
     if lora:
         load_lora(model, lora, lora_scale)
     return model.eval()
@@ -169,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     device, dtype = resolve_device(args.device, args.dtype)
     if args.motion and not Path(args.motion).exists():
         raise LdmVideoError(f"{args.motion}: no such --motion folder")
-    if args.lora and not Path(args.lora).is_file():
+    if args.lora and not Path(args.lora).exists():
         raise LdmVideoError(f"{args.lora}: no such LoRA file")
     if args.quiet:
         import diffusers

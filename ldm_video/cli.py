@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
     "generate": ("ldm_video.infer.generate", "text-to-video clips and long videos (VidRD), streamed to mp4/gif/PNGs"),
     "eval": ("ldm_video.infer.eval", "temporal metrics of a video as JSON: seam jump ratio, flicker, drift"),
+    "export": ("ldm_video.export", "export temporal layers / LoRA as MotionAdapter, diffusers or kohya files"),
 }
 
 

@@ -37,8 +37,12 @@ def lora_file(tiny_base, tmp_path_factory):
     unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
                                 target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     out = tmp_path_factory.mktemp("lora")
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=state, safe_serialization=True)
+    peft_state = get_peft_model_state_dict(unet)
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=convert_state_dict_to_diffusers(peft_state),
+                                              safe_serialization=True)
+    from ldm_video.lora import to_kohya
+
+    save_file(to_kohya(peft_state, alpha=4.0), str(out / "kohya.safetensors"))  # the same LoRA, kohya naming
     return out / "pytorch_lora_weights.safetensors"
 
 
@@ -76,10 +80,17 @@ def test_lora_matches_diffusers_pipeline_with_the_same_lora(tiny_base, lora_file
     assert (ours - ref).abs().max().item() <= 1e-4
 
 
-def test_lora_with_other_keys_is_refused(tiny_base, lora_file, tmp_path, capsys):
-    state = load_file(str(lora_file))
-    state["text_encoder.layer.lora_A.weight"] = torch.zeros(1)
+def test_kohya_file_gives_the_same_video(tiny_base, lora_file, tmp_path):
+    kohya = lora_file.parent / "kohya.safetensors"
+    assert any(k.startswith("lora_unet_") for k in load_file(str(kohya)))
+    for name, file in (("d", lora_file), ("k", kohya)):
+        assert main(["generate", "--base", tiny_base, *ARGS, "--lora", str(file), "--out", str(tmp_path / name)]) == 0
+    np.testing.assert_allclose(read_video(tmp_path / "d"), read_video(tmp_path / "k"), atol=1)
+
+
+def test_lora_without_unet_layers_is_refused(tiny_base, lora_file, tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
-    save_file(state, str(bad))
+    save_file({"text_encoder.layer.lora_A.weight": torch.zeros(2, 2)}, str(bad))
     assert main(["generate", "--base", tiny_base, *ARGS, "--lora", str(bad), "--out", str(tmp_path / "v")]) == 2
-    assert "only diffusers-format U-Net LoRA" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad.safetensors" in err and "\n" not in err.strip()
