@@ -7,11 +7,23 @@ import json
 import pytest
 import torch
 from einops import rearrange
+from ldm_video.vae.temporal_decoder import (
+    TemporalDecoderConfig,
+    TemporalDecoderVAE,
+    load_base_vae,
+    load_temporal_decoder,
+)
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
-from ldm_video.vae.temporal_decoder import (
-    TemporalDecoderConfig, TemporalDecoderVAE, load_base_vae, load_temporal_decoder,
-)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine, two OpenMP threads spin and run ~40x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

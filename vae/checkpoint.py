@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
@@ -109,7 +110,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise LdmVideoError(f"{path}: video VAE folder lacks {WEIGHTS_NAME}")
     try:
         return load_file(str(w_path))
-    except Exception as err:  # safetensors raises its own SafetensorError for corrupt files
+    except (SafetensorError, OSError) as err:
         raise LdmVideoError(f"{w_path}: unreadable weights ({type(err).__name__}: {err})") from None
 
 

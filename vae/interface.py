@@ -41,25 +41,22 @@ class VideoVAE(nn.Module):
     kind: str = ""
     temporal_compression: int = 1  # pixel frames per latent frame (after the first)
 
-    def __init__(self, vae: nn.Module):
-        super().__init__()
-        self.vae = vae  # the diffusers AutoencoderKL the model is built on (its config defines the shapes)
-
     @property
     def vae_config(self):
-        return self.vae.config
+        """The diffusers AutoencoderKL config the model is built on (it defines the shapes and the scale)."""
+        raise NotImplementedError
 
     @property
     def scaling_factor(self) -> float:
-        return float(self.vae.config.scaling_factor)
+        return float(self.vae_config["scaling_factor"])
 
     @property
     def latent_channels(self) -> int:
-        return int(self.vae.config.latent_channels)
+        return int(self.vae_config["latent_channels"])
 
     @property
     def spatial_compression(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return 2 ** (len(self.vae_config["block_out_channels"]) - 1)
 
     @property
     def device(self) -> torch.device:
@@ -145,6 +142,14 @@ class ImageVAE(VideoVAE):
     """The plain SD VAE applied frame by frame: the baseline every video VAE is compared with."""
 
     kind = "2d"
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae  # diffusers AutoencoderKL
+
+    @property
+    def vae_config(self):
+        return self.vae.config
 
     def encode_moments(self, video: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
         out = []

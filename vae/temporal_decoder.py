@@ -17,13 +17,19 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
+from ldm_video.vae.checkpoint import (
+    arch_config,
+    check_arch,
+    fingerprint,
+    load_state_strict,
+    read_config,
+    read_weights,
+    save_folder,
+)
+from ldm_video.vae.interface import ImageVAE, frame_chunks
 from torch import nn
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
-from ldm_video.vae.checkpoint import (
-    arch_config, check_arch, fingerprint, load_state_strict, read_config, read_weights, save_folder,
-)
-from ldm_video.vae.interface import ImageVAE, frame_chunks
 
 KIND = "temporal-decoder"
 
