@@ -179,7 +179,7 @@ class CausalVAE(VideoVAE):
         for s in chunks:
             yield self.decoder(z[:, :, s], cache)  # (b, 3, F_chunk, H, W)
 
-    def save(self, out_dir: str | os.PathLike, metadata: dict | None = None) -> Path:
+    def save(self, out_dir: str | os.PathLike, metadata: dict | None = None, extra: dict | None = None) -> Path:
         """Write the whole inflated model (it no longer needs the base) with its config."""
         config = {
             "kind": KIND,
@@ -188,7 +188,7 @@ class CausalVAE(VideoVAE):
             "base_vae_config": {k: v for k, v in self._vae_config.items() if not k.startswith("_")},
             "metadata": metadata or {},
         }
-        return save_folder(out_dir, config, self.state_dict())
+        return save_folder(out_dir, config, self.state_dict(), extra)
 
 
 def load_causal_vae(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> CausalVAE:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,18 @@ def fingerprint(tensors: list[torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def save_folder(out_dir: str | os.PathLike, config: dict, state: dict[str, torch.Tensor]) -> Path:
-    """Write config + weights to `out_dir` atomically (temporary sibling folder, then rename)."""
+def save_folder(
+    out_dir: str | os.PathLike,
+    config: dict,
+    state: dict[str, torch.Tensor],
+    extra: dict[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Write config + weights to `out_dir` atomically (temporary sibling folder, then rename).
+
+    Args:
+        extra: file name -> function writing that file (given its path), for files that must land together
+            with the weights (a training checkpoint's optimizer state).
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -66,6 +77,8 @@ def save_folder(out_dir: str | os.PathLike, config: dict, state: dict[str, torch
         (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True))
         weights = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "kind": str(config.get("kind"))})
+        for name, write in (extra or {}).items():
+            write(tmp / name)
         old = None
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"

@@ -131,6 +131,15 @@ class VideoVAE(nn.Module):
         """Scaled latents (b, 4, f, h, w) -> pixel video (b, 3, F, H, W)."""
         return torch.cat(list(self.decode_chunks(latents, chunk_frames)), dim=2)
 
+    def forward(
+        self, video: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
+        """Training pass, one chunk: (b, 3, F, H, W) -> (reconstruction (b, 3, F, H, W), posterior)."""
+        dist = self.posterior(video, chunk_frames=video.shape[2])
+        z = dist.sample(generator) if sample else dist.mode()  # (b, 4, f, h, w), unscaled
+        recon = torch.cat(list(self.decode_unscaled(z, chunk_frames=z.shape[2])), dim=2)
+        return recon, dist
+
 
 def frame_chunks(num_frames: int, chunk_frames: int | None) -> list[slice]:
     """Consecutive slices of at most `chunk_frames` frames (one slice when None)."""

@@ -64,7 +64,8 @@ class TemporalConvStack(nn.Module):
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         if num_frames == 1:
             return x
-        h = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames)
+        # contiguous: torch 2.13's GroupNorm backward crashes on this permuted 5D view (CPU)
+        h = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames).contiguous()
         h = self.layers(h)  # (b, c, f, h, w)
         return x + rearrange(h, "b c f h w -> (b f) c h w")
 
@@ -133,7 +134,7 @@ class TemporalDecoderVAE(ImageVAE):
         for s in frame_chunks(z.shape[2], chunk_frames):
             yield self.decode_frames(z[:, :, s])
 
-    def save(self, out_dir: str | os.PathLike, metadata: dict | None = None) -> Path:
+    def save(self, out_dir: str | os.PathLike, metadata: dict | None = None, extra: dict | None = None) -> Path:
         """Write the temporal stacks (and the decoder when it was trained) with the base VAE's config."""
         state = {k: v for k, v in self.state_dict().items() if k.startswith("temporal.")}
         if self.config.decoder_trained:
@@ -147,7 +148,7 @@ class TemporalDecoderVAE(ImageVAE):
             "base_fingerprint": encoder_fingerprint(self.vae),
             "metadata": metadata or {},
         }
-        return save_folder(out_dir, config, state)
+        return save_folder(out_dir, config, state, extra)
 
 
 def encoder_fingerprint(vae: nn.Module) -> str:
