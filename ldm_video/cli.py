@@ -12,6 +12,7 @@ from ldm_video.errors import LdmVideoError
 # sub-command -> (module that defines `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
+    "export": ("ldm_video.export", "export temporal layers / LoRA as MotionAdapter, diffusers or kohya files"),
     "train-vae": ("ldm_video.vae.train_vae", "fine-tune a temporal-aware VAE decoder or a 3D causal VAE on videos"),
     "eval-vae": ("ldm_video.vae.eval_vae", "PSNR / SSIM / flicker of a video VAE next to the 2D SD VAE"),
 }
