@@ -70,7 +70,7 @@ def test_train_vae_lowers_reconstruction_loss(kind, lr, tiny_base, messy, tmp_pa
 
 def test_resume_continues_exactly(tiny_base, messy, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder")
+    common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder", "--gradient-checkpointing")
     assert _train("temporal-decoder", tiny_base, messy, straight, 4, *common) == 0
     assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 0
     assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 2  # refuses to overwrite

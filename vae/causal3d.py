@@ -154,6 +154,12 @@ class CausalVAE(VideoVAE):
     def vae_config(self):
         return self._vae_config
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each block's activations in backward (training memory; chunked inference unaffected)."""
+        for module in self.modules():
+            if isinstance(module, CausalBlock):
+                module.gradient_checkpointing = True
+
     @property
     def temporal_compression(self) -> int:  # type: ignore[override]
         return self.config.temporal_compression
