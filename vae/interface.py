@@ -106,6 +106,7 @@ class VideoVAE(nn.Module):
         if video.ndim != 5 or video.shape[1] != 3:
             raise LdmVideoError(f"video must be (b, 3, frames, height, width), got {tuple(video.shape)}")
         self.check_num_frames(video.shape[2])
+        video = video.to(device=self.device, dtype=self.dtype)
         return DiagonalGaussianDistribution(self.encode_moments(video, chunk_frames))
 
     def encode(
@@ -125,7 +126,8 @@ class VideoVAE(nn.Module):
         if latents.ndim != 5 or latents.shape[1] != self.latent_channels:
             raise LdmVideoError(f"latents must be (b, {self.latent_channels}, frames, h, w), "
                                 f"got {tuple(latents.shape)}")
-        yield from self.decode_unscaled(latents / self.scaling_factor, chunk_frames)
+        z = latents.to(device=self.device, dtype=self.dtype) / self.scaling_factor  # (b, 4, f, h, w)
+        yield from self.decode_unscaled(z, chunk_frames)
 
     def decode(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
         """Scaled latents (b, 4, f, h, w) -> pixel video (b, 3, F, H, W)."""
