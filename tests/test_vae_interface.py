@@ -83,3 +83,26 @@ def test_bad_inputs(saved, tiny_base, tmp_path):
     (other / "video_vae.safetensors").write_bytes((saved / "c3d" / "video_vae.safetensors").read_bytes())
     with pytest.raises(CheckpointMismatchError, match="scaling_factor"):
         load_video_vae(other, base=tiny_base)
+
+
+@pytest.mark.parametrize("kind", ["td", "c3d"])
+def test_gradient_checkpointing_gives_the_same_gradients(kind, tiny_base):
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        base_vae = load_base_vae(tiny_base)
+        model = TemporalDecoderVAE(base_vae) if kind == "td" else CausalVAE(base_vae)
+        if kind == "td":
+            model.set_trainable(train_decoder=True)
+        else:
+            model.requires_grad_(True)
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        model.train()
+        video = torch.rand(1, 3, 5, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        torch.manual_seed(2)  # dropout
+        recon, _ = model(video, generator=torch.Generator().manual_seed(3))
+        (recon - video).abs().mean().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    assert max((grads[0][k] - grads[1][k]).abs().max().item() for k in grads[0]) <= 1e-6

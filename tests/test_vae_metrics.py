@@ -43,3 +43,14 @@ def test_kl_is_zero_for_the_prior():
     kl = kl_per_pixel(torch.ones(2, 4, 3, 4, 4), logvar, 100)
     assert float(kl) == pytest.approx(0.5 * 4 * 3 * 4 * 4 / 100)
     assert math.isfinite(float(kl))
+
+
+def test_to_uint8_frames_layout():
+    from ldm_video.vae import to_uint8_frames
+
+    video = torch.zeros(1, 3, 2, 4, 5)
+    video[:, 0, 1] = 1.0  # frame 1 red at full
+    video[:, 2] = -2.0  # blue below range: clamped to 0
+    out = to_uint8_frames(video)
+    assert out.dtype == torch.uint8 and out.shape == (1, 2, 4, 5, 3)
+    assert out[0, 1, 0, 0].tolist() == [255, 128, 0] and out[0, 0, 0, 0].tolist() == [128, 128, 0]

@@ -118,3 +118,18 @@ def test_save_load_roundtrip_and_mismatch(base_vae, tiny_base, tmp_path):
         load_temporal_decoder(out, base_vae=same_shape)
     with pytest.raises(LdmVideoError, match="not a video VAE folder"):
         load_temporal_decoder(tmp_path)
+
+
+def test_failed_save_leaves_the_old_folder(base_vae, tmp_path):
+    model = TemporalDecoderVAE(base_vae, base="x")
+    out = model.save(tmp_path / "td")
+    before = (out / "video_vae.safetensors").read_bytes()
+
+    def boom(path):
+        raise OSError("disk full")
+
+    _perturb(model, seed=9)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(out, extra={"optimizer.safetensors": boom})
+    assert (out / "video_vae.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["td"]  # no temporary folder left

@@ -70,7 +70,7 @@ def test_train_vae_lowers_reconstruction_loss(kind, lr, tiny_base, messy, tmp_pa
 
 def test_resume_continues_exactly(tiny_base, messy, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder")
+    common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder", "--gradient-checkpointing")
     assert _train("temporal-decoder", tiny_base, messy, straight, 4, *common) == 0
     assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 0
     assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 2  # refuses to overwrite
@@ -95,6 +95,9 @@ def test_bad_flags_are_one_line_errors(tiny_base, messy, tmp_path, capsys):
     assert "data folder not found" in capsys.readouterr().err
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "v", 1, "--resume") == 2
     assert "no checkpoint to resume" in capsys.readouterr().err
+    # LPIPS is only used when the package and its weights are on this machine; otherwise a clear error
+    assert _train("temporal-decoder", tiny_base, messy, tmp_path / "u", 1, "--lpips-weight", "0.1") == 2
+    assert "lpips" in capsys.readouterr().err.lower()
 
 
 def test_eval_vae_reports_both_vaes(tiny_base, messy, tmp_path, capsys):

@@ -5,7 +5,7 @@ Both, and the plain SD VAE, share the `VideoVAE` interface (see `ldm_video.vae.i
 """
 
 from ldm_video.vae.causal3d import CausalVAE, CausalVAEConfig, load_causal_vae
-from ldm_video.vae.interface import ImageVAE, VideoVAE
+from ldm_video.vae.interface import ImageVAE, VideoVAE, to_uint8_frames
 from ldm_video.vae.loading import KINDS, load_video_vae
 from ldm_video.vae.temporal_decoder import (
     TemporalDecoderConfig,
@@ -16,5 +16,5 @@ from ldm_video.vae.temporal_decoder import (
 
 __all__ = [
     "KINDS", "CausalVAE", "CausalVAEConfig", "ImageVAE", "TemporalDecoderConfig", "TemporalDecoderVAE",
-    "VideoVAE", "load_base_vae", "load_causal_vae", "load_temporal_decoder", "load_video_vae",
+    "VideoVAE", "load_base_vae", "load_causal_vae", "load_temporal_decoder", "load_video_vae", "to_uint8_frames",
 ]

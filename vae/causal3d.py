@@ -29,7 +29,14 @@ from ldm_video.vae.causal_layers import (
     name_cache_keys,
     per_frame,
 )
-from ldm_video.vae.checkpoint import arch_config, load_state_strict, read_config, read_weights, save_folder
+from ldm_video.vae.checkpoint import (
+    arch_config,
+    check_arch,
+    load_state_strict,
+    read_config,
+    read_weights,
+    save_folder,
+)
 from ldm_video.vae.interface import VideoVAE, frame_chunks
 from torch import nn
 
@@ -154,6 +161,12 @@ class CausalVAE(VideoVAE):
     def vae_config(self):
         return self._vae_config
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each block's activations in backward (training memory; chunked inference unaffected)."""
+        for module in self.modules():
+            if isinstance(module, CausalBlock):
+                module.gradient_checkpointing = True
+
     @property
     def temporal_compression(self) -> int:  # type: ignore[override]
         return self.config.temporal_compression
@@ -216,6 +229,4 @@ def load_causal_vae(path: str | os.PathLike, dtype: torch.dtype = torch.float32)
 
 def check_base_matches(model: CausalVAE, vae_config, where: str) -> None:
     """Raise CheckpointMismatchError when `model` was inflated from a VAE of another architecture."""
-    from ldm_video.vae.checkpoint import check_arch
-
     check_arch(arch_config(model.vae_config), vae_config, where)

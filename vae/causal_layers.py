@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 Cache = dict[str, torch.Tensor]
 
@@ -192,11 +193,17 @@ class CausalBlock(nn.Module):
     def __init__(self, layers: list[nn.Module]):
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.gradient_checkpointing = False  # recompute activations in backward (one-shot training only)
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x, cache)
         return x
+
+    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+        if self.gradient_checkpointing and cache is None and torch.is_grad_enabled():
+            return checkpoint(self._run, x, use_reentrant=False)
+        return self._run(x, cache)
 
 
 def name_cache_keys(model: nn.Module) -> None:

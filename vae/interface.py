@@ -5,7 +5,7 @@ Every kind is an `nn.Module` subclass of `VideoVAE` and is used the same way (SP
     latents = vae.encode(video)          # (b, 3, F, H, W) in [-1, 1] -> (b, 4, f, h, w), times scaling_factor
     video = vae.decode(latents)          # (b, 4, f, h, w) scaled latents -> (b, 3, F, H, W) in about [-1, 1]
     for chunk in vae.decode_chunks(latents, chunk_frames=8):   # stream frames, memory bounded by the chunk
-        ...                              # (b, 3, F_chunk, H, W), in order, concatenating to `decode(latents)`
+        frames = to_uint8_frames(chunk)  # (b, 3, F_chunk, H, W), in order -> uint8 (b, F_chunk, H, W, 3)
     vae.latent_frames(F) -> f            # F for the per-frame kinds, (F - 1) / 4 + 1 for the causal VAE
     vae.check_num_frames(F)              # LdmVideoError naming the nearest valid lengths when F does not fit
     vae.scaling_factor                   # from the SD VAE config (0.18215 for SD 2.1), never hard-coded
@@ -106,6 +106,7 @@ class VideoVAE(nn.Module):
         if video.ndim != 5 or video.shape[1] != 3:
             raise LdmVideoError(f"video must be (b, 3, frames, height, width), got {tuple(video.shape)}")
         self.check_num_frames(video.shape[2])
+        video = video.to(device=self.device, dtype=self.dtype)
         return DiagonalGaussianDistribution(self.encode_moments(video, chunk_frames))
 
     def encode(
@@ -125,7 +126,8 @@ class VideoVAE(nn.Module):
         if latents.ndim != 5 or latents.shape[1] != self.latent_channels:
             raise LdmVideoError(f"latents must be (b, {self.latent_channels}, frames, h, w), "
                                 f"got {tuple(latents.shape)}")
-        yield from self.decode_unscaled(latents / self.scaling_factor, chunk_frames)
+        z = latents.to(device=self.device, dtype=self.dtype) / self.scaling_factor  # (b, 4, f, h, w)
+        yield from self.decode_unscaled(z, chunk_frames)
 
     def decode(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
         """Scaled latents (b, 4, f, h, w) -> pixel video (b, 3, F, H, W)."""
@@ -139,6 +141,12 @@ class VideoVAE(nn.Module):
         z = dist.sample(generator) if sample else dist.mode()  # (b, 4, f, h, w), unscaled
         recon = torch.cat(list(self.decode_unscaled(z, chunk_frames=z.shape[2])), dim=2)
         return recon, dist
+
+
+def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
+    """Decoded video (b, 3, F, H, W) in [-1, 1] -> uint8 frames (b, F, H, W, 3), the I/O layout (SPEC §0)."""
+    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (b, 3, F, H, W)
+    return rearrange(x, "b c f h w -> b f h w c").cpu()
 
 
 def frame_chunks(num_frames: int, chunk_frames: int | None) -> list[slice]:

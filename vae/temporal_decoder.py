@@ -28,6 +28,7 @@ from ldm_video.vae.checkpoint import (
 )
 from ldm_video.vae.interface import ImageVAE, frame_chunks
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
@@ -70,6 +71,11 @@ class TemporalConvStack(nn.Module):
         return x + rearrange(h, "b c f h w -> (b f) c h w")
 
 
+def _resnet_then_stack(resnet: nn.Module, stack: TemporalConvStack, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    x = resnet(x, temb=None)  # ((b f), c, h, w)
+    return stack(x, num_frames)  # VidRD temporal conv after every ResNet
+
+
 def _check_supported(vae: nn.Module) -> None:
     dec = vae.decoder
     for block in dec.up_blocks:
@@ -96,8 +102,13 @@ class TemporalDecoderVAE(ImageVAE):
             nn.ModuleList(TemporalConvStack(r.conv2.out_channels, groups, config) for r in block.resnets)
             for block in vae.decoder.up_blocks
         )
+        self.gradient_checkpointing = False
         self.vae.requires_grad_(False)
         self.temporal.to(device=next(vae.parameters()).device, dtype=next(vae.parameters()).dtype)
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each ResNet + temporal stack in backward (training memory)."""
+        self.gradient_checkpointing = True
 
     def set_trainable(self, train_decoder: bool = False) -> list[nn.Parameter]:
         """Unfreeze the temporal stacks (and the whole decoder when `train_decoder`); return what trains."""
@@ -121,8 +132,10 @@ class TemporalDecoderVAE(ImageVAE):
         x = dec.mid_block(x, None)
         for block, stacks in zip(dec.up_blocks, self.temporal):
             for resnet, stack in zip(block.resnets, stacks):
-                x = resnet(x, temb=None)
-                x = stack(x, num_frames)  # VidRD temporal conv after every ResNet
+                if self.gradient_checkpointing and torch.is_grad_enabled():
+                    x = checkpoint(_resnet_then_stack, resnet, stack, x, num_frames, use_reentrant=False)
+                else:
+                    x = _resnet_then_stack(resnet, stack, x, num_frames)
             if block.upsamplers is not None:
                 for upsampler in block.upsamplers:
                     x = upsampler(x)

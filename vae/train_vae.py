@@ -58,6 +58,7 @@ class TrainVAEConfig:
     lpips_weight: float = 0.0  # weight of LPIPS (0: off)
     kl_weight: float = 1e-6  # causal3d: weight of the per-pixel KL term
     num_workers: int = 0  # DataLoader worker processes
+    gradient_checkpointing: bool = False  # recompute activations in backward to save memory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     o.add_argument("--gradient-accumulation", type=int, default=1, help="micro-batches per optimizer step")
     o.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"), help="accelerate precision")
+    o.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in backward: less memory, about 30%% more time")
     o.add_argument("--seed", type=int, default=0, help="seed of data order, posterior samples and dropout")
     o.add_argument("--temporal-weight", type=float, default=1.0, help="weight of the frame-difference loss")
     o.add_argument("--lpips-weight", type=float, default=0.0,
@@ -116,6 +119,7 @@ def configs_from_args(args: argparse.Namespace):
         keep_checkpoints=args.keep_checkpoints, train_decoder=args.train_decoder,
         temporal_weight=args.temporal_weight, lpips_weight=args.lpips_weight,
         kl_weight=1e-6 if args.kl_weight is None else args.kl_weight, num_workers=args.num_workers,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     data = DataConfig(root=args.data, num_frames=args.frames, frame_stride=args.frame_stride, fps=args.fps,
                       resolution=args.resolution, crop="random", images=args.images)
@@ -183,6 +187,8 @@ def train(cfg: TrainVAEConfig, data_cfg, resume: bool = False) -> Path:
                               gradient_accumulation_steps=cfg.gradient_accumulation)
     torch.manual_seed(cfg.seed)  # the temporal stacks' initialisation (all but their zeroed last conv)
     model = build_model(cfg, resume_from)
+    if cfg.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
     model.check_num_frames(data_cfg.num_frames, what="--frames")
     if resume_from is not None:
         counters = read_counters(resume_from)
