@@ -4,8 +4,24 @@ Temporal attention (AnimateDiff / diffusers MotionAdapter layout) and temporal c
 injected into a frozen SD 2.1 U-Net; PYoCo noise priors; VidRD iterative long-video generation.
 """
 
+from ldm_video.base import BaseModel, check_base, load_base
+from ldm_video.checkpoint import load_temporal, save_temporal
+from ldm_video.config import VideoUNetConfig
 from ldm_video.noise import NOISE_PRIORS, video_noise
+from ldm_video.video_unet import VideoUNet, inflate_unet
 
 __version__ = "0.1.0"
 
-__all__ = ["NOISE_PRIORS", "video_noise", "__version__"]
+__all__ = [
+    "BaseModel",
+    "NOISE_PRIORS",
+    "VideoUNet",
+    "VideoUNetConfig",
+    "__version__",
+    "check_base",
+    "inflate_unet",
+    "load_base",
+    "load_temporal",
+    "save_temporal",
+    "video_noise",
+]

@@ -1,0 +1,237 @@
+"""Saving and loading the temporal layers (and LoRA) apart from the base, as safetensors + a JSON config.
+
+A folder holds `temporal_config.json` and `temporal_layers.safetensors`. Both record the U-Net config of
+the base they were trained on (and its hash), so loading them onto another base fails with a clear error
+instead of producing noise. Keys: `motion.*` (a diffusers MotionAdapter state dict), `temporal_convs.*`,
+`lora.*` (peft's LoRA state dict of the spatial U-Net). Files are written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ldm_video.config import VideoUNetConfig
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
+
+CONFIG_NAME = "temporal_config.json"
+WEIGHTS_NAME = "temporal_layers.safetensors"
+FORMAT = "ldm-video/temporal-layers"
+FORMAT_VERSION = 1
+
+
+def unet_architecture(unet_config) -> dict:
+    """The parts of a U-Net config that decide its weights' shapes and meaning (no paths, no versions)."""
+    items = {k: v for k, v in dict(unet_config).items() if not k.startswith("_")}
+    return json.loads(json.dumps(items, sort_keys=True, default=list))
+
+
+def unet_hash(unet_config) -> str:
+    """A short stable hash of `unet_architecture`."""
+    blob = json.dumps(unet_architecture(unet_config), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call `write(tmp_path)`, then rename onto `path`: readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def temporal_state_dict(model) -> dict[str, torch.Tensor]:
+    """motion.*, temporal_convs.* and lora.* tensors of a VideoUNet, contiguous and on the CPU."""
+    state: dict[str, torch.Tensor] = {}
+    for prefix, module in model.temporal_modules().items():
+        for key, value in module.state_dict().items():
+            state[f"{prefix}.{key}"] = value
+    if model.lora_rank:
+        from peft.utils import get_peft_model_state_dict
+
+        for key, value in get_peft_model_state_dict(model.unet).items():
+            state[f"lora.{key}"] = value
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def save_temporal(model, out_dir: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write `model`'s temporal layers (and LoRA) to `out_dir`; returns the weights file.
+
+    Args:
+        metadata: extra facts recorded in the JSON and the safetensors header (frames, noise prior, ...).
+    """
+    from ldm_video import __version__
+
+    out_dir = Path(out_dir)
+    unet_config = model.unet.config
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ldm_video_version": __version__,
+        "temporal": model.config.to_dict(),
+        "base": {
+            "name": str(unet_config.get("_name_or_path", "")),
+            "unet_hash": unet_hash(unet_config),
+            "unet_config": unet_architecture(unet_config),
+        },
+        "metadata": dict(metadata or {}),
+    }
+    header = {
+        "format": FORMAT,
+        "ldm_video_version": __version__,
+        "base_name": record["base"]["name"],
+        "base_unet_hash": record["base"]["unet_hash"],
+        "temporal_config": json.dumps(record["temporal"]),
+        **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in record["metadata"].items()},
+    }
+    weights = out_dir / WEIGHTS_NAME
+    state = temporal_state_dict(model)
+    atomic_write(weights, lambda p: save_file(state, str(p), metadata=header))
+    atomic_write(out_dir / CONFIG_NAME, lambda p: p.write_text(json.dumps(record, indent=2)))
+    return weights
+
+
+def read_temporal_record(path: str | os.PathLike) -> tuple[dict, Path]:
+    """The JSON record and weights path of a saved folder (or of the .safetensors file itself)."""
+    path = Path(path)
+    if path.is_dir():
+        config, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
+        if not config.exists() or not weights.exists():
+            raise LdmVideoError(f"{path}: not an ldm-video temporal-layer folder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        try:
+            record = json.loads(config.read_text())
+        except json.JSONDecodeError as err:
+            raise LdmVideoError(f"{config}: corrupt JSON ({err})") from None
+    elif path.is_file():
+        weights = path
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                header = f.metadata() or {}
+        except (SafetensorError, OSError) as err:
+            raise LdmVideoError(f"{path}: not a readable safetensors file ({err})") from None
+        if header.get("format") != FORMAT:
+            raise LdmVideoError(f"{path}: not an ldm-video temporal-layer file (format={header.get('format')!r})")
+        record = {"format": FORMAT, "temporal": json.loads(header["temporal_config"]),
+                  "base": {"name": header.get("base_name", ""), "unet_hash": header.get("base_unet_hash")}}
+    else:
+        raise LdmVideoError(f"{path}: no such file or folder")
+    if record.get("format") != FORMAT:
+        raise LdmVideoError(f"{path}: not an ldm-video temporal-layer checkpoint (format={record.get('format')!r})")
+    return record, weights
+
+
+def _describe_mismatch(saved: dict | None, given: dict) -> str:
+    if not saved:
+        return ""
+    keys = sorted(k for k in set(saved) | set(given) if saved.get(k) != given.get(k))
+    shown = ", ".join(f"{k}: saved {saved.get(k)!r} vs given {given.get(k)!r}" for k in keys[:3])
+    return f" ({shown}{', ...' if len(keys) > 3 else ''})" if shown else ""
+
+
+def load_temporal(path: str | os.PathLike, unet2d, strict: bool = True):
+    """Inflate `unet2d` with the config saved at `path` and load the saved temporal layers (and LoRA).
+
+    With strict=False a different base is accepted (with a warning) as long as every tensor fits.
+    Raises CheckpointMismatchError when the checkpoint belongs to another base.
+    """
+    from ldm_video.video_unet import inflate_unet
+
+    record, weights = read_temporal_record(path)
+    saved_hash = record["base"].get("unet_hash")
+    given_hash = unet_hash(unet2d.config)
+    if saved_hash != given_hash:
+        detail = _describe_mismatch(record["base"].get("unet_config"), unet_architecture(unet2d.config))
+        message = (f"{path}: temporal layers were trained for base {record['base'].get('name') or '?'} "
+                   f"(U-Net {saved_hash}), not for this base (U-Net {given_hash}){detail}")
+        if strict:
+            raise CheckpointMismatchError(message)
+        warnings.warn(message + "; loading anyway (strict=False)", stacklevel=2)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
+    model = inflate_unet(unet2d, VideoUNetConfig.from_dict(record["temporal"]))
+    load_temporal_state(model, state, source=str(weights))
+    return model
+
+
+def load_temporal_state(model, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Copy motion.* / temporal_convs.* / lora.* tensors into `model`; every key must match exactly."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        prefix, _, rest = key.partition(".")
+        groups.setdefault(prefix, {})[rest] = value
+    expected = set(model.temporal_modules()) | ({"lora"} if model.lora_rank else set())
+    if set(groups) != expected:
+        raise CheckpointMismatchError(f"{source}: holds {sorted(groups)} but the model has {sorted(expected)}")
+    try:
+        for prefix, module in model.temporal_modules().items():
+            module.load_state_dict(groups[prefix], strict=True)
+        if "lora" in groups:
+            from peft.utils import set_peft_model_state_dict
+
+            result = set_peft_model_state_dict(model.unet, groups["lora"])
+            unexpected = getattr(result, "unexpected_keys", None)
+            if unexpected:
+                raise CheckpointMismatchError(f"{source}: LoRA keys not in the model: {unexpected[:3]}")
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointMismatchError(f"{source}: tensors do not fit this model ({first})") from None
+
+
+def is_motion_adapter_folder(path: str | os.PathLike) -> bool:
+    """True for a diffusers MotionAdapter folder (config.json with _class_name MotionAdapter)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("_class_name") == "MotionAdapter"
+    except json.JSONDecodeError:
+        return False
+
+
+def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
+    """`--motion`: a native folder / .safetensors (save_temporal) or a diffusers MotionAdapter folder."""
+    from diffusers import MotionAdapter
+
+    from ldm_video.video_unet import inflate_unet
+
+    if not is_motion_adapter_folder(path):
+        return load_temporal(path, unet2d, strict=strict)
+    try:
+        adapter = MotionAdapter.from_pretrained(str(path))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise LdmVideoError(f"{path}: unreadable MotionAdapter folder ({str(err).strip().splitlines()[0]})") from None
+    c = adapter.config
+    heads = c.motion_num_attention_heads
+    layers = c.motion_transformer_layers_per_block
+    if not isinstance(heads, int) and len(set(heads)) == 1:
+        heads = heads[0]
+    if not isinstance(layers, int) and len(set(layers)) == 1:
+        layers = layers[0]
+    if not isinstance(heads, int) or not isinstance(layers, int):
+        raise LdmVideoError(f"{path}: per-block head or layer counts ({heads}, {layers}) are not supported")
+    config = VideoUNetConfig(temporal_layers="attn", attention_heads=heads, attention_layers=layers,
+                             max_frames=c.motion_max_seq_length, mid_block=c.use_motion_mid_block)
+    if tuple(c.block_out_channels) != tuple(unet2d.config.block_out_channels):
+        raise CheckpointMismatchError(f"{path}: MotionAdapter for channels {tuple(c.block_out_channels)}, "
+                                      f"the base U-Net has {tuple(unet2d.config.block_out_channels)}")
+    model = inflate_unet(unet2d, config)
+    state = {f"motion.{k}": v for k, v in adapter.state_dict().items()}
+    load_temporal_state(model, state, source=str(path))
+    return model

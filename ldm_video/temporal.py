@@ -1,0 +1,121 @@
+"""Temporal layers for a frozen image U-Net: VidRD's temporal convolutions (Gu et al., "Reuse and Diffuse",
+2023) and the hooks that run AnimateDiff motion modules (Guo et al., 2023; diffusers `AnimateDiffTransformer3D`)
+after the spatial layers.
+
+The spatial blocks keep their class and parameter names; their instances are switched to the small
+subclasses below, which run the original forward and then the temporal layers. Parameter names are thus
+unchanged, so LoRA keys and base weights stay exactly those of diffusers' `UNet2DConditionModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel, Transformer2DModelOutput
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+class TemporalConvStack(nn.Module):
+    """VidRD Temp-Conv: x + L x [GroupNorm, SiLU, Dropout, Conv3d (3,1,1)], last conv zero-initialised."""
+
+    def __init__(self, channels: int, depth: int = 4, dropout: float = 0.1, norm_groups: int = 32):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(depth):
+            layers += [
+                nn.GroupNorm(norm_groups, channels, eps=1e-6),
+                nn.SiLU(),
+                nn.Dropout(dropout),
+                nn.Conv3d(channels, channels, kernel_size=(3, 1, 1), padding=(1, 0, 0)),
+            ]
+        self.layers = nn.Sequential(*layers)
+        nn.init.zeros_(self.layers[-1].weight)  # zero branch: identity at initialisation
+        nn.init.zeros_(self.layers[-1].bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        # contiguous: torch 2.13 GroupNorm backward can crash on this permuted 5D view when x needs no grad
+        video = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames).contiguous()  # (b, c, f, h, w)
+        video = video + self.layers(video)
+        return rearrange(video, "b c f h w -> (b f) c h w")  # ((b f), c, h, w)
+
+
+@dataclass
+class FrameContext:
+    """What the video U-Net's forward tells its temporal layers: the frame count of the current call."""
+
+    num_frames: int = 1  # 1 = image mode: every temporal layer is skipped
+    checkpointing: bool = False  # recompute each spatial+temporal unit in the backward pass
+
+
+class VideoResnetBlock2D(ResnetBlock2D):
+    """A ResnetBlock2D followed by an optional temporal-conv stack (its parameters live in the video U-Net)."""
+
+    _ldm_frames: FrameContext
+    _ldm_temporal: tuple  # (TemporalConvStack,) or (): held in a tuple so it is not registered here
+
+    def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, num_frames: int) -> torch.Tensor:
+        hidden = ResnetBlock2D.forward(self, input_tensor, temb)  # ((b f), c, h, w)
+        if num_frames > 1:
+            for layer in self._ldm_temporal:
+                hidden = layer(hidden, num_frames=num_frames)
+        return hidden
+
+    def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
+        n = self._ldm_frames.num_frames
+        if self._ldm_frames.checkpointing and torch.is_grad_enabled():
+            return checkpoint(self._video_forward, input_tensor, temb, n, use_reentrant=False)
+        return self._video_forward(input_tensor, temb, n)
+
+
+class VideoTransformer2DModel(Transformer2DModel):
+    """A spatial Transformer2DModel followed by an optional AnimateDiff motion module."""
+
+    _ldm_frames: FrameContext
+    _ldm_temporal: tuple  # (AnimateDiffTransformer3D,) or ()
+
+    def _video_forward(self, hidden_states: torch.Tensor, num_frames: int, kwargs: dict) -> torch.Tensor:
+        out = Transformer2DModel.forward(self, hidden_states, **kwargs, return_dict=False)[0]  # ((b f), c, h, w)
+        if num_frames > 1:
+            for layer in self._ldm_temporal:
+                out = layer(out, num_frames=num_frames)
+        return out
+
+    def forward(self, hidden_states: torch.Tensor, *args, return_dict: bool = True, **kwargs):
+        if args:
+            raise TypeError("VideoTransformer2DModel takes its inputs after hidden_states by keyword")
+        n = self._ldm_frames.num_frames
+        if self._ldm_frames.checkpointing and torch.is_grad_enabled():
+            out = checkpoint(self._video_forward, hidden_states, n, kwargs, use_reentrant=False)
+        else:
+            out = self._video_forward(hidden_states, n, kwargs)
+        return Transformer2DModelOutput(sample=out) if return_dict else (out,)
+
+
+VIDEO_CLASSES: dict[type, type] = {
+    ResnetBlock2D: VideoResnetBlock2D,
+    Transformer2DModel: VideoTransformer2DModel,
+}
+
+
+def attach(module: nn.Module, frames: FrameContext, temporal: tuple[nn.Module, ...]) -> None:
+    """Switch a spatial block to its video subclass and give it its temporal layers (not registered in it)."""
+    cls = type(module)
+    if cls in VIDEO_CLASSES.values():
+        raise ValueError(f"{cls.__name__} already carries temporal layers: the U-Net was inflated twice")
+    if cls not in VIDEO_CLASSES:
+        raise TypeError(f"cannot inflate a {cls.__name__}; SD 2.x U-Nets hold ResnetBlock2D and Transformer2DModel")
+    module.__class__ = VIDEO_CLASSES[cls]
+    module._ldm_frames = frames
+    module._ldm_temporal = tuple(temporal)
+
+
+def detach(module: nn.Module) -> None:
+    """Undo `attach`: the block is a plain spatial block again."""
+    for spatial, video in VIDEO_CLASSES.items():
+        if type(module) is video:
+            module.__class__ = spatial
+            del module._ldm_frames, module._ldm_temporal

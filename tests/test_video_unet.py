@@ -1,0 +1,144 @@
+"""The video U-Net (SPEC §2): identity at initialisation, frozen spatial weights, image mode, checkpointing."""
+
+import pytest
+import torch
+from einops import rearrange, repeat
+
+from ldm_video import VideoUNetConfig, inflate_unet, load_base
+from ldm_video.errors import LdmVideoError
+
+LAYERS = ["attn", "conv", "attn+conv"]
+
+
+def _inputs(num_frames: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn(2, 4, num_frames, 8, 8, generator=g)  # (b, c, f, h, w)
+    text = torch.randn(2, 77, 32, generator=g)  # (b, seq, dim)
+    timestep = torch.tensor([10, 700])
+    return latents, timestep, text
+
+
+def _per_frame(unet2d, latents, timestep, text):
+    f = latents.shape[2]
+    out = unet2d(rearrange(latents, "b c f h w -> (b f) c h w"), repeat(timestep, "b -> (b f)", f=f),
+                 repeat(text, "b s d -> (b f) s d", f=f)).sample
+    return rearrange(out, "(b f) c h w -> b c f h w", f=f)
+
+
+@pytest.mark.parametrize("temporal_layers", LAYERS)
+@pytest.mark.parametrize("num_frames", [1, 4, 9])
+def test_identity_at_initialisation(any_base, temporal_layers, num_frames):
+    unet2d = load_base(any_base, components=("unet",)).unet
+    latents, t, text = _inputs(num_frames)
+    with torch.no_grad():
+        expected = _per_frame(unet2d, latents, t, text)
+        model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers=temporal_layers, lora_rank=4)).eval()
+        out = model(latents, t, text).sample
+    assert out.shape == latents.shape
+    assert (out - expected).abs().max() <= 1e-5
+
+
+def _perturb_temporal(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.trainable_parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+
+
+def test_temporal_layers_mix_frames_once_trained(tiny_base):
+    """Guards the identity test against passing because the temporal layers never run."""
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    latents, t, text = _inputs(4)
+    with torch.no_grad():
+        expected = _per_frame(unet2d, latents, t, text)
+        model = inflate_unet(unet2d, VideoUNetConfig()).eval()
+        _perturb_temporal(model)
+        moved = model(latents, t, text).sample
+        shifted = latents.clone()
+        shifted[:, :, 0] += 1.0  # change frame 0 only
+        others = model(shifted, t, text).sample
+    assert (moved - expected).abs().max() > 1e-3
+    assert (others[:, :, 1:] - moved[:, :, 1:]).abs().max() > 1e-4  # frame 0 reaches frames 1..3
+
+
+def test_one_frame_skips_temporal_layers(tiny_base):
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    latents, t, text = _inputs(1)
+    with torch.no_grad():
+        expected = _per_frame(unet2d, latents, t, text)
+        model = inflate_unet(unet2d, VideoUNetConfig()).eval()
+        _perturb_temporal(model)
+        out = model(latents, t, text).sample
+    assert torch.equal(out, expected)
+
+
+def test_only_temporal_and_lora_train_and_spatial_weights_stay_bit_identical(tiny_base):
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    model = inflate_unet(unet2d, VideoUNetConfig(lora_rank=4))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("motion.", "temporal_convs.")) or ".lora_" in n for n in trainable)
+    assert any(".lora_" in n for n in trainable) and any(n.startswith("motion.") for n in trainable)
+    spatial = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-3)
+    latents, t, text = _inputs(4)
+    model(latents, t, text).sample.square().mean().backward()
+    optimizer.step()
+    for n, p in model.named_parameters():
+        if n in spatial:
+            assert torch.equal(p, spatial[n]), n
+    changed = [n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])]
+    assert any(n.startswith("motion.") for n in changed) and any(n.startswith("temporal_convs.") for n in changed)
+    assert any(".lora_" in n for n in changed)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_base):
+    grads = []
+    for checkpointing in (False, True):
+        unet2d = load_base(tiny_base, components=("unet",)).unet
+        torch.manual_seed(0)
+        model = inflate_unet(unet2d, VideoUNetConfig(conv_dropout=0.0)).train()
+        _perturb_temporal(model)
+        model.enable_gradient_checkpointing(checkpointing)
+        latents, t, text = _inputs(4)
+        model(latents, t, text).sample.square().mean().backward()
+        grads.append([p.grad.clone() for p in model.trainable_parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_image_and_video_forwards_before_one_backward(tiny_base):
+    """Joint image-video steps: a one-frame forward between a video forward and its backward changes nothing."""
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    model = inflate_unet(unet2d, VideoUNetConfig(conv_dropout=0.0))
+    _perturb_temporal(model)
+    model.enable_gradient_checkpointing()
+    video, t, text = _inputs(4)
+    image, _, _ = _inputs(1, seed=5)
+    loss_video = model(video, t, text).sample.square().mean()
+    loss_video.backward()
+    ref = [p.grad.clone() for p in model.trainable_parameters()]
+    model.zero_grad()
+    loss_video = model(video, t, text).sample.square().mean()
+    loss_image = model(image, t, text).sample.square().mean()  # image forward in between
+    loss_video.backward()
+    for a, p in zip(ref, model.trainable_parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-6)
+    del loss_image
+
+
+def test_too_many_frames_and_double_inflation_are_refused(tiny_base):
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    model = inflate_unet(unet2d, VideoUNetConfig(max_frames=4))
+    latents, t, text = _inputs(5)
+    with pytest.raises(LdmVideoError, match="max_frames=4"):
+        model(latents, t, text)
+    with pytest.raises(ValueError, match="inflated twice"):
+        inflate_unet(unet2d)
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="temporal_layers"):
+        VideoUNetConfig(temporal_layers="lstm")
+    with pytest.raises(ValueError, match="conv_depth"):
+        VideoUNetConfig(conv_depth=0)
