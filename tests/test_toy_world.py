@@ -54,7 +54,7 @@ def test_stream_is_deterministic():
 
 @pytest.mark.parametrize("captions", ["txt", "jsonl"])
 def test_write_folder_in_training_format(tmp_path, captions):
-    from ldm_video.toy.video import read_video
+    from ldm_video.infer.video_io import read_video
 
     out = world.write_folder(tmp_path / "toy", count=3, num_frames=6, seed=1, captions=captions, progress=False)
     videos = sorted(out.glob("*.mp4"))

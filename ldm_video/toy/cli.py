@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--caption", default=None,
                    help="toy caption, e.g. 'a red circle moving left' (default: the video's same-stem .txt)")
     p.add_argument("--clip-frames", type=int, default=None,
-                   help="frames per generated clip in a long video: seams lie after every multiple of it")
+                   help="frames of the first clip of a long video (as given to generate); measures the seam "
+                        "jump ratio of the object's centroid track (default: no seams)")
+    p.add_argument("--seam-drop", type=int, default=0,
+                   help="frames dropped at the start of every later clip, as given to generate; each later "
+                        "clip then adds clip-frames minus seam-drop frames (default 0)")
     p.set_defaults(_toy=_run_metrics)
 
     p = sub.add_parser("pretrain", help="train the toy base image model (SD 2.1 layout) on single toy frames",
@@ -66,8 +70,8 @@ def _run_world(args: argparse.Namespace) -> int:
 
 
 def _run_metrics(args: argparse.Namespace) -> int:
+    from ldm_video.infer.video_io import read_video
     from ldm_video.toy.metrics import score_video
-    from ldm_video.toy.video import read_video
     from ldm_video.toy.world import parse_caption
 
     caption = args.caption
@@ -80,10 +84,10 @@ def _run_metrics(args: argparse.Namespace) -> int:
         parse_caption(caption)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
-    if args.clip_frames is not None and args.clip_frames < 1:
-        raise LdmVideoError("--clip-frames must be >= 1")
+    if args.clip_frames is not None and not 0 <= args.seam_drop < args.clip_frames:
+        raise LdmVideoError("--clip-frames must be >= 1 and --seam-drop in [0, clip-frames)")
     frames = read_video(args.video)
-    scores = score_video(frames, caption, args.clip_frames)
+    scores = score_video(frames, caption, args.clip_frames, args.seam_drop)
     print(json.dumps({"video": str(args.video), "caption": caption, **scores.as_dict()}, indent=1))
     return 0
 

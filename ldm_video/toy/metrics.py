@@ -127,16 +127,16 @@ def centroid_track(analyses: list[FrameAnalysis]) -> np.ndarray:
     return np.array([a.centroid if a.present else (np.nan, np.nan) for a in analyses], dtype=np.float64)
 
 
-def seam_jump_ratio(track: np.ndarray, clip_frames: int, eps: float = 1e-6) -> float:
+def seam_jump_ratio(track: np.ndarray, starts: list[int], eps: float = 1e-6) -> float:
     """Mean |x_{t+1} - x_t| over pairs that cross a clip seam / the same mean within clips (SPEC §7).
 
-    `track` is any per-frame quantity (f, d) (here the centroid); a seam lies between frames t and t+1 when
-    t+1 is a multiple of `clip_frames`. 1.0 = seamless; NaN rows (absent object) are skipped; NaN when
-    there is no seam or no within-clip pair.
+    `track` is any per-frame quantity (f, d) (here the centroid); `starts` are the first frames of the clips
+    (`ldm_video.infer.metrics.clip_starts`), so a seam lies between frames s-1 and s. 1.0 = seamless;
+    NaN rows (absent object) are skipped; NaN when there is no seam or no within-clip pair.
     """
     track = np.asarray(track, dtype=np.float64).reshape(len(track), -1)  # (f, d)
-    steps = np.linalg.norm(track[1:] - track[:-1], axis=1)  # (f-1,)
-    is_seam = (np.arange(1, len(track)) % clip_frames) == 0  # (f-1,) pair (t, t+1) crosses a seam
+    steps = np.linalg.norm(track[1:] - track[:-1], axis=1)  # (f-1,) steps[t-1] is the pair (t-1, t)
+    is_seam = np.isin(np.arange(1, len(track)), starts)  # (f-1,)
     ok = ~np.isnan(steps)
     seam, within = steps[ok & is_seam], steps[ok & ~is_seam]
     if len(seam) == 0 or len(within) == 0:
@@ -165,16 +165,24 @@ class VideoScores:
         return asdict(self)
 
 
-def score_video(frames: np.ndarray, caption: str, clip_frames: int | None = None) -> VideoScores:
-    """Score uint8 (f, h, w, 3) frames against a toy caption ('a red circle moving left')."""
+def score_video(frames: np.ndarray, caption: str, clip_frames: int | None = None,
+                seam_drop: int = 0) -> VideoScores:
+    """Score uint8 (f, h, w, 3) frames against a toy caption ('a red circle moving left').
+
+    Args:
+        clip_frames: frames of the first clip of a long video (as given to `ldm-video generate`); with it the
+            seam jump ratio is measured. Every later clip adds clip_frames - seam_drop frames.
+    """
     colour, shape, motion = parse_caption(caption)
     analyses = analyse_video(frames)
-    return score_analyses(analyses, colour, shape, motion, clip_frames)
+    return score_analyses(analyses, colour, shape, motion, clip_frames, seam_drop)
 
 
 def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motion: str,
-                   clip_frames: int | None = None) -> VideoScores:
+                   clip_frames: int | None = None, seam_drop: int = 0) -> VideoScores:
     """score_video on already analysed frames."""
+    from ldm_video.infer.metrics import clip_starts
+
     n = len(analyses)
     present = [a for a in analyses if a.present]
     identities = Counter((a.colour, a.shape) for a in present)
@@ -199,7 +207,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
         reversals = int((vertical[1:] != vertical[:-1]).sum())
         mean_speed = float(lengths.mean())
         consistency = float(np.clip(1 - lengths.std() / mean_speed, 0, 1)) if mean_speed > MIN_STEP else 0.0
-    seam = seam_jump_ratio(track, clip_frames) if clip_frames else None
+    seam = seam_jump_ratio(track, clip_starts(n, clip_frames, clip_frames - seam_drop)) if clip_frames else None
     return VideoScores(
         frames=n,
         present=len(present) / n if n else 0.0,
