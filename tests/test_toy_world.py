@@ -74,3 +74,12 @@ def test_write_folder_in_training_format(tmp_path, captions):
         assert np.abs(frames.astype(int) - item.frames.astype(int)).mean() < 3  # near-lossless (crf 12, 4:4:4)
     meta = json.loads((out / "toy_world.json").read_text())
     assert meta["seed"] == 1 and len(meta["videos"]) == 3
+
+
+def test_cli_world(tmp_path, capsys):
+    from ldm_video.cli import main
+
+    assert main(["toy", "world", str(tmp_path / "w"), "--count", "2", "--frames", "4", "--captions", "jsonl"]) == 0
+    assert len(list((tmp_path / "w").glob("*.mp4"))) == 2 and (tmp_path / "w" / "metadata.jsonl").exists()
+    assert main(["toy", "world", str(tmp_path / "x"), "--count", "0"]) == 2
+    assert "--count" in capsys.readouterr().err
