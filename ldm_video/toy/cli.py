@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--vae-steps", type=int, default=None, help="override the recipe's VAE steps")
     p.add_argument("--unet-steps", type=int, default=None, help="override the recipe's U-Net steps")
+    p.add_argument("--reuse-vae", default=None, metavar="BASE",
+                   help="load the VAE and text encoder of an earlier toy base whose recipe has the same seed, "
+                        "text and VAE fields instead of retraining them (stage 2 runs as from scratch)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-eval", action="store_true", help="skip the sampling accuracy check at the end")
     p.set_defaults(_toy=_run_pretrain)
@@ -106,6 +109,6 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     if recipe.vae_steps < 1 or recipe.unet_steps < 1:
         raise LdmVideoError("--vae-steps and --unet-steps must be >= 1")
-    report = pretrain(args.out, recipe, evaluate_after=not args.no_eval)
+    report = pretrain(args.out, recipe, evaluate_after=not args.no_eval, reuse_vae=args.reuse_vae)
     print(json.dumps(report, indent=1))
     return 0

@@ -289,9 +289,42 @@ def evaluate(path: str | os.PathLike, per_caption: int = 2, steps: int = 25, gui
     }
 
 
+STAGE1_FIELDS = ("seed", "text_hidden", "text_layers", "text_heads", "vae_channels", "vae_norm_groups", "vae_steps",
+                 "vae_batch", "vae_lr", "vae_kl_weight", "vae_object_weight", "vae_gradient_weight",
+                 "vae_init_logvar")  # what determines the text encoder and the trained VAE
+
+
+def _reuse_stage1(path: Path, recipe: ToyRecipe, text_encoder, vae, rng: np.random.Generator) -> None:
+    """Load the text encoder and VAE of an earlier run with the same stage-1 recipe, and advance `rng` past
+    the VAE's training frames, so that stage 2 proceeds as in a run from scratch (same data, same seeds; equal
+    up to float rounding)."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel
+
+    from ldm_video.errors import LdmVideoError
+
+    try:
+        earlier = ToyRecipe.load(path / "recipe.yaml")
+    except (OSError, ValueError, TypeError) as err:
+        raise LdmVideoError(f"{path}: no toy recipe to reuse the VAE from ({err})") from None
+    differ = [f for f in STAGE1_FIELDS if getattr(earlier, f) != getattr(recipe, f)]
+    if differ:
+        raise LdmVideoError(f"{path}: its recipe differs in {', '.join(differ)}; its VAE cannot be reused")
+    vae.load_state_dict(AutoencoderKL.from_pretrained(path, subfolder="vae").state_dict())
+    text_encoder.load_state_dict(CLIPTextModel.from_pretrained(path, subfolder="text_encoder").state_dict())
+    vae.eval()
+    for _ in range(recipe.vae_steps):
+        render_frames(rng, recipe.vae_batch)  # the frames stage 1 drew
+
+
 def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: bool = True,
-             evaluate_after: bool = True) -> dict:
-    """Train the toy base and write it as a StableDiffusionPipeline folder with recipe.yaml and report.json."""
+             evaluate_after: bool = True, reuse_vae: str | os.PathLike | None = None) -> dict:
+    """Train the toy base and write it as a StableDiffusionPipeline folder with recipe.yaml and report.json.
+
+    Args:
+        reuse_vae: an earlier toy base whose recipe has the same stage-1 fields: its (deterministic) VAE and
+            text encoder are loaded instead of retrained; the rest of the run is unchanged.
+    """
     from diffusers import StableDiffusionPipeline
 
     out = Path(out)
@@ -302,8 +335,13 @@ def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: 
     rng = np.random.default_rng(recipe.seed)
     tokenizer, text_encoder, vae, unet, scheduler = build_models(recipe, tmp / "_tokenizer")
     text_encoder.requires_grad_(False).eval()
-    vae_mse = train_vae(vae, recipe, rng, progress)
+    if reuse_vae is None:
+        vae_mse = train_vae(vae, recipe, rng, progress)
+    else:
+        _reuse_stage1(Path(reuse_vae), recipe, text_encoder, vae, rng)
+        vae_mse = json.loads((Path(reuse_vae) / "report.json").read_text())["vae_mse"]
     vae.requires_grad_(False)
+    torch.manual_seed(recipe.seed + 1)  # stage 2 draws its own torch randomness (so a reused VAE changes nothing)
     means, stds, captions = cache_latents(vae, recipe, rng)
     scale = float(1.0 / means.std())  # like SD's 0.18215: latents of unit variance for the U-Net
     vae.register_to_config(scaling_factor=scale)
@@ -319,6 +357,7 @@ def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: 
     shutil.rmtree(tmp / "_tokenizer")
     recipe.save(tmp / "recipe.yaml")
     report = {"vae_mse": vae_mse, "unet_loss": unet_loss, "vae_scaling_factor": scale,
+              "vae_reused_from": str(reuse_vae) if reuse_vae else None,
               "train_seconds": round(time.time() - start, 1), "torch_threads": torch.get_num_threads(),
               "torch": torch.__version__}
     if evaluate_after:
