@@ -50,7 +50,7 @@ class ToyRecipe:
     unet_heads: tuple[int, ...] = (1, 2, 2)  # attention heads per block (diffusers' attention_head_dim)
     unet_layers_per_block: int = 1  # ResNet(+Transformer) pairs per block (SD 2.1 has 2)
     unet_norm_groups: int = 8  # GroupNorm groups (SD's 32 would make 1-channel groups here)
-    unet_steps: int = 2500  # optimiser steps on cached latents
+    unet_steps: int = 4000  # optimiser steps on cached latents
     unet_batch: int = 64  # latents per U-Net step
     unet_lr: float = 1e-3  # AdamW peak learning rate (linear warm-up, cosine decay)
     unet_warmup: int = 100  # warm-up steps
