@@ -16,14 +16,14 @@ import shutil
 from pathlib import Path
 
 import torch
+from ldm_video.train.data import DataConfig, VideoFolderDataset
+from ldm_video.train.encode import encode_prompts, encode_video
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ldm_video.errors import LdmVideoError
-from ldm_video.train.data import DataConfig, VideoFolderDataset
-from ldm_video.train.encode import encode_prompts, encode_video
 
 INDEX_NAME = "index.json"
 CACHE_FORMAT = "ldm-video/latent-cache"
@@ -78,7 +78,7 @@ def prepare_cache(
             latents = encode_video(base.vae, sample["pixel_values"][None], generator)[0]  # (4, f, h, w)
             key = f"{n:07d}"
             shard[f"{key}.latents"] = latents.to("cpu", dtype).contiguous()
-            shard[f"{key}.text"] = text_of(sample["caption"])
+            shard[f"{key}.text"] = text_of(sample["caption"]).clone()  # safetensors refuses shared storage
             name = f"shard-{shard_no:05d}.safetensors"
             entries.append({"shard": name, "key": key, "num_frames": sample["num_frames"],
                             "kind": dataset.items[i].kind, "caption": sample["caption"], "path": sample["path"]})

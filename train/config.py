@@ -34,6 +34,7 @@ class TrainConfig:
         "temporal layers to inject and train", ("attn", "conv", "attn+conv")))
     attention_heads: int = field(default=8, metadata=_opt("heads of each temporal attention"))
     conv_depth: int = field(default=4, metadata=_opt("layers per VidRD temporal-conv stack"))
+    conv_dropout: float = field(default=0.1, metadata=_opt("dropout inside the temporal-conv stacks (VidRD: 0.1)"))
     lora_rank: int = field(default=0, metadata=_opt(
         "LoRA rank on the spatial attention projections, trained with the temporal layers (0 = off)"))
     # -- data -------------------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ class TrainConfig:
             raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
         if not self.noise_alpha >= 0:
             raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
+        if not 0.0 <= self.conv_dropout < 1.0:
+            raise LdmVideoError(f"--conv-dropout must be in [0, 1), got {self.conv_dropout}")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise LdmVideoError(f"--caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if not 0.0 < self.ema_decay < 1.0:
@@ -179,7 +182,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", metavar="TEXT")
         else:
             kwargs.update(type=kind, choices=meta.get("choices"), metavar=meta.get("metavar"))
-        section = "model" if f.name in ("base", "temporal_layers", "attention_heads", "conv_depth", "lora_rank") \
+        section = "model" if f.name in ("base", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
+                                        "lora_rank") \
             else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume") \
             or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",
                                                                       "frame_stride", "fps", "resolution",

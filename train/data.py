@@ -284,8 +284,9 @@ def collate(samples: list[dict]) -> dict:
 
 def make_dataloader(dataset: Dataset, sampler: ClipBatchSampler, num_workers: int = 0) -> DataLoader:
     """A DataLoader over the sampler's batches (worker processes only decode; all randomness is in the keys)."""
+    # a private generator: making an iterator then never draws from the global torch RNG
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                      persistent_workers=False, pin_memory=False)
+                      generator=torch.Generator().manual_seed(sampler.seed))
 
 
 def image_flags(dataset: VideoFolderDataset) -> list[bool]:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
-
-from ldm_video.errors import LdmVideoError
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.data import ClipBatchSampler, DataConfig, VideoFolderDataset, collate, image_flags
 from ldm_video.train.transforms import parse_resolution
+from torch.utils.data import DataLoader
+
+from ldm_video.errors import LdmVideoError
 
 logger = logging.getLogger("ldm_video.train")
 
@@ -150,10 +150,10 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
 def setup_run(config: TrainConfig) -> Run:
     """Everything a training run needs, on the accelerator's device."""
     from accelerate.utils import set_seed
+    from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.base import load_base
-    from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
     one_frame_batches = config.images == "frame"
     accelerator = _accelerator(config, unused_parameters=one_frame_batches)
@@ -186,7 +186,8 @@ def setup_run(config: TrainConfig) -> Run:
     # the video U-Net: identical initial temporal weights on every process
     set_seed(config.seed)
     unet_config = VideoUNetConfig(temporal_layers=config.temporal_layers, attention_heads=config.attention_heads,
-                                  conv_depth=config.conv_depth, max_frames=max(32, config.frames),
+                                  conv_depth=config.conv_depth, conv_dropout=config.conv_dropout,
+                                  max_frames=max(32, config.frames),
                                   lora_rank=config.lora_rank)
     try:
         model = inflate_unet(base.unet, unet_config)
@@ -210,7 +211,10 @@ def setup_run(config: TrainConfig) -> Run:
 
     sampler = ClipBatchSampler(flags, config.batch_size, config.image_share, config.seed,
                                num_replicas=accelerator.num_processes, rank=accelerator.process_index)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers)
+    # its own generator: creating an iterator draws a worker seed, which must not touch the global RNG
+    # (that would make the dropout masks depend on where a run was resumed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers,
+                        generator=torch.Generator().manual_seed(config.seed))
     if accelerator.log_with:  # TensorBoard, when installed
         accelerator.init_trackers("ldm-video-train", config={k: str(v) for k, v in config.to_dict().items()})
     return Run(config=config, accelerator=accelerator, base=base, model=prepared_model, unwrapped=model,

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from ldm_video.train.writer import write_video
+
 
 def synthetic_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """uint8 (f, h, w, 3): a gradient background with a square that moves one step per frame."""

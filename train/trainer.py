@@ -17,20 +17,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
-
-from ldm_video.errors import LdmVideoError
 from ldm_video.train import objective
 from ldm_video.train.config import CONFIG_NAME, TrainConfig, config_from_dict, save_config
 from ldm_video.train.setup import Run, setup_run
-from ldm_video.train.state import (Position, begin_checkpoint, finish_checkpoint, load_state_dict, read_state,
-                                   resolve_resume, rng_state, save_state_dict, set_rng_state)
+from ldm_video.train.state import (
+    Position,
+    begin_checkpoint,
+    finish_checkpoint,
+    load_state_dict,
+    read_state,
+    resolve_resume,
+    rng_state,
+    save_state_dict,
+    set_rng_state,
+)
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from typing_extensions import Self
+
+from ldm_video.errors import LdmVideoError
 
 logger = logging.getLogger("ldm_video.train")
 
 # settings that change the model's shape or the data stream: a checkpoint cannot resume under other values
-_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "conv_depth", "lora_rank", "optimizer", "ema",
+_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema",
                       "batch_size", "grad_accum", "seed")
 
 
@@ -52,7 +62,7 @@ class _StopFlag:
         self.requested = False
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -210,7 +220,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     with _StopFlag() as stop:
         batches = _batches(run, position)
         while position.step < cfg.max_steps:
-            if _any_process(run, stop.requested):  # only between optimiser steps: the state is consistent
+            at_boundary = micro % cfg.grad_accum == 0
+            if at_boundary and _any_process(run, stop.requested):  # between optimiser steps only
                 result.checkpoint = _save_checkpoint(run, position, generator)
                 result.interrupted = True
                 break

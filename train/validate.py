@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-
-from ldm_video.noise import video_noise
 from ldm_video.train.encode import decode_video
 from ldm_video.train.writer import write_video
+
+from ldm_video.noise import video_noise
 
 
 @torch.no_grad()
