@@ -17,7 +17,6 @@ from ldm_video.train.config import add_config_arguments, resolve_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_arguments(parser)
@@ -33,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     result = train(config, progress=not args.no_progress)
     if result.interrupted:
+        if not result.main_process:
+            return 130
         print(f"interrupted at step {result.step}; checkpoint written to {result.checkpoint}; "
               f"continue with --resume latest", file=sys.stderr)
         return 130
-    print(f"trained {result.step} steps; temporal layers saved in {result.output_dir}")
+    if result.main_process:
+        print(f"trained {result.step} steps; temporal layers saved in {result.output_dir}")
     return 0

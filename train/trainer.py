@@ -53,6 +53,7 @@ class TrainResult:
     output_dir: Path
     losses: list[float] = field(default_factory=list)  # per optimiser step of this process (NaN = skipped)
     checkpoint: Path | None = None  # the last checkpoint written
+    main_process: bool = True  # this process is the one that reports
 
 
 class _StopFlag:
@@ -212,7 +213,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
             logger.warning("resumed from %s (step %d)", resume_from, position.step)
     elif cfg.resume == "latest" and acc.is_main_process:
         logger.warning("--resume latest: no checkpoint in %s yet, starting from scratch", out / "checkpoints")
-    result = TrainResult(step=position.step, interrupted=False, output_dir=out)
+    result = TrainResult(step=position.step, interrupted=False, output_dir=out, main_process=acc.is_main_process)
     bar = tqdm(total=cfg.max_steps, initial=position.step, desc="training", unit="step",
                disable=not (progress and acc.is_main_process), dynamic_ncols=True)
     bad_in_row, micro, step_bad, step_loss = 0, 0, False, 0.0
