@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
     "prepare": ("ldm_video.train.prepare_cmd", "encode a video folder into a latent cache for training"),
     "train": ("ldm_video.train.train_cmd", "fine-tune temporal layers on a folder of videos and images"),
+    "plan": ("ldm_video.train.plan_cmd", "estimate the peak GPU memory of a training configuration"),
 }
 
 

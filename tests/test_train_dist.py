@@ -29,7 +29,7 @@ def test_two_cpu_processes(tmp_path, tiny_base):
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "ldm_video", "train",
            "--base", tiny_base, "--data", str(data), "--output-dir", str(out), "--frames", "4",
            "--resolution", "32", "--max-steps", "2", "--images", "frame", "--no-progress"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained 2 steps") == 1  # one report, from the main process
     checkpoint = out / "checkpoints" / "step-0000002"

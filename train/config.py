@@ -111,6 +111,8 @@ class TrainConfig:
             raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
         if not self.noise_alpha >= 0:
             raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
+        if self.validate_every and not self.validation_prompt:
+            raise LdmVideoError("--validate-every needs at least one --validation-prompt")
         if not 0.0 <= self.conv_dropout < 1.0:
             raise LdmVideoError(f"--conv-dropout must be in [0, 1), got {self.conv_dropout}")
         if not 0.0 <= self.caption_dropout <= 1.0:
@@ -166,7 +168,8 @@ def _coerce(name: str, value: object, source: str) -> object:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (default shown, value only set when given) plus --config."""
     parser.add_argument("--config", metavar="FILE.yaml", default=argparse.SUPPRESS,
-                        help="read settings from a YAML file (keys are the flag names); flags given win")
+                        help="read settings from a YAML file (keys are the flag names) or a shipped preset "
+                             f"({', '.join(preset_names())}); flags given win")
     defaults = TrainConfig()
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(TrainConfig):
@@ -195,9 +198,28 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         groups[section].add_argument(flag, **kwargs)
 
 
+PRESETS_DIR = Path(__file__).with_name("presets")
+
+
+def preset_names() -> list[str]:
+    """The training presets shipped with the package (train/presets/*.yaml)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def config_path(value: str | os.PathLike) -> Path:
+    """A --config value as a file: an existing path, else the shipped preset of that name."""
+    path = Path(value)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+        return path
+    preset = PRESETS_DIR / f"{value}.yaml"
+    if preset.is_file():
+        return preset
+    raise LdmVideoError(f"{value}: no such config file or preset (presets: {', '.join(preset_names())})")
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
-    """A config YAML as {field: value}; unknown keys and bad values are LdmVideoError naming the file."""
-    path = Path(path)
+    """A config YAML (or preset name) as {field: value}; unknown keys and bad values are LdmVideoError."""
+    path = config_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except OSError as err:
