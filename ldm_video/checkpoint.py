@@ -192,3 +192,46 @@ def load_temporal_state(model, state: dict[str, torch.Tensor], source: str = "ch
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise CheckpointMismatchError(f"{source}: tensors do not fit this model ({first})") from None
+
+
+def is_motion_adapter_folder(path: str | os.PathLike) -> bool:
+    """True for a diffusers MotionAdapter folder (config.json with _class_name MotionAdapter)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("_class_name") == "MotionAdapter"
+    except json.JSONDecodeError:
+        return False
+
+
+def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
+    """`--motion`: a native folder / .safetensors (save_temporal) or a diffusers MotionAdapter folder."""
+    from diffusers import MotionAdapter
+
+    from ldm_video.video_unet import inflate_unet
+
+    if not is_motion_adapter_folder(path):
+        return load_temporal(path, unet2d, strict=strict)
+    try:
+        adapter = MotionAdapter.from_pretrained(str(path))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise LdmVideoError(f"{path}: unreadable MotionAdapter folder ({str(err).strip().splitlines()[0]})") from None
+    c = adapter.config
+    heads = c.motion_num_attention_heads
+    layers = c.motion_transformer_layers_per_block
+    if not isinstance(heads, int) and len(set(heads)) == 1:
+        heads = heads[0]
+    if not isinstance(layers, int) and len(set(layers)) == 1:
+        layers = layers[0]
+    if not isinstance(heads, int) or not isinstance(layers, int):
+        raise LdmVideoError(f"{path}: per-block head or layer counts ({heads}, {layers}) are not supported")
+    config = VideoUNetConfig(temporal_layers="attn", attention_heads=heads, attention_layers=layers,
+                             max_frames=c.motion_max_seq_length, mid_block=c.use_motion_mid_block)
+    if tuple(c.block_out_channels) != tuple(unet2d.config.block_out_channels):
+        raise CheckpointMismatchError(f"{path}: MotionAdapter for channels {tuple(c.block_out_channels)}, "
+                                      f"the base U-Net has {tuple(unet2d.config.block_out_channels)}")
+    model = inflate_unet(unet2d, config)
+    state = {f"motion.{k}": v for k, v in adapter.state_dict().items()}
+    load_temporal_state(model, state, source=str(path))
+    return model

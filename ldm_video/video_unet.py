@@ -26,23 +26,24 @@ from ldm_video.temporal import FrameContext, TemporalConvStack, attach, detach
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial attention projections only (SPEC §2)
 
 
-def _motion_adapter(unet: UNet2DConditionModel, cfg: VideoUNetConfig) -> MotionAdapter:
-    """A diffusers MotionAdapter shaped for `unet`, with every proj_out zeroed (identity at init)."""
-    channels = tuple(unet.config.block_out_channels)
+def motion_adapter_for(unet_config, cfg: VideoUNetConfig) -> MotionAdapter:
+    """A diffusers MotionAdapter shaped for a U-Net config, with every proj_out zeroed (identity at init)."""
+    channels = tuple(unet_config["block_out_channels"])
     bad = [c for c in channels if c % cfg.attention_heads]
     if bad:
         raise ValueError(f"attention_heads={cfg.attention_heads} does not divide the U-Net channels {bad}")
-    layers = unet.config.layers_per_block
+    layers = unet_config["layers_per_block"]
+    has_mid = unet_config.get("mid_block_type", "UNetMidBlock2DCrossAttn") is not None
     adapter = MotionAdapter(
         block_out_channels=channels,
         motion_layers_per_block=layers if isinstance(layers, int) else tuple(layers),
         motion_transformer_layers_per_block=cfg.attention_layers,
-        motion_mid_block_layers_per_block=len(unet.mid_block.attentions) if unet.mid_block is not None else 1,
+        motion_mid_block_layers_per_block=1,  # SD's UNetMidBlock2DCrossAttn has one attention
         motion_transformer_layers_per_mid_block=cfg.attention_layers,
         motion_num_attention_heads=cfg.attention_heads,
-        motion_norm_num_groups=unet.config.norm_num_groups,
+        motion_norm_num_groups=unet_config["norm_num_groups"],
         motion_max_seq_length=cfg.max_frames,
-        use_motion_mid_block=cfg.mid_block and unet.mid_block is not None,
+        use_motion_mid_block=cfg.mid_block and has_mid,
     )
     for name, module in adapter.named_modules():
         if name.endswith("proj_out"):
@@ -70,7 +71,7 @@ class VideoUNet(nn.Module):
         self.frames = FrameContext()
         unet.requires_grad_(False)  # the spatial image model stays frozen
         self.unet = unet
-        self.motion = _motion_adapter(unet, config) if config.use_attention else None
+        self.motion = motion_adapter_for(unet.config, config) if config.use_attention else None
         self.temporal_convs = nn.ModuleDict()
         groups = unet.config.norm_num_groups
         for name, block, motion in _blocks(unet, self.motion):

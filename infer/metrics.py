@@ -1,0 +1,95 @@
+"""Temporal metrics of generated long videos (SPEC §7): seam jump ratio, flicker, drift.
+
+Pure functions of a uint8 video `(f, h, w, 3)` (or float in [0, 1]) and of where its clips start.
+The seam jump ratio tests VidRD's claim (Gu et al., arXiv 2309.03549) that FNR/PNS/DSG make clip
+boundaries as smooth as the inside of a clip: 1.0 = seamless, > 1 = visible jumps at seams.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def _as_float(video: np.ndarray) -> np.ndarray:
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"expected a video of shape (f, h, w, 3), got {video.shape}")
+    if video.dtype == np.uint8:
+        return video.astype(np.float32) / 255.0
+    return video.astype(np.float32)
+
+
+def clip_starts(num_frames: int, clip_frames: int, stride: int | None = None) -> list[int]:
+    """First frame of every clip: the first clip has `clip_frames` frames, each later one `stride` (default N)."""
+    stride = clip_frames if stride is None else stride
+    if clip_frames < 1 or stride < 1:
+        raise ValueError(f"clip_frames and stride must be >= 1, got {clip_frames} and {stride}")
+    starts = [0]
+    t = clip_frames
+    while t < num_frames:
+        starts.append(t)
+        t += stride
+    return starts
+
+
+def frame_differences(video: np.ndarray) -> np.ndarray:
+    """mean |x_{t+1} - x_t| per consecutive pair, shape (f-1,)."""
+    x = _as_float(video)  # (f, h, w, 3) in [0, 1]
+    return np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))  # (f-1,)
+
+
+def flicker(video: np.ndarray) -> float:
+    """Mean |x_{t+1} - x_t| over all consecutive frames (pixel values in [0, 1])."""
+    diffs = frame_differences(video)
+    return float(diffs.mean()) if diffs.size else 0.0
+
+
+def seam_jump_ratio(video: np.ndarray, starts: list[int]) -> float | None:
+    """Mean frame difference across clip seams / mean within clips; None without a seam or a within pair."""
+    diffs = frame_differences(video)  # diffs[t-1] is the pair (t-1, t)
+    seam = np.zeros(diffs.shape, dtype=bool)
+    for s in starts:
+        if 1 <= s <= diffs.size:
+            seam[s - 1] = True
+    if not seam.any() or seam.all():
+        return None
+    within = float(diffs[~seam].mean())
+    across = float(diffs[seam].mean())
+    if within == 0.0:
+        return float("inf") if across > 0 else 1.0
+    return across / within
+
+
+def colour_histogram(frames: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Normalised per-channel colour histogram of a stack of frames, shape (3, bins), each row sums to 1."""
+    x = _as_float(frames)  # (f, h, w, 3)
+    hist = np.stack([np.histogram(x[..., ch], bins=bins, range=(0.0, 1.0))[0] for ch in range(3)])  # (3, bins)
+    return hist / np.maximum(hist.sum(axis=1, keepdims=True), 1)
+
+
+def drift(video: np.ndarray, starts: list[int], bins: int = 32) -> list[float]:
+    """Colour-histogram distance of clip k from clip 1, for every clip k (total variation, in [0, 1])."""
+    x = _as_float(video)
+    bounds = list(starts) + [x.shape[0]]
+    first = colour_histogram(x[bounds[0]:bounds[1]], bins)
+    out = []
+    for a, b in itertools.pairwise(bounds):
+        if b <= a:
+            continue
+        hist = colour_histogram(x[a:b], bins)
+        out.append(float(0.5 * np.abs(hist - first).sum(axis=1).mean()))
+    return out
+
+
+def video_metrics(video: np.ndarray, clip_frames: int, stride: int | None = None) -> dict:
+    """All of SPEC §7's temporal metrics, as a JSON-able dict."""
+    starts = clip_starts(len(video), clip_frames, stride)
+    return {
+        "num_frames": len(video),
+        "clip_starts": starts,
+        "seam_jump_ratio": seam_jump_ratio(video, starts),
+        "flicker": flicker(video),
+        "drift": drift(video, starts),
+    }

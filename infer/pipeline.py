@@ -1,0 +1,220 @@
+"""Text -> video latents -> frames, clip by clip (VidRD, Gu et al., arXiv 2309.03549, §4.3), streamed.
+
+The data path, top to bottom: the prompt is encoded once; the first clip starts from a PYoCo noise prior
+(Ge et al., ICCV 2023); each later clip starts from the previous clip's initial noise (FNR + PNS) and holds
+its first M frames to the previous clip's trajectory for the first steps (DSG); each clip is denoised by the
+video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
+on at once. Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
+with the number of frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+from einops import rearrange
+from tqdm.auto import tqdm
+
+from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
+from ldm_video.noise import NOISE_PRIORS, video_noise
+
+# --scheduler name -> (diffusers class, config overrides); all deterministic
+SCHEDULERS: dict[str, tuple[type, dict]] = {
+    "ddim": (DDIMScheduler, {}),
+    "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),  # PLMS, as SD's own PNDM config
+}
+EXTEND_MODES = ("vidrd", "independent")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How one clip is denoised."""
+
+    scheduler: str = "ddim"  # key of SCHEDULERS
+    steps: int = 50  # denoising steps per clip
+    guidance: float = 7.5  # classifier-free guidance scale; <= 1 turns guidance off (one U-Net batch)
+    noise_prior: str = "iid"  # PYoCo prior of the first clip's initial noise: iid, mixed, progressive
+    noise_alpha: float = 0.0  # PYoCo alpha (mixed: 1 is best, progressive: 2)
+    height: int = 256  # pixels, multiple of 8
+    width: int = 256  # pixels, multiple of 8
+    seed: int = 0  # same seed, same video
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        if self.noise_prior not in NOISE_PRIORS:
+            raise ValueError(f"unknown noise prior {self.noise_prior!r}; choose from {', '.join(NOISE_PRIORS)}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.height % 8 or self.width % 8 or self.height < 8 or self.width < 8:
+            raise ValueError(f"height and width must be positive multiples of 8, got {self.height}x{self.width}")
+
+
+@dataclass(frozen=True)
+class LongVideoConfig:
+    """How clips make up the video."""
+
+    num_frames: int = 16  # frames in the output, exactly
+    extend: str = "vidrd"  # "vidrd" (FNR + PNS + DSG) or "independent" (fresh prior noise per clip)
+    vidrd: VidRDConfig = field(default_factory=VidRDConfig)  # clip length, overlap, PNS alpha, DSG beta
+    seam_drop: int = 0  # leading frames of every later clip left out of the output
+    decode_chunk: int = 8  # frames per VAE decode call
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.extend not in EXTEND_MODES:
+            raise ValueError(f"extend must be one of {EXTEND_MODES}, got {self.extend!r}")
+        if not 0 <= self.seam_drop < self.vidrd.clip_frames:
+            raise ValueError(f"seam_drop must be in [0, clip_frames), got {self.seam_drop}")
+        if self.decode_chunk < 1:
+            raise ValueError(f"decode_chunk must be >= 1, got {self.decode_chunk}")
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames denoised together: --clip-frames, or fewer when the whole video is shorter."""
+        return min(self.vidrd.clip_frames, self.num_frames)
+
+    def kept_frames(self, clip: int) -> tuple[int, int]:
+        """[start, end) of the frames of clip `clip` that go to the output."""
+        n = self.clip_frames
+        if clip == 0:
+            return 0, n
+        done = n + (clip - 1) * (n - self.seam_drop)
+        return self.seam_drop, min(n, self.seam_drop + self.num_frames - done)
+
+    @property
+    def num_clips(self) -> int:
+        n = self.clip_frames
+        return 1 + math.ceil(max(0, self.num_frames - n) / (n - self.seam_drop))
+
+
+def make_scheduler(name: str, base_scheduler_config) -> object:
+    """A fresh diffusers scheduler of kind `name` with the base model's noise schedule."""
+    cls, overrides = SCHEDULERS[name]
+    return cls.from_config(dict(base_scheduler_config), **overrides)
+
+
+@torch.no_grad()
+def encode_prompt(tokenizer, text_encoder, prompt: str, negative_prompt: str, guidance: float,
+                  device, dtype) -> torch.Tensor:
+    """CLIP text embeddings, [negative, prompt] when guidance > 1, as StableDiffusionPipeline does: (1|2, seq, dim)."""
+    prompts = [negative_prompt, prompt] if guidance > 1 else [prompt]
+    tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt")
+    use_mask = getattr(text_encoder.config, "use_attention_mask", False)
+    mask = tokens.attention_mask.to(device) if use_mask else None
+    embeds = text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]  # (1|2, seq, dim)
+    return embeds.to(dtype)
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """(f, 3, H, W) in [-1, 1] -> uint8 (f, H, W, 3), rounded like diffusers' image processor."""
+    x = (frames.float() / 2 + 0.5).clamp(0, 1)  # (f, 3, H, W) in [0, 1]
+    return (rearrange(x, "f c h w -> f h w c") * 255).round().to(torch.uint8)  # (f, H, W, 3)
+
+
+@dataclass
+class VideoChunk:
+    """Final frames handed on as soon as they are decoded."""
+
+    clip: int  # index of the clip they belong to
+    latents: torch.Tensor  # (1, 4, f, h, w) final latents (U-Net scale, i.e. times vae_scale)
+    frames: torch.Tensor  # (f, 3, H, W) decoded, float in [-1, 1]
+
+
+@dataclass
+class VideoSampler:
+    """Samples a long video clip by clip and yields decoded chunks; see the module docstring."""
+
+    model: torch.nn.Module  # VideoUNet: (b, c, f, h, w), t, (b, seq, dim) -> .sample (b, c, f, h, w)
+    vae: torch.nn.Module  # AutoencoderKL
+    scheduler_config: dict  # the base model's scheduler config (noise schedule, prediction type)
+    sampling: SamplingConfig
+    video: LongVideoConfig
+    progress: bool = True  # tqdm bars over clips and steps
+    step_callback: Callable[[int, int], None] | None = None  # called (clip, step) after every step
+
+    def __post_init__(self) -> None:
+        self.device = next(self.model.parameters()).device
+        self.dtype = next(self.model.parameters()).dtype
+        self.vae_scale = float(self.vae.config.scaling_factor)
+        self.latent_shape = (1, 4, self.video.clip_frames, self.sampling.height // 8, self.sampling.width // 8)
+        self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
+
+    def initial_noise(self, clip: int, prev_noise: torch.Tensor | None, generator) -> torch.Tensor:
+        """Unit-variance noise (1, 4, N, h, w) a clip starts from."""
+        s, v = self.sampling, self.video
+        if clip == 0 or v.extend == "independent":
+            return video_noise(self.latent_shape, s.noise_prior, s.noise_alpha, generator=generator,
+                               device=self.device, dtype=torch.float32)  # PYoCo eqs. (3)/(4)
+        return next_clip_noise(prev_noise, v.vidrd.overlap, v.vidrd.pns_alpha, generator)  # VidRD FNR + PNS
+
+    def denoise(self, clip: int, noise: torch.Tensor, text: torch.Tensor, generator) -> torch.Tensor:
+        """One clip from its initial noise to final latents (1, 4, N, h, w), with DSG from the previous clip."""
+        s, v = self.sampling, self.video
+        scheduler = make_scheduler(s.scheduler, self.scheduler_config)
+        scheduler.set_timesteps(s.steps, device=self.device)
+        timesteps = scheduler.timesteps
+        vidrd = v.extend == "vidrd" and clip + 1 < v.num_clips
+        record = DSGTrajectory(v.clip_frames, dsg_hold_steps(len(timesteps), v.vidrd.overlap, v.vidrd.dsg_beta)) \
+            if vidrd else None
+        step_kwargs = {"generator": generator} if "generator" in _step_params(scheduler) else {}
+        cfg = s.guidance > 1
+        latents = noise * scheduler.init_noise_sigma  # (1, 4, N, h, w), float32
+        for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
+            if self.dsg is not None:
+                latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, N-1-j, k]
+            if record is not None:
+                record.record(k, latents)  # kept for the next clip (after this step's replacement)
+            x = torch.cat([latents, latents]) if cfg else latents  # (2|1, 4, N, h, w)
+            x = scheduler.scale_model_input(x, t).to(self.dtype)
+            pred = self.model(x, t, text).sample.float()  # (2|1, 4, N, h, w)
+            if cfg:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
+            latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)
+            if self.step_callback is not None:
+                self.step_callback(clip, k)
+        self.dsg = record
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(1, 4, f, h, w) latents -> (latent chunk, frames (chunk, 3, H, W) in [-1, 1]), chunk by chunk."""
+        for start in range(0, latents.shape[2], self.video.decode_chunk):
+            z = latents[:, :, start:start + self.video.decode_chunk]  # (1, 4, chunk, h, w)
+            flat = rearrange(z, "b c f h w -> (b f) c h w") / self.vae_scale  # (chunk, 4, h, w)
+            frames = self.vae.decode(flat.to(self.vae.dtype)).sample  # (chunk, 3, H, W)
+            yield z, frames
+
+    @torch.no_grad()
+    def __call__(self, text: torch.Tensor) -> Iterator[VideoChunk]:
+        """Yield the video's frames chunk by chunk, exactly `num_frames` in all.
+
+        Args:
+            text: (2, seq, dim) [negative, prompt] embeddings when guidance > 1, else (1, seq, dim).
+        """
+        generator = torch.Generator("cpu").manual_seed(self.sampling.seed)
+        noise = None
+        self.dsg = None
+        clips = tqdm(range(self.video.num_clips), desc="clips", disable=not self.progress)
+        for clip in clips:
+            noise = self.initial_noise(clip, noise, generator)  # (1, 4, N, h, w)
+            latents = self.denoise(clip, noise, text, generator)  # (1, 4, N, h, w)
+            start, end = self.video.kept_frames(clip)
+            for z, frames in self.decode(latents[:, :, start:end]):
+                yield VideoChunk(clip=clip, latents=z, frames=frames)
+            del latents
+
+
+def _step_params(scheduler) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(scheduler.step).parameters)

@@ -1,0 +1,114 @@
+"""VidRD's clip-to-clip schedule (Gu et al., "Reuse and Diffuse", arXiv 2309.03549, §4.3), as pure functions.
+
+Clips of N frames (`clip_frames`) are generated one after the other; M (`overlap`) "prompt" frames tie
+clip c+1 to clip c. Conventions (SPEC §4, from the released `model/pipeline.py`), with k = 0..T-1 the step
+index counted from the noisiest step:
+
+- FNR, j < M:  z[c+1, j, 0] = z[c, N-1-j, 0]  (new frame j starts from old frame N-1-j's initial noise)
+- PNS, j >= M: z[c+1, j, 0] = a/sqrt(1+a^2) z[c, N-1-j, 0] + e_j,  e_j ~ N(0, 1/(1+a^2) I)  (variance 1)
+- DSG, j < M:  z[c+1, j, k] = z[c, N-1-j, k]  while  k < (M - j) (T / M) beta
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+
+from ldm_video.noise import correlation_weights
+
+
+@dataclass(frozen=True)
+class VidRDConfig:
+    """How consecutive clips are tied together."""
+
+    clip_frames: int = 8  # N: frames the U-Net denoises at once
+    overlap: int = 4  # M: prompt frames of clip c+1 that mirror the last M frames of clip c (FNR + DSG)
+    pns_alpha: float = 4.0  # a: weight of the old noise in PNS; 0 = fresh noise for frames j >= M
+    dsg_beta: float = 0.4  # beta: fraction of the steps frame 0 is held to the old trajectory; 0 = no DSG
+
+    def __post_init__(self) -> None:
+        if self.clip_frames < 1:
+            raise ValueError(f"clip_frames must be >= 1, got {self.clip_frames}")
+        if not 0 <= self.overlap < self.clip_frames:
+            raise ValueError(f"overlap must be in [0, clip_frames), got {self.overlap} with clip_frames "
+                             f"{self.clip_frames}")
+        if not self.pns_alpha >= 0:
+            raise ValueError(f"pns_alpha must be >= 0, got {self.pns_alpha}")
+        if not 0 <= self.dsg_beta <= 1:
+            raise ValueError(f"dsg_beta must be in [0, 1], got {self.dsg_beta}")
+
+
+def source_frame(j: int, clip_frames: int) -> int:
+    """The old-clip frame that new frame j reuses: N-1-j (FNR/PNS/DSG reverse the order)."""
+    return clip_frames - 1 - j
+
+
+def next_clip_noise(
+    prev_noise: torch.Tensor,
+    overlap: int,
+    pns_alpha: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Initial noise of clip c+1 from clip c's initial noise, by FNR (j < M) and PNS (j >= M).
+
+    Args:
+        prev_noise: (b, c, N, h, w) unit-variance initial noise of clip c (before any scheduler scaling).
+        overlap: M.
+        pns_alpha: a; the PNS frames keep variance 1 for any a.
+    """
+    reversed_noise = prev_noise.flip(2)  # (b, c, N, h, w); frame j holds old frame N-1-j
+    w_old, w_new = correlation_weights(pns_alpha)
+    fresh = randn_tensor(tuple(reversed_noise[:, :, overlap:].shape), generator=generator,
+                         device=prev_noise.device, dtype=prev_noise.dtype)  # (b, c, N-M, h, w), N(0, I)
+    pns = w_old * reversed_noise[:, :, overlap:] + w_new * fresh  # VidRD PNS: e_j ~ N(0, 1/(1+a^2) I)
+    fnr = reversed_noise[:, :, :overlap]  # VidRD FNR: z[c+1, j, 0] = z[c, N-1-j, 0]
+    return torch.cat([fnr, pns], dim=2)  # (b, c, N, h, w)
+
+
+def dsg_hold_steps(num_steps: int, overlap: int, beta: float) -> list[int]:
+    """Steps each prompt frame j < M is held to the old trajectory: #{k in 0..T-1 : k < (M-j)(T/M) beta}.
+
+    At M=4, T=50, beta=0.4 this is [20, 15, 10, 5].
+    """
+    holds = []
+    for j in range(overlap):
+        bound = (overlap - j) * (num_steps / overlap) * beta  # VidRD DSG threshold on k
+        bound = round(bound, 9)  # 4 * 12.5 * 0.4 is 20.000000000000004 in floats; it means 20
+        holds.append(min(num_steps, max(0, math.ceil(bound))))
+    return holds
+
+
+def is_held(j: int, k: int, holds: list[int]) -> bool:
+    """Whether new frame j takes the old clip's latent at step k (DSG)."""
+    return j < len(holds) and k < holds[j]
+
+
+class DSGTrajectory:
+    """The per-step latents of one clip's last M frames, kept for as many steps as the next clip holds them.
+
+    Only those frames and steps are stored (sum(holds) frame latents), so memory does not grow with the video.
+    """
+
+    def __init__(self, clip_frames: int, holds: list[int]):
+        self.clip_frames = clip_frames
+        self.holds = holds
+        self._latents: dict[tuple[int, int], torch.Tensor] = {}  # (j, k) -> (b, c, h, w)
+
+    def record(self, k: int, latents: torch.Tensor) -> None:
+        """Store old frames N-1-j of `latents` (b, c, N, h, w) at step k, for the j that will be held then."""
+        for j in range(len(self.holds)):
+            if is_held(j, k, self.holds):
+                self._latents[(j, k)] = latents[:, :, source_frame(j, self.clip_frames)].clone()  # (b, c, h, w)
+
+    def apply(self, k: int, latents: torch.Tensor) -> torch.Tensor:
+        """VidRD DSG: z[c+1, j, k] = z[c, N-1-j, k] for the held frames; frees what is no longer needed."""
+        for j in range(len(self.holds)):
+            if is_held(j, k, self.holds):
+                latents[:, :, j] = self._latents.pop((j, k))  # (b, c, h, w)
+        return latents
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._latents.values())

@@ -1,0 +1,181 @@
+"""`ldm-video export`: trained temporal layers and LoRA in the formats other tools load.
+
+- motion-adapter: the temporal attention as a diffusers `MotionAdapter` folder (AnimateDiff layout), for
+  `UNetMotionModel.from_unet2d` / `AnimateDiffPipeline`. It has no place for VidRD temporal convolutions.
+- diffusers-lora: `pytorch_lora_weights.safetensors` for `StableDiffusionPipeline.load_lora_weights`.
+- kohya-lora: one safetensors file in kohya naming (A1111, ComfyUI).
+- native: everything, as `ldm-video generate --motion` reads it.
+Every file's safetensors header records the base (name, U-Net hash), the temporal config, the training
+frames / noise prior / alpha and the toolkit version. Outputs are written under a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ldm_video.checkpoint import atomic_write, read_temporal_record
+from ldm_video.config import VideoUNetConfig
+from ldm_video.errors import LdmVideoError
+from ldm_video.lora import DIFFUSERS_LORA_NAME, to_diffusers, to_kohya
+
+
+def export_metadata(record: dict) -> dict[str, str]:
+    """The facts every exported file carries in its safetensors header (all values are strings)."""
+    from ldm_video import __version__
+
+    meta = record.get("metadata", {})
+    facts = {
+        "ldm_video_version": __version__,
+        "ldm_video_base_model": record["base"].get("name") or "",
+        "ldm_video_base_unet_hash": record["base"].get("unet_hash") or "",
+        "ldm_video_temporal_config": json.dumps(record["temporal"]),
+    }
+    for key in ("num_frames", "noise_prior", "noise_alpha", "resolution", "prediction_type"):
+        if key in meta:
+            facts[f"ldm_video_{key}"] = str(meta[key])
+    return facts
+
+
+def _add_header(path: Path, facts: dict[str, str]) -> None:
+    """Rewrite a safetensors file with `facts` merged into its header (what was there is kept)."""
+    with safe_open(str(path), "pt") as f:
+        header = dict(f.metadata() or {})
+    tensors = load_file(str(path))
+    header.update(facts)
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+
+
+def _split(state: dict, prefix: str) -> dict:
+    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+def _lora(state: dict, record: dict, source: Path) -> tuple[dict, float]:
+    config = VideoUNetConfig.from_dict(record["temporal"])
+    lora = _split(state, "lora")
+    if config.lora_rank == 0 or not lora:
+        raise LdmVideoError(f"{source}: has no LoRA (trained with lora_rank=0); nothing to export as a LoRA")
+    return lora, config.lora_alpha or float(config.lora_rank)
+
+
+def export_motion_adapter(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+    from ldm_video.video_unet import motion_adapter_for
+
+    config = VideoUNetConfig.from_dict(record["temporal"])
+    if not config.use_attention:
+        raise LdmVideoError(f"{source}: has no temporal attention (temporal_layers={config.temporal_layers!r}); "
+                            "a MotionAdapter would be empty")
+    if config.use_conv and not drop_conv:
+        raise LdmVideoError(f"{source}: holds VidRD temporal convolutions, which the MotionAdapter format has no "
+                            "place for; pass --drop-temporal-conv to export the attention alone")
+    adapter = motion_adapter_for(record["base"]["unet_config"], config)
+    adapter.load_state_dict(_split(state, "motion"), strict=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        adapter.save_pretrained(tmp, safe_serialization=True)
+        for weights in Path(tmp).glob("*.safetensors"):
+            _add_header(weights, export_metadata(record))
+        _replace_folder(Path(tmp), out)
+    return out
+
+
+def export_diffusers_lora(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+    from diffusers import StableDiffusionPipeline
+
+    lora, alpha = _lora(state, record, source)
+    rank = VideoUNetConfig.from_dict(record["temporal"]).lora_rank
+    adapter_meta = {"r": rank, "lora_alpha": alpha, "target_modules": ["to_q", "to_k", "to_v", "to_out.0"]}
+    folder = out if out.suffix != ".safetensors" else out.parent
+    name = DIFFUSERS_LORA_NAME if out.suffix != ".safetensors" else out.name
+    with tempfile.TemporaryDirectory(dir=folder.parent if folder == out else folder, prefix=".lora.") as tmp:
+        StableDiffusionPipeline.save_lora_weights(tmp, unet_lora_layers=to_diffusers(lora), weight_name=name,
+                                                  unet_lora_adapter_metadata=adapter_meta)
+        _add_header(Path(tmp) / name, export_metadata(record))
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(Path(tmp) / name), folder / name)
+    return folder / name
+
+
+def export_kohya_lora(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+    lora, alpha = _lora(state, record, source)
+    if out.suffix != ".safetensors":
+        out = out / "lora_kohya.safetensors"
+    kohya = {k: v.contiguous() for k, v in to_kohya(lora, alpha).items()}
+    header = {"ss_network_module": "networks.lora", "ss_network_dim": str(lora_rank(lora)),
+              "ss_network_alpha": str(alpha), **export_metadata(record)}
+    atomic_write(out, lambda p: save_file(kohya, str(p), metadata=header))
+    return out
+
+
+def lora_rank(lora: dict) -> int:
+    return next(v.shape[0] for k, v in lora.items() if "lora_A" in k)
+
+
+def export_native(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+    from ldm_video.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+
+    header = {"format": record["format"], "temporal_config": json.dumps(record["temporal"]),
+              "base_name": record["base"].get("name") or "", "base_unet_hash": record["base"].get("unet_hash") or "",
+              **export_metadata(record)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata=header))
+    atomic_write(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(record, indent=2)))
+    return out
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    """Move the finished folder `tmp` to `out`, replacing an earlier export only once the new one is whole."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+Exporter = Callable[[dict, dict, Path, Path, bool], Path]
+FORMATS: dict[str, Exporter] = {
+    "motion-adapter": export_motion_adapter,
+    "diffusers-lora": export_diffusers_lora,
+    "kohya-lora": export_kohya_lora,
+    "native": export_native,
+}
+
+
+def export(motion: str | Path, fmt: str, out: str | Path, drop_temporal_conv: bool = False) -> Path:
+    """Export the checkpoint at `motion` (a training output or native folder) as `fmt` to `out`."""
+    if fmt not in FORMATS:
+        raise LdmVideoError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    source = Path(motion)
+    record, weights = read_temporal_record(source)
+    state = load_file(str(weights))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return FORMATS[fmt](state, record, source, out, drop_temporal_conv)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--motion", required=True,
+                        help="training output folder (or native temporal-layer folder / .safetensors file)")
+    parser.add_argument("--format", required=True, choices=list(FORMATS),
+                        help="motion-adapter: diffusers MotionAdapter folder; diffusers-lora: "
+                             "pytorch_lora_weights.safetensors; kohya-lora: A1111/ComfyUI LoRA file; "
+                             "native: everything, for ldm-video generate --motion")
+    parser.add_argument("--out", required=True,
+                        help="output folder (motion-adapter, native) or folder / .safetensors file (LoRA formats)")
+    parser.add_argument("--drop-temporal-conv", action="store_true",
+                        help="motion-adapter only: export the temporal attention without the temporal convolutions")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = export(args.motion, args.format, args.out, args.drop_temporal_conv)
+    print(f"wrote {args.format} to {path}")
+    return 0

@@ -1,0 +1,116 @@
+"""`ldm-video generate` end to end on the tiny SD 2.1-shaped model: the issue's command, outputs, errors."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ldm_video.cli import main
+from ldm_video.infer.video_io import read_video
+
+DONE_WHEN = ["--prompt", "a red square moving right", "--frames", "40", "--clip-frames", "8", "--overlap", "4",
+             "--steps", "4", "--height", "32", "--width", "32"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads run ~10x slower here (contention)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def randomise_temporal(model, seed: int = 0) -> None:
+    """Give every temporal parameter random values so that frames really interact (trained-like, not identity)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.temporal_modules().values():
+            for p in module.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
+@pytest.fixture(scope="module")
+def motion_dir(tiny_base, tmp_path_factory):
+    """A save_temporal folder of random (non-identity) temporal layers for the tiny base."""
+    from ldm_video import inflate_unet, load_base, save_temporal
+
+    model = inflate_unet(load_base(tiny_base, components=("unet",)).unet)
+    randomise_temporal(model)
+    out = tmp_path_factory.mktemp("motion")
+    save_temporal(model, out)
+    return str(out)
+
+
+def mp4_frames(path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+@pytest.mark.parametrize("with_motion", [False, True])
+def test_done_when_command_writes_40_frame_mp4(tiny_base, motion_dir, tmp_path, with_motion):
+    out = tmp_path / "v.mp4"
+    extra = ["--motion", motion_dir] if with_motion else []
+    assert main(["generate", "--base", tiny_base, *extra, *DONE_WHEN, "--out", str(out), "--quiet"]) == 0
+    frames = mp4_frames(out)
+    assert frames.shape == (40, 32, 32, 3)
+    assert frames.std() > 1  # not a blank video
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temporary left behind
+
+
+def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir, tmp_path):
+    args = ["generate", "--base", tiny_base, "--prompt", "a cat", "--frames", "6", "--clip-frames", "4",
+            "--overlap", "2", "--steps", "2", "--height", "16", "--width", "16", "--quiet"]
+    for name, extra in [("a", []), ("b", []), ("m", ["--motion", motion_dir]), ("s", ["--seed", "1"])]:
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+    a, b, m, s = (read_video(tmp_path / n) for n in "abms")  # lossless PNG folders
+    assert a.shape == (6, 16, 16, 3)
+    np.testing.assert_array_equal(a, b)  # same seed, same video
+    assert np.abs(a.astype(int) - m).max() > 0  # the saved temporal layers are used
+    assert np.abs(a.astype(int) - s).max() > 0  # another seed, another video
+
+
+def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
+    from ldm_video import load_base
+    from ldm_video.infer.pipeline import to_uint8
+
+    out, lat = tmp_path / "frames", tmp_path / "z.safetensors"
+    assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4",
+                 "--overlap", "2", "--seam-drop", "1", "--steps", "2", "--height", "16", "--width", "16",
+                 "--scheduler", "euler", "--out", str(out), "--save-latents", str(lat), "--quiet"]) == 0
+    latents = load_file(str(lat))["latents"]
+    assert latents.shape == (1, 4, 10, 2, 2)
+    vae = load_base(tiny_base, components=("vae",)).vae
+    with torch.no_grad():
+        frames = vae.decode(latents[0].permute(1, 0, 2, 3) / vae.config.scaling_factor).sample  # (f, 3, H, W)
+    np.testing.assert_array_equal(to_uint8(frames).numpy(), read_video(out))
+
+
+@pytest.mark.parametrize("fmt", ["v.gif", "pngs"])
+def test_other_output_formats(tiny_base, tmp_path, fmt):
+    assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "5", "--clip-frames", "4",
+                 "--steps", "1", "--height", "16", "--width", "24", "--out", str(tmp_path / fmt),
+                 "--extend", "independent", "--scheduler", "pndm", "--quiet"]) == 0
+    assert read_video(tmp_path / fmt).shape == (5, 16, 24, 3)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--height", "30"], "multiples of 8"),
+    (["--extend", "independent", "--overlap", "2"], "only apply to --extend vidrd"),
+    (["--overlap", "4", "--clip-frames", "4", "--frames", "8"], "overlap must be in"),
+    (["--lora", "missing.safetensors"], "no such LoRA file"),
+    (["--motion", "missing_dir"], "no such --motion folder"),
+    (["--dtype", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
+    (["--out", "v.avi"], "unsupported output extension"),
+])
+def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message):
+    args = ["generate", "--base", tiny_base, "--prompt", "x", "--steps", "1", "--height", "16", "--width", "16",
+            "--out", str(tmp_path / "v.mp4"), "--quiet"]
+    assert main([*args, *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "v.mp4").exists()
