@@ -92,6 +92,10 @@ def test_cli_on_a_messy_folder(tmp_path, tiny_base, caplog):
     assert any(k.endswith("proj_out.weight") and v.abs().sum() > 0 for k, v in trained.items())
     assert sum(p.numel() for p in model.trainable_parameters()) > 0
     assert (out / "train_config.yaml").is_file() and len(list_checkpoints(out)) == 1
+    video = tmp_path / "gen.mp4"
+    assert main(["generate", "--base", tiny_base, "--motion", str(out), "--prompt", "a square", "--steps", "2",
+                 "--height", "32", "--width", "32", "--frames", "8", "--out", str(video), "--quiet"]) == 0
+    assert video.stat().st_size > 0  # `generate --motion OUTPUT_DIR` takes the training output as it is
 
 
 def test_config_file_and_flags(tmp_path, tiny_base, clips):

@@ -157,6 +157,10 @@ def setup_run(config: TrainConfig) -> Run:
 
     one_frame_batches = config.images == "frame"
     accelerator = _accelerator(config, unused_parameters=one_frame_batches)
+    if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        # checkpoints and the saved layers are read from full, unsharded weights on the main process
+        raise LdmVideoError(f"{accelerator.distributed_type.name} is not supported by ldm-video train yet; "
+                            "use data parallelism (accelerate launch --multi_gpu --num_processes N)")
     if not accelerator.is_main_process:
         logging.getLogger("ldm_video").setLevel(logging.ERROR)  # one copy of each warning
     weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
