@@ -35,10 +35,10 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
     import torch
     from diffusers import UNet2DConditionModel, UNetMotionModel
     from einops import repeat
+    from ldm_video.train.plan import _PeakMemory
 
     from ldm_video import VideoUNetConfig, inflate_unet
-    from ldm_video.train.plan import _PeakMemory
-    from ldm_video.video_unet import _motion_adapter
+    from ldm_video.video_unet import motion_adapter_for
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -47,7 +47,7 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
     layers = "attn+conv" if case.endswith("attn+conv") else "attn"
     vcfg = VideoUNetConfig(temporal_layers=layers, attention_heads=8, max_frames=32)
     if case.startswith("diffusers"):
-        model = UNetMotionModel.from_unet2d(unet2d, _motion_adapter(unet2d, vcfg))
+        model = UNetMotionModel.from_unet2d(unet2d, motion_adapter_for(unet2d.config, vcfg))
         del unet2d
         model.freeze_unet2d_params()  # only the motion modules train
     else:

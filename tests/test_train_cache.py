@@ -59,6 +59,12 @@ def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
     bad = TrainConfig(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=8, resolution="32")
     with pytest.raises(LdmVideoError, match="4-frame clips"):
         train(bad, progress=False)
+    other_images = TrainConfig(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=4,
+                               resolution="32", images="pseudo-video")
+    with pytest.raises(LdmVideoError, match="made with --images frame"):
+        train(other_images, progress=False)
+    with pytest.raises(LdmVideoError, match="alternatives"):
+        TrainConfig(base=tiny_base, cache=str(cache), data=str(media))
 
 
 def test_train_cache_latents_without_vae_and_validation_mp4(tmp_path, tiny_base, media, monkeypatch):

@@ -81,6 +81,7 @@ def prepare_cache(
             shard[f"{key}.text"] = text_of(sample["caption"]).clone()  # safetensors refuses shared storage
             name = f"shard-{shard_no:05d}.safetensors"
             entries.append({"shard": name, "key": key, "num_frames": sample["num_frames"],
+                            "size": list(dataset.sizes[i]),
                             "kind": dataset.items[i].kind, "caption": sample["caption"], "path": sample["path"]})
             if len(shard) >= 2 * SHARD_SIZE or n == len(jobs) - 1:
                 save_file(shard, str(tmp / name))
@@ -92,7 +93,11 @@ def prepare_cache(
             "text_dim": int(text_of("").shape[-1]),
             "frames": data.num_frames,
             "resolution": list(data.resolution),
+            "frame_stride": data.frame_stride,
+            "fps": data.fps,
+            "crop": data.crop,
             "images": data.images,
+            "buckets": data.buckets,
             "repeats": repeats,
             "seed": seed,
             "dtype": str(dtype).removeprefix("torch."),
@@ -142,6 +147,10 @@ class LatentCacheDataset(Dataset):
 
     def sample_frames(self, index: int) -> int:
         return int(self.samples[index]["num_frames"])
+
+    def bucket_keys(self) -> list[tuple[int, int]]:
+        """Per sample: its (height, width) in pixels (aspect-ratio buckets keep a batch to one size)."""
+        return [tuple(entry.get("size", self.index["resolution"])) for entry in self.samples]
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         index = key[0] if isinstance(key, tuple) else key

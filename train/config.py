@@ -49,6 +49,8 @@ class TrainConfig:
                                                           "--frame-stride)"))
     resolution: str = field(default="256", metadata=_opt("clip size: 256 or HxW like 256x448", metavar="RES"))
     crop: str = field(default="center", metadata=_opt("crop after resizing", ("center", "random")))
+    buckets: bool = field(default=False, metadata=_opt(
+        "aspect-ratio buckets: train each clip at the size (about the area of --resolution) nearest its aspect"))
     images: str = field(default="pseudo-video", metadata=_opt(
         "how images train: VidRD zoom/pan pseudo-videos, 1-frame samples, or not at all",
         ("pseudo-video", "frame", "off")))
@@ -111,6 +113,8 @@ class TrainConfig:
             raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
         if not self.noise_alpha >= 0:
             raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
+        if self.cache and self.data:
+            raise LdmVideoError("--cache and --data are alternatives: the cache already holds the encoded clips")
         if self.validate_every and not self.validation_prompt:
             raise LdmVideoError("--validate-every needs at least one --validation-prompt")
         if not 0.0 <= self.conv_dropout < 1.0:
@@ -190,7 +194,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume") \
             or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",
                                                                       "frame_stride", "fps", "resolution",
-                                                                      "crop", "images", "image_share",
+                                                                      "crop", "buckets", "images", "image_share",
                                                                       "caption_dropout", "num_workers") \
             else "optimisation"
         if section not in groups:

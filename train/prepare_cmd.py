@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", choices=("pseudo-video", "frame", "off"), default="pseudo-video",
                         help="images as VidRD zoom/pan pseudo-videos, 1-frame samples, or skipped "
                              "(default: %(default)s)")
+    parser.add_argument("--buckets", action="store_true",
+                        help="aspect-ratio buckets: each clip at the size (about the area of --resolution) "
+                             "nearest its aspect, instead of a crop to --resolution")
     parser.add_argument("--repeats", type=int, default=1, help="clips / crops stored per item (default: 1)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp16",
                         help="storage precision of latents and embeddings (default: fp16)")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise LdmVideoError(f"--repeats must be >= 1, got {args.repeats}")
     data = DataConfig(root=args.data, num_frames=args.frames, frame_stride=args.frame_stride, fps=args.fps,
-                      resolution=args.resolution, crop=args.crop, images=args.images)
+                      resolution=args.resolution, crop=args.crop, images=args.images, buckets=args.buckets)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     base = load_base(args.base, ("vae", "text_encoder", "tokenizer"), dtype, device)

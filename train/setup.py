@@ -12,7 +12,14 @@ from pathlib import Path
 
 import torch
 from ldm_video.train.config import TrainConfig
-from ldm_video.train.data import ClipBatchSampler, DataConfig, VideoFolderDataset, collate, image_flags
+from ldm_video.train.data import (
+    ClipBatchSampler,
+    DataConfig,
+    VideoFolderDataset,
+    bucket_keys,
+    collate,
+    image_flags,
+)
 from ldm_video.train.transforms import parse_resolution
 from torch.utils.data import DataLoader
 
@@ -29,7 +36,7 @@ def data_config(config: TrainConfig) -> DataConfig:
         raise LdmVideoError("no training data: give --data FOLDER (or --cache CACHE_DIR from `ldm-video prepare`)")
     return DataConfig(root=config.data, num_frames=config.frames, frame_stride=config.frame_stride,
                       fps=config.fps, resolution=parse_resolution(config.resolution), crop=config.crop,
-                      images=config.images, image_share=config.image_share)
+                      images=config.images, image_share=config.image_share, buckets=config.buckets)
 
 
 @dataclass
@@ -119,7 +126,7 @@ def _accelerator(config: TrainConfig, unused_parameters: bool):
 
 
 def _dataset(config: TrainConfig, accelerator, base_name: str):
-    """(dataset, collate function, image flags) from --cache, --cache-latents or --data."""
+    """(dataset, collate function, image flags, bucket keys) from --cache, --cache-latents or --data."""
     from ldm_video.train.cache import LatentCacheDataset, collate_cached, prepare_cache, read_cache_index
 
     cache = config.cache
@@ -141,10 +148,17 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
             raise LdmVideoError(f"{cache}: cache holds {index['frames']}-frame clips at "
                                 f"{index['resolution'][0]}x{index['resolution'][1]}, but --frames "
                                 f"{config.frames} --resolution {config.resolution} were asked for")
+        made = {k: index.get(k) for k in ("frame_stride", "fps", "crop", "images", "buckets")}
+        asked = {"frame_stride": config.frame_stride, "fps": config.fps, "crop": config.crop, "images": config.images,
+                 "buckets": config.buckets}
+        differ = [f"--{k.replace('_', '-')} {made[k]} (asked {asked[k]})" for k in made if made[k] != asked[k]]
+        if differ:
+            raise LdmVideoError(f"{cache}: cache was made with " + ", ".join(differ) +
+                                "; pass the same clip settings, or prepare a new cache")
         dataset = LatentCacheDataset(cache)
-        return dataset, collate_cached, dataset.is_image()
+        return dataset, collate_cached, dataset.is_image(), dataset.bucket_keys()
     dataset = VideoFolderDataset(data_config(config))
-    return dataset, collate, image_flags(dataset)
+    return dataset, collate, image_flags(dataset), bucket_keys(dataset)
 
 
 def setup_run(config: TrainConfig) -> Run:
@@ -164,7 +178,7 @@ def setup_run(config: TrainConfig) -> Run:
     if not accelerator.is_main_process:
         logging.getLogger("ldm_video").setLevel(logging.ERROR)  # one copy of each warning
     weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
-    dataset, collate_fn, flags = _dataset(config, accelerator, config.base)
+    dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base)
     cached = not isinstance(dataset, VideoFolderDataset)
     parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "vae", "text_encoder", "tokenizer")
     base = load_base(config.base, parts, weight_dtype, accelerator.device)
@@ -214,7 +228,8 @@ def setup_run(config: TrainConfig) -> Run:
     set_seed(config.seed + accelerator.process_index)  # each process its own dropout stream
 
     sampler = ClipBatchSampler(flags, config.batch_size, config.image_share, config.seed,
-                               num_replicas=accelerator.num_processes, rank=accelerator.process_index)
+                               num_replicas=accelerator.num_processes, rank=accelerator.process_index,
+                               groups=buckets)
     # its own generator: creating an iterator draws a worker seed, which must not touch the global RNG
     # (that would make the dropout masks depend on where a run was resumed)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers,
