@@ -183,12 +183,13 @@ def _validate(run: Run, step: int) -> None:
             run.ema.copy_to(params)
         vae = run.validation_vae()
         try:
-            paths = write_validation_videos(
-                run.unwrapped, vae, dict(run.noise_scheduler.config), list(run.config.validation_prompt),
-                run.validation_embeds.to(acc.device), run.empty_text.to(acc.device),
-                Path(run.config.output_dir) / "validation", step, run.config.frames, run.resolution,
-                run.config.validation_steps, run.config.validation_guidance, run.config.noise_prior,
-                run.config.noise_alpha, run.config.seed)
+            with acc.autocast():  # fp32 temporal layers on bf16 / fp16 spatial weights, as in training
+                paths = write_validation_videos(
+                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(run.config.validation_prompt),
+                    run.validation_embeds.to(acc.device), run.empty_text.to(acc.device),
+                    Path(run.config.output_dir) / "validation", step, run.config.frames, run.resolution,
+                    run.config.validation_steps, run.config.validation_guidance, run.config.noise_prior,
+                    run.config.noise_alpha, run.config.seed)
         finally:
             run.release_validation_vae(vae)
             if run.ema is not None:
