@@ -110,10 +110,11 @@ def load_video_model(base, motion: str | None, lora: str | None, lora_scale: flo
     from ldm_video import inflate_unet
     from ldm_video.checkpoint import load_motion
 
+    device, dtype = base.unet.device, base.unet.dtype
     model = load_motion(motion, base.unet) if motion else inflate_unet(base.unet)
     if lora:
         load_lora(model, lora, lora_scale)
-    return model.eval()
+    return model.to(device=device, dtype=dtype).eval()  # new temporal / LoRA layers come in float32
 
 
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:

@@ -114,3 +114,15 @@ def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_bf16_runs_with_temporal_layers_cast(tiny_base, motion_dir, tmp_path):
+    """New temporal layers are built in float32; generate casts them to the weights' dtype."""
+    args = ["generate", "--base", tiny_base, "--motion", motion_dir, "--prompt", "x", "--frames", "6",
+            "--clip-frames", "4", "--steps", "2", "--height", "16", "--width", "16", "--quiet"]
+    assert main([*args, "--dtype", "bf16", "--out", str(tmp_path / "bf16")]) == 0
+    assert main([*args, "--dtype", "fp32", "--out", str(tmp_path / "fp32")]) == 0
+    bf16, fp32 = read_video(tmp_path / "bf16").astype(int), read_video(tmp_path / "fp32")
+    assert bf16.shape == fp32.shape == (6, 16, 16, 3)
+    diff = np.abs(bf16 - fp32).mean()
+    assert diff < 8  # same video up to bf16 rounding
