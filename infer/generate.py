@@ -148,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
     from ldm_video import load_base
 
     sampling, video = build_configs(args)
-    output_format(args.out)  # refuse a bad --out before loading anything
+    output_format(args.out)  # refuse a bad --out / --save-latents before loading anything
+    if args.save_latents and not args.save_latents.endswith(".safetensors"):
+        raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
     device, dtype = resolve_device(args.device, args.dtype)
     if args.motion and not Path(args.motion).exists():
         raise LdmVideoError(f"{args.motion}: no such --motion folder")

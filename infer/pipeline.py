@@ -10,6 +10,7 @@ with the number of frames.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -215,6 +216,4 @@ class VideoSampler:
 
 
 def _step_params(scheduler) -> set[str]:
-    import inspect
-
     return set(inspect.signature(scheduler.step).parameters)

@@ -106,6 +106,7 @@ def test_other_output_formats(tiny_base, tmp_path, fmt):
     (["--motion", "missing_dir"], "no such --motion folder"),
     (["--dtype", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
     (["--out", "v.avi"], "unsupported output extension"),
+    (["--save-latents", "z.pt"], "name it *.safetensors"),
 ])
 def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message):
     args = ["generate", "--base", tiny_base, "--prompt", "x", "--steps", "1", "--height", "16", "--width", "16",
