@@ -127,3 +127,11 @@ def test_bf16_runs_with_temporal_layers_cast(tiny_base, motion_dir, tmp_path):
     assert bf16.shape == fp32.shape == (6, 16, 16, 3)
     diff = np.abs(bf16 - fp32).mean()
     assert diff < 8  # same video up to bf16 rounding
+
+
+def test_threads_flag(tiny_base, tmp_path, capsys):
+    args = ["generate", "--base", tiny_base, "--prompt", "x", "--out", str(tmp_path / "v.mp4"), "--quiet"]
+    assert main([*args, "--threads", "-1"]) == 2
+    assert "--threads" in capsys.readouterr().err
+    assert main([*args, "--threads", "3", "--height", "30"]) == 2  # set before the size is refused
+    assert torch.get_num_threads() == 3
