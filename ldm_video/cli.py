@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("ldm_video.infer.generate", "text-to-video clips and long videos (VidRD), streamed to mp4/gif/PNGs"),
     "eval": ("ldm_video.infer.eval", "temporal metrics of a video as JSON: seam jump ratio, flicker, drift"),
     "export": ("ldm_video.export", "export temporal layers / LoRA as MotionAdapter, diffusers or kohya files"),
+    "train-vae": ("ldm_video.vae.train_vae", "fine-tune a temporal-aware VAE decoder or a 3D causal VAE on videos"),
+    "eval-vae": ("ldm_video.vae.eval_vae", "PSNR / SSIM / flicker of a video VAE next to the 2D SD VAE"),
 }
 
 

@@ -37,7 +37,8 @@ class TemporalConvStack(nn.Module):
         nn.init.zeros_(self.layers[-1].bias)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        video = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames)  # (b, c, f, h, w)
+        # contiguous: torch 2.13 GroupNorm backward can crash on this permuted 5D view when x needs no grad
+        video = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames).contiguous()  # (b, c, f, h, w)
         video = video + self.layers(video)
         return rearrange(video, "b c f h w -> (b f) c h w")  # ((b f), c, h, w)
 

@@ -1,0 +1,299 @@
+"""Training data: a folder of videos and images with captions -> clips for the video U-Net.
+
+Public API (kept small; the VAE trainer reuses it):
+
+- `DataConfig`: what to sample (frames, stride or fps, resolution, crop, how images are used).
+- `scan_folder(config) -> list[MediaItem]`: find media, read captions, probe every file; each bad item
+  (corrupt, empty, too short for the clip, a caption that is not text) is skipped with one warning line
+  naming the file and the reason, then one summary line; no usable item at all is an `LdmVideoError`.
+- `VideoFolderDataset(config, items=None)`: `dataset[(index, seed)]` -> a sample dict
+  `{"pixel_values": float (3, f, H, W) in [-1, 1], "caption": str, "num_frames": int, "path": str}`.
+  All randomness (clip start, crop, zoom/pan) comes from the `seed` in the key, so a sample is a pure
+  function of its key.
+- `ClipBatchSampler`: the batches of an epoch as lists of `(index, seed)` keys, a pure function of
+  (seed, epoch); every batch is all-video or all-image (images as 1-frame samples cannot share a batch
+  with clips), and `image_share` sets the fraction of image batches. Shards batches across processes and
+  can start mid-epoch (`start_batch`), which is how training resumes at its exact data position.
+- `make_dataloader(dataset, sampler, num_workers)`.
+
+Images train either as one-frame samples (`images="frame"`; the U-Net then skips its temporal layers, joint
+image-video training as in PYoCo / VDM) or as VidRD pseudo-videos made by random zoom and pan
+(`images="pseudo-video"`, Gu et al. 2023, §3.3), or not at all (`images="off"`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from ldm_video.train.captions import CaptionError, read_metadata, resolve_caption
+from ldm_video.train.decode import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    probe_video,
+    read_clip,
+    read_image,
+)
+from ldm_video.train.transforms import (
+    parse_resolution,
+    resize_crop,
+    to_float_frames,
+    to_model_range,
+    zoom_pan_video,
+)
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ldm_video.errors import LdmVideoError
+
+logger = logging.getLogger("ldm_video.train.data")
+
+IMAGE_MODES = ("pseudo-video", "frame", "off")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How clips are sampled from a media folder."""
+
+    root: str  # folder of videos / images (searched recursively; hidden folders skipped)
+    num_frames: int = 16  # frames per clip
+    frame_stride: int = 1  # take every n-th frame of the file (ignored when fps is set)
+    fps: float | None = None  # sample the clip at this frame rate instead of a fixed stride
+    resolution: tuple[int, int] = (256, 256)  # (height, width) after resize + crop; an int or "HxW" also works
+    crop: str = "center"  # "center" or "random"
+    images: str = "pseudo-video"  # "pseudo-video" (VidRD zoom/pan), "frame" (1-frame samples) or "off"
+    image_share: float | None = None  # fraction of batches made of images; None = their share of the folder
+    min_zoom: float = 0.6  # pseudo-videos: smallest crop box, as a fraction of the largest
+    backend: str = "auto"  # video decoder: "auto" (decord if installed, else PyAV), "pyav", "decord"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resolution", parse_resolution(self.resolution))  # int or "HxW" accepted
+        if self.num_frames < 1:
+            raise LdmVideoError(f"--frames must be >= 1, got {self.num_frames}")
+        if self.frame_stride < 1:
+            raise LdmVideoError(f"--frame-stride must be >= 1, got {self.frame_stride}")
+        if self.fps is not None and not self.fps > 0:
+            raise LdmVideoError(f"--fps must be > 0, got {self.fps}")
+        if self.images not in IMAGE_MODES:
+            raise LdmVideoError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {self.images!r}")
+        if self.crop not in ("center", "random"):
+            raise LdmVideoError(f"--crop must be center or random, got {self.crop!r}")
+        if self.image_share is not None and not 0.0 <= self.image_share <= 1.0:
+            raise LdmVideoError(f"--image-share must be in [0, 1], got {self.image_share}")
+        if not 0.0 < self.min_zoom <= 1.0:
+            raise ValueError(f"min_zoom must be in (0, 1], got {self.min_zoom}")
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One usable file of the folder."""
+
+    path: Path
+    kind: str  # "video" or "image"
+    caption: str
+    info: VideoInfo | None = None  # probe result (videos only)
+
+
+def _step_frames(config: DataConfig, info: VideoInfo) -> float:
+    """File frames between two clip frames: the stride, or the file's fps / the wanted fps."""
+    return info.fps / config.fps if config.fps else float(config.frame_stride)
+
+
+def _span(config: DataConfig, info: VideoInfo) -> int:
+    """File frames a clip covers."""
+    return math.floor((config.num_frames - 1) * _step_frames(config, info)) + 1
+
+
+def _check_item(path: Path, config: DataConfig, metadata: dict) -> MediaItem:
+    """A MediaItem, or ValueError with the reason this file cannot be used."""
+    if path.stat().st_size == 0:
+        raise ValueError("empty file")
+    caption = resolve_caption(path, metadata)  # CaptionError is a ValueError
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        try:
+            frame = read_image(path)
+        except Exception as err:  # noqa: BLE001 -- PIL raises many types for bad files; the reason matters
+            raise ValueError(f"cannot decode image ({type(err).__name__}: {err})") from None
+        if frame.shape[0] < 1 or frame.shape[1] < 1:
+            raise ValueError("image has no pixels")
+        return MediaItem(path, "image", caption)
+    info = probe_video(path)
+    if info.num_frames < _span(config, info):
+        how = f"at {config.fps:g} fps" if config.fps else f"with stride {config.frame_stride}"
+        raise ValueError(f"too short: {info.num_frames} frames, a {config.num_frames}-frame clip {how} "
+                         f"needs {_span(config, info)}")
+    return MediaItem(path, "video", caption, info)
+
+
+def scan_folder(config: DataConfig) -> list[MediaItem]:
+    """Every usable media file under `config.root`, sorted by path; warns once per bad item.
+
+    Raises LdmVideoError when the folder is missing or nothing in it is usable.
+    """
+    root = Path(config.root).expanduser()
+    if not root.is_dir():
+        raise LdmVideoError(f"{config.root}: data folder not found")
+    extensions = VIDEO_EXTENSIONS + (IMAGE_EXTENSIONS if config.images != "off" else ())
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    metadata = read_metadata(root)
+    items: list[MediaItem] = []
+    reasons: Counter[str] = Counter()
+    for path in paths:  # step: probe one file
+        try:
+            items.append(_check_item(path, config, metadata))
+        except CaptionError as err:
+            reasons["caption not text"] += 1
+            logger.warning("skipping %s: %s", path, err)
+        except (ValueError, OSError) as err:
+            reasons[str(err).split(":")[0].split(" (")[0]] += 1
+            logger.warning("skipping %s: %s", path, err)
+    counts = Counter(item.kind for item in items)
+    uncaptioned = sum(1 for item in items if not item.caption)
+    summary = f"data: {counts['video']} videos, {counts['image']} images usable in {root}"
+    if reasons:
+        summary += f"; skipped {sum(reasons.values())} bad items (" + ", ".join(
+            f"{n} {why}" for why, n in sorted(reasons.items())) + ")"
+    if uncaptioned:
+        summary += f"; {uncaptioned} without a caption train unconditionally"
+    (logger.warning if reasons else logger.info)(summary)
+    if not items:
+        found = f"{len(paths)} media files, none usable" if paths else "no media files"
+        raise LdmVideoError(f"{root}: no usable training data ({found}; videos: "
+                            f"{' '.join(VIDEO_EXTENSIONS)}; images: {' '.join(IMAGE_EXTENSIONS)})")
+    return items
+
+
+class VideoFolderDataset(Dataset):
+    """Clips and images of a folder as training samples; `dataset[(index, seed)]` is deterministic."""
+
+    def __init__(self, config: DataConfig, items: list[MediaItem] | None = None) -> None:
+        self.config = config
+        self.items = scan_folder(config) if items is None else list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def sample_frames(self, index: int) -> int:
+        """The number of frames item `index` yields (1 for an image in "frame" mode)."""
+        item = self.items[index]
+        return 1 if item.kind == "image" and self.config.images == "frame" else self.config.num_frames
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        item, config = self.items[index], self.config
+        generator = torch.Generator().manual_seed(int(seed))
+        if item.kind == "image":
+            image = to_float_frames(read_image(item.path)[None])  # (1, 3, h, w)
+            if config.images == "frame":
+                frames = resize_crop(image, config.resolution, config.crop, generator)  # (1, 3, H, W)
+            else:
+                frames = zoom_pan_video(image[0], config.num_frames, config.resolution, generator,
+                                        config.min_zoom)  # (f, 3, H, W)
+        else:
+            info = item.info
+            assert info is not None
+            last_start = max(0, info.num_frames - _span(config, info))
+            start = int(torch.randint(0, last_start + 1, (1,), generator=generator))
+            try:
+                clip = read_clip(item.path, info, start, config.num_frames, _step_frames(config, info),
+                                 config.backend)  # (f, h, w, 3) uint8
+            except ValueError as err:
+                raise LdmVideoError(f"{item.path}: {err}") from None
+            frames = resize_crop(to_float_frames(clip), config.resolution, config.crop, generator)  # (f, 3, H, W)
+        pixel_values = to_model_range(frames)  # (3, f, H, W) in [-1, 1]
+        return {"pixel_values": pixel_values, "caption": item.caption, "num_frames": pixel_values.shape[1],
+                "path": str(item.path)}
+
+
+class ClipBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Epoch-seeded batches of `(index, sample_seed)` keys, all-video or all-image, sharded by rank."""
+
+    def __init__(
+        self,
+        is_image: list[bool],
+        batch_size: int,
+        image_share: float | None = None,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise LdmVideoError(f"--batch-size must be >= 1, got {batch_size}")
+        self.images = [i for i, flag in enumerate(is_image) if flag]
+        self.videos = [i for i, flag in enumerate(is_image) if not flag]
+        natural = len(self.images) / max(1, len(is_image))
+        share = natural if image_share is None else image_share
+        self.image_share = 0.0 if not self.images else (1.0 if not self.videos else share)
+        self.batch_size, self.seed = batch_size, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch, self.start_batch = 0, 0
+        # batches per epoch across all processes: about one pass over the items, a multiple of the world size
+        per_pass = max(1, len(is_image) // batch_size)
+        self.global_batches = max(num_replicas, per_pass // num_replicas * num_replicas)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch (its batches are a pure function of seed and epoch) and this rank's first batch."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return self.global_batches // self.num_replicas
+
+    def epoch_batches(self, epoch: int) -> list[list[tuple[int, int]]]:
+        """All processes' batches of `epoch`, in order."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        pools = {"image": self.images, "video": self.videos}
+        orders: dict[str, list[int]] = {"image": [], "video": []}
+        batches = []
+        for _ in range(self.global_batches):  # step: choose the batch's kind, then its items
+            kind = "image" if float(torch.rand((), generator=g)) < self.image_share else "video"
+            batch = []
+            for _ in range(self.batch_size):
+                if not orders[kind]:  # a fresh shuffle of this kind's items
+                    pool = pools[kind]
+                    orders[kind] = [pool[i] for i in torch.randperm(len(pool), generator=g).tolist()]
+                batch.append((orders[kind].pop(), int(torch.randint(0, 2**62, (), generator=g))))
+            batches.append(batch)
+        return batches
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        mine = self.epoch_batches(self.epoch)[self.rank::self.num_replicas]
+        yield from mine[self.start_batch:]
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack a batch: pixel_values (b, 3, f, H, W); caption / path lists; num_frames an int."""
+    frames = {s["num_frames"] for s in samples}
+    if len(frames) != 1:
+        raise ValueError(f"a batch mixes frame counts {sorted(frames)}")
+    return {
+        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),  # (b, 3, f, H, W)
+        "caption": [s["caption"] for s in samples],
+        "num_frames": frames.pop(),
+        "path": [s["path"] for s in samples],
+    }
+
+
+def make_dataloader(dataset: Dataset, sampler: ClipBatchSampler, num_workers: int = 0) -> DataLoader:
+    """A DataLoader over the sampler's batches (worker processes only decode; all randomness is in the keys)."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+                      persistent_workers=False, pin_memory=False)
+
+
+def image_flags(dataset: VideoFolderDataset) -> list[bool]:
+    """Per item: True for an image (what `ClipBatchSampler` groups by)."""
+    return [item.kind == "image" for item in dataset.items]
+
+
+def preview(sample: dict) -> np.ndarray:
+    """A sample's pixel_values as uint8 (f, H, W, 3), to look at what the model is fed."""
+    x = ((sample["pixel_values"].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, f, H, W)
+    return rearrange(x, "c f h w -> f h w c").numpy()

@@ -1,0 +1,50 @@
+"""One loader for every video-VAE kind, so `generate --vae` and `train --vae` call a single function."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from ldm_video.vae.causal3d import KIND as CAUSAL3D
+from ldm_video.vae.causal3d import check_base_matches, load_causal_vae
+from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
+from ldm_video.vae.interface import ImageVAE, VideoVAE
+from ldm_video.vae.temporal_decoder import KIND as TEMPORAL_DECODER
+from ldm_video.vae.temporal_decoder import load_base_vae, load_temporal_decoder
+
+from ldm_video.errors import LdmVideoError
+
+KINDS = ("2d", TEMPORAL_DECODER, CAUSAL3D)
+
+
+def load_video_vae(
+    path_or_base: str | os.PathLike,
+    base: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> VideoVAE:
+    """A frozen, eval-mode `VideoVAE` from a saved video-VAE folder, or the plain 2D SD VAE of a base model.
+
+    Args:
+        path_or_base: a folder written by `ldm-video train-vae` (temporal-decoder or causal3d), or an SD 2.x
+            pipeline folder / hub id / bare `vae/` folder (then the 2D VAE, frame by frame).
+        base: the base model in use, when known; a saved VAE built for a different SD VAE is refused with
+            CheckpointMismatchError. A temporal decoder is rebuilt on this base (else on the one it recorded).
+    """
+    path = str(path_or_base)
+    if is_video_vae_folder(path):
+        kind = read_config(path).get("kind")
+        if kind == TEMPORAL_DECODER:
+            model: VideoVAE = load_temporal_decoder(path, base_vae=load_base_vae(base, dtype) if base else None,
+                                                    dtype=dtype)
+        elif kind == CAUSAL3D:
+            model = load_causal_vae(path, dtype=dtype)
+            if base:
+                check_base_matches(model, load_base_vae(base).config, path)
+        else:
+            raise LdmVideoError(f"{path}: unknown video VAE kind {kind!r}; expected one of {', '.join(KINDS[1:])}")
+    elif os.path.isdir(path) or not os.path.exists(path):
+        model = ImageVAE(load_base_vae(path, dtype))
+    else:
+        raise LdmVideoError(f"{path}: expected a video VAE folder or an SD 2.x base model, found a file")
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
