@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "diffusers MotionAdapter folder; without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
     g.add_argument("--lora", metavar="FILE", help="a LoRA .safetensors for the spatial U-Net, diffusers or kohya format")
     g.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (default 1.0)")
+    g.add_argument("--vae", metavar="DIR", help="decoder: a temporal-decoder folder from `ldm-video train-vae`, or "
+                   "an SD 2.x base / vae folder (default: the base's own VAE, frame by frame)")
     g.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     g.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
                    help="weights dtype; auto = fp16 on GPU, fp32 on CPU (fp16 needs a GPU)")
@@ -163,20 +165,31 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"{args.motion}: no such --motion folder")
     if args.lora and not Path(args.lora).exists():
         raise LdmVideoError(f"{args.lora}: no such LoRA file")
+    if args.vae and not Path(args.vae).exists():
+        raise LdmVideoError(f"{args.vae}: no such --vae folder")
     if args.quiet:
         import diffusers
         import transformers
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
-    base = load_base(args.base, dtype=dtype, device=device)
+    parts = ("unet", "text_encoder", "tokenizer", "scheduler") + (() if args.vae else ("vae",))
+    base = load_base(args.base, components=parts, dtype=dtype, device=device)
+    vae = base.vae
+    if args.vae:
+        from ldm_video.vae import load_video_vae
+
+        vae = load_video_vae(args.vae, base=args.base, dtype=dtype, device=device)
+        if vae.temporal_compression != 1:
+            raise LdmVideoError(f"{args.vae}: a {vae.kind} VAE compresses time {vae.temporal_compression}x; "
+                                "generate needs one latent per frame (a 2d or temporal-decoder VAE)")
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")
     text = encode_prompt(base.tokenizer, base.text_encoder, args.prompt, args.negative_prompt, sampling.guidance,
                          device, dtype)  # (2|1, seq, dim), once per run
-    sampler = VideoSampler(model=model, vae=base.vae, scheduler_config=dict(base.scheduler.config),
+    sampler = VideoSampler(model=model, vae=vae, scheduler_config=dict(base.scheduler.config),
                            sampling=sampling, video=video, progress=not args.quiet)
     latent_writer = None
     if args.save_latents:
