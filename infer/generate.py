@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 
 import torch
-
-from ldm_video.errors import LdmVideoError
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
     EXTEND_MODES,
@@ -26,6 +24,8 @@ from ldm_video.infer.pipeline import (
 )
 from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import VidRDConfig
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.noise import NOISE_PRIORS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -6,10 +6,10 @@ import av
 import numpy as np
 import pytest
 import torch
+from ldm_video.infer.video_io import read_video
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
-from ldm_video.infer.video_io import read_video
 
 DONE_WHEN = ["--prompt", "a red square moving right", "--frames", "40", "--clip-frames", "8", "--overlap", "4",
              "--steps", "4", "--height", "32", "--width", "32"]
@@ -75,8 +75,9 @@ def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir
 
 
 def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
-    from ldm_video import load_base
     from ldm_video.infer.pipeline import to_uint8
+
+    from ldm_video import load_base
 
     out, lat = tmp_path / "frames", tmp_path / "z.safetensors"
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4",
