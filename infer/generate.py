@@ -76,10 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
                    help=f"vidrd: DSG fraction of steps frame 0 is held, beta (default {VIDRD_DEFAULTS['dsg_beta']})")
-    g.add_argument("--seam-drop", type=int, default=DEFAULT_SEAM_DROP,
+    g.add_argument("--seam-drop", type=int,
                    help="leading frames of every later clip left out of the output "
-                        f"(default {DEFAULT_SEAM_DROP}: the near-duplicate of the old last frame; chosen by measuring "
-                        "seam metrics, see README)")
+                        f"(default {DEFAULT_SEAM_DROP}, 0 for one-frame clips: the near-duplicate of the old last frame; "
+                        "chosen by measuring seam metrics, see README)")
 
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="video.mp4 (H.264), video.gif, or a folder name for PNG frames")
@@ -142,7 +142,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                   height=args.height, width=args.width, seed=args.seed)
         vidrd = VidRDConfig(clip_frames=args.clip_frames, overlap=values["overlap"],
                             pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"])
-        video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=args.seam_drop,
+        seam_drop = min(DEFAULT_SEAM_DROP, args.clip_frames - 1) if args.seam_drop is None else args.seam_drop
+        video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None

@@ -136,3 +136,9 @@ def test_threads_flag(tiny_base, tmp_path, capsys):
     assert "--threads" in capsys.readouterr().err
     assert main([*args, "--threads", "3", "--height", "30"]) == 2  # set before the size is refused
     assert torch.get_num_threads() == 3
+
+
+def test_one_frame_clips_work_with_default_flags(tiny_base, tmp_path):
+    assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "3", "--clip-frames", "1",
+                 "--steps", "1", "--height", "16", "--width", "16", "--out", str(tmp_path / "v"), "--quiet"]) == 0
+    assert read_video(tmp_path / "v").shape == (3, 16, 16, 3)
