@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -142,7 +142,6 @@ class VideoSampler:
     sampling: SamplingConfig
     video: LongVideoConfig
     progress: bool = True  # tqdm bars over clips and steps
-    step_callback: Callable[[int, int], None] | None = None  # called (clip, step) after every step
 
     def __post_init__(self) -> None:
         self.device = next(self.model.parameters()).device
@@ -188,8 +187,6 @@ class VideoSampler:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
             latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)
-            if self.step_callback is not None:
-                self.step_callback(clip, k)
         self.dsg = record
         return latents
 
