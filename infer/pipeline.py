@@ -4,22 +4,25 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 (Ge et al., ICCV 2023); each later clip starts from the previous clip's initial noise (FNR + PNS) and holds
 its first M frames to the previous clip's trajectory for the first steps (DSG); each clip is denoised by the
 video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
-on at once. Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
+on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
+Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 from einops import rearrange
+from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
+from ldm_video.vae import ImageVAE, VideoVAE
 from tqdm.auto import tqdm
 
-from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
 
 # --scheduler name -> (diffusers class, config overrides); all deterministic
@@ -134,17 +137,21 @@ class VideoSampler:
     """Samples a long video clip by clip and yields decoded chunks; see the module docstring."""
 
     model: torch.nn.Module  # VideoUNet: (b, c, f, h, w), t, (b, seq, dim) -> .sample (b, c, f, h, w)
-    vae: torch.nn.Module  # AutoencoderKL
+    vae: torch.nn.Module  # ldm_video.vae.VideoVAE (2d or temporal-decoder), or a diffusers AutoencoderKL
     scheduler_config: dict  # the base model's scheduler config (noise schedule, prediction type)
     sampling: SamplingConfig
     video: LongVideoConfig
     progress: bool = True  # tqdm bars over clips and steps
-    step_callback: Callable[[int, int], None] | None = None  # called (clip, step) after every step
 
     def __post_init__(self) -> None:
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
-        self.vae_scale = float(self.vae.config.scaling_factor)
+        if not isinstance(self.vae, VideoVAE):
+            self.vae = ImageVAE(self.vae)  # the SD VAE frame by frame
+        if self.vae.temporal_compression != 1:
+            raise ValueError(f"a {self.vae.kind} VAE compresses time {self.vae.temporal_compression}x; the video "
+                             "U-Net makes one latent per frame, so only 2d or temporal-decoder VAEs decode it")
+        self.vae_scale = self.vae.scaling_factor
         self.latent_shape = (1, 4, self.video.clip_frames, self.sampling.height // 8, self.sampling.width // 8)
         self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
 
@@ -180,8 +187,6 @@ class VideoSampler:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
             latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)
-            if self.step_callback is not None:
-                self.step_callback(clip, k)
         self.dsg = record
         return latents
 
@@ -190,9 +195,8 @@ class VideoSampler:
         """(1, 4, f, h, w) latents -> (latent chunk, frames (chunk, 3, H, W) in [-1, 1]), chunk by chunk."""
         for start in range(0, latents.shape[2], self.video.decode_chunk):
             z = latents[:, :, start:start + self.video.decode_chunk]  # (1, 4, chunk, h, w)
-            flat = rearrange(z, "b c f h w -> (b f) c h w") / self.vae_scale  # (chunk, 4, h, w)
-            frames = self.vae.decode(flat.to(self.vae.dtype)).sample  # (chunk, 3, H, W)
-            yield z, frames
+            video = self.vae.decode(z, chunk_frames=z.shape[2])  # (1, 3, chunk, H, W), true num_frames
+            yield z, rearrange(video, "1 c f h w -> f c h w")  # (chunk, 3, H, W)
 
     @torch.no_grad()
     def __call__(self, text: torch.Tensor) -> Iterator[VideoChunk]:
@@ -215,6 +219,4 @@ class VideoSampler:
 
 
 def _step_params(scheduler) -> set[str]:
-    import inspect
-
     return set(inspect.signature(scheduler.step).parameters)

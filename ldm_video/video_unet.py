@@ -178,8 +178,11 @@ class VideoUNet(nn.Module):
 
 
 def inflate_unet(unet2d: UNet2DConditionModel, config: VideoUNetConfig | None = None) -> VideoUNet:
-    """Inject temporal layers into `unet2d` (taken over in place, spatial weights frozen) -> VideoUNet."""
+    """Inject temporal layers into `unet2d` (taken over in place, spatial weights frozen) -> VideoUNet.
+
+    The new layers take the U-Net's device and dtype; a trainer keeps fp32 master copies of them itself.
+    """
     if not isinstance(unet2d, UNet2DConditionModel):
         raise TypeError(f"inflate_unet needs a diffusers UNet2DConditionModel, got {type(unet2d).__name__}")
     model = VideoUNet(unet2d, config or VideoUNetConfig())
-    return model.to(device=model.device)
+    return model.to(device=model.device, dtype=model.dtype)  # new layers follow the U-Net's device and dtype

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from ldm_video import inflate_unet, load_base
 from ldm_video.infer.memory import TensorMemoryTracker
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt, to_uint8
 from ldm_video.infer.video_io import VideoWriter
 from ldm_video.infer.vidrd import VidRDConfig
+
+from ldm_video import inflate_unet, load_base
 
 
 @pytest.fixture(autouse=True)
