@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -68,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("long videos (VidRD)")
     g.add_argument("--frames", type=int, default=16, help="frames in the output, exactly (default 16)")
-    g.add_argument("--clip-frames", type=int, default=8, help="frames denoised together, N (default 8)")
+    g.add_argument("--clip-frames", type=int, default=8,
+                   help="frames denoised together, N (default 8; latent frames with a causal 3D --vae)")
     g.add_argument("--extend", choices=EXTEND_MODES, default="vidrd",
                    help="vidrd: FNR + PNS + DSG tie each clip to the last; independent: fresh noise per clip")
     g.add_argument("--overlap", type=int, help="vidrd: prompt frames M (default clip-frames // 2, i.e. 4 of 8)")
@@ -181,9 +183,9 @@ def run(args: argparse.Namespace) -> int:
         from ldm_video.vae import load_video_vae
 
         vae = load_video_vae(args.vae, base=args.base, dtype=dtype, device=device)
-        if vae.temporal_compression != 1:
-            raise LdmVideoError(f"{args.vae}: a {vae.kind} VAE compresses time {vae.temporal_compression}x; "
-                                "generate needs one latent per frame (a 2d or temporal-decoder VAE)")
+        if vae.temporal_compression != 1:  # causal 3D VAE: the U-Net makes (F - 1) / 4 + 1 latent frames
+            vae.check_num_frames(args.frames, what="--frames")
+            video = replace(video, num_frames=vae.latent_frames(args.frames))
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
@@ -206,8 +208,8 @@ def run(args: argparse.Namespace) -> int:
                 writer.append(to_uint8(chunk.frames).cpu().numpy())  # (f, H, W, 3) uint8
                 if latent_writer is not None:
                     latent_writer.append(chunk.latents)  # (1, 4, f, h, w)
-            if writer.frames_written != video.num_frames:  # the frame arithmetic is the contract
-                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {video.num_frames}")
+            if writer.frames_written != args.frames:  # the frame arithmetic is the contract
+                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {args.frames}")
         if latent_writer is not None:
             latent_writer.close()
     except BaseException:
@@ -215,5 +217,5 @@ def run(args: argparse.Namespace) -> int:
             latent_writer.abort()
         raise
     if not args.quiet:
-        print(f"wrote {args.out} ({video.num_frames} frames, {video.num_clips} clips)")
+        print(f"wrote {args.out} ({args.frames} frames, {video.num_clips} clips)")
     return 0

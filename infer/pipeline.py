@@ -63,7 +63,7 @@ class SamplingConfig:
 class LongVideoConfig:
     """How clips make up the video."""
 
-    num_frames: int = 16  # frames in the output, exactly
+    num_frames: int = 16  # latent frames in the output, exactly (= pixel frames unless the VAE compresses time)
     extend: str = "vidrd"  # "vidrd" (FNR + PNS + DSG) or "independent" (fresh prior noise per clip)
     vidrd: VidRDConfig = field(default_factory=VidRDConfig)  # clip length, overlap, PNS alpha, DSG beta
     seam_drop: int = 0  # leading frames of every later clip left out of the output
@@ -137,7 +137,7 @@ class VideoSampler:
     """Samples a long video clip by clip and yields decoded chunks; see the module docstring."""
 
     model: torch.nn.Module  # VideoUNet: (b, c, f, h, w), t, (b, seq, dim) -> .sample (b, c, f, h, w)
-    vae: torch.nn.Module  # ldm_video.vae.VideoVAE (2d or temporal-decoder), or a diffusers AutoencoderKL
+    vae: torch.nn.Module  # ldm_video.vae.VideoVAE (any kind), or a diffusers AutoencoderKL
     scheduler_config: dict  # the base model's scheduler config (noise schedule, prediction type)
     sampling: SamplingConfig
     video: LongVideoConfig
@@ -148,9 +148,6 @@ class VideoSampler:
         self.dtype = next(self.model.parameters()).dtype
         if not isinstance(self.vae, VideoVAE):
             self.vae = ImageVAE(self.vae)  # the SD VAE frame by frame
-        if self.vae.temporal_compression != 1:
-            raise ValueError(f"a {self.vae.kind} VAE compresses time {self.vae.temporal_compression}x; the video "
-                             "U-Net makes one latent per frame, so only 2d or temporal-decoder VAEs decode it")
         self.vae_scale = self.vae.scaling_factor
         self.latent_shape = (1, 4, self.video.clip_frames, self.sampling.height // 8, self.sampling.width // 8)
         self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
@@ -195,8 +192,8 @@ class VideoSampler:
         """(1, 4, f, h, w) latents -> (latent chunk, frames (chunk, 3, H, W) in [-1, 1]), chunk by chunk."""
         for start in range(0, latents.shape[2], self.video.decode_chunk):
             z = latents[:, :, start:start + self.video.decode_chunk]  # (1, 4, chunk, h, w)
-            video = self.vae.decode(z, chunk_frames=z.shape[2])  # (1, 3, chunk, H, W), true num_frames
-            yield z, rearrange(video, "1 c f h w -> f c h w")  # (chunk, 3, H, W)
+            video = self._decode(z)  # (1, 3, F_chunk, H, W): true num_frames; causal VAE: cache carried on
+            yield z, rearrange(video, "1 c f h w -> f c h w")  # (F_chunk, 3, H, W)
 
     @torch.no_grad()
     def __call__(self, text: torch.Tensor) -> Iterator[VideoChunk]:
@@ -208,6 +205,7 @@ class VideoSampler:
         generator = torch.Generator("cpu").manual_seed(self.sampling.seed)
         noise = None
         self.dsg = None
+        self._decode = self.vae.stream_decoder()  # one per video: the causal VAE's cache spans the clips
         clips = tqdm(range(self.video.num_clips), desc="clips", disable=not self.progress)
         for clip in clips:
             noise = self.initial_noise(clip, noise, generator)  # (1, 4, N, h, w)

@@ -67,7 +67,27 @@ def test_trained_temporal_decoder_is_used_with_the_chunks_true_frames(tiny_base,
     assert np.abs(expected.astype(int) - frames).max() <= 1
 
 
-def test_causal_vae_is_refused(tiny_base, vaes, tmp_path, capsys):
-    assert main(["generate", "--base", tiny_base, *ARGS, "--vae", str(vaes / "c3d"),
-                 "--out", str(tmp_path / "v.mp4")]) == 2
-    assert "compresses time 4x" in capsys.readouterr().err
+def test_causal_vae_generates_4f_plus_1_frames_streamed_across_clips(tiny_base, vaes, tmp_path, capsys):
+    """--frames 21 -> 6 latent frames in clips of 4 (seam-drop 1: 4 + 2); one conv cache spans the clips."""
+    from ldm_video.vae import load_video_vae
+
+    args = [a for a in ARGS if a not in ("10",)]
+    args[args.index("--frames") + 1:args.index("--frames") + 1] = ["21"]
+    out, lat = tmp_path / "c.mp4", tmp_path / "z.safetensors"
+    assert main(["generate", "--base", tiny_base, *args, "--vae", str(vaes / "c3d"), "--out", str(out),
+                 "--save-latents", str(lat)]) == 0
+    frames = read_video(tmp_path / "c.mp4")
+    assert frames.shape[0] == 21
+    latents = load_file(str(lat))["latents"]
+    assert latents.shape[2] == 6
+    with torch.no_grad():  # streamed decode == one-shot decode of the same latents
+        expected = to_uint8(load_video_vae(vaes / "c3d", base=tiny_base).decode(latents)[0].permute(1, 0, 2, 3))
+    # compare through PNGs to avoid H.264 loss
+    assert main(["generate", "--base", tiny_base, *args, "--vae", str(vaes / "c3d"),
+                 "--out", str(tmp_path / "png")]) == 0
+    assert np.abs(expected.numpy().astype(int) - read_video(tmp_path / "png")).max() <= 1
+    # lengths off the 4f+1 rule are refused, naming the nearest valid ones
+    args[args.index("--frames") + 1] = "20"
+    assert main(["generate", "--base", tiny_base, *args, "--vae", str(vaes / "c3d"),
+                 "--out", str(tmp_path / "bad.mp4")]) == 2
+    assert "nearest valid lengths: 17 or 21" in capsys.readouterr().err
