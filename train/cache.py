@@ -43,12 +43,14 @@ def prepare_cache(
     seed: int = 0,
     dtype: torch.dtype = torch.float16,
     progress: bool = True,
+    vae_name: str | None = None,
 ) -> Path:
     """Encode every usable item of `data` `repeats` times (different clips / crops each pass) into `out_dir`.
 
     Args:
         base: a BaseModel with vae, text_encoder and tokenizer loaded.
         dtype: storage dtype of latents and embeddings.
+        vae_name: the --vae folder base.vae came from (None: the base's own VAE); recorded in the index.
     """
     out_dir = Path(out_dir)
     if (out_dir / INDEX_NAME).exists():
@@ -98,6 +100,7 @@ def prepare_cache(
             "crop": data.crop,
             "images": data.images,
             "buckets": data.buckets,
+            "vae": vae_name,
             "repeats": repeats,
             "seed": seed,
             "dtype": str(dtype).removeprefix("torch."),

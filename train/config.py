@@ -37,6 +37,9 @@ class TrainConfig:
     conv_dropout: float = field(default=0.1, metadata=_opt("dropout inside the temporal-conv stacks (VidRD: 0.1)"))
     lora_rank: int = field(default=0, metadata=_opt(
         "LoRA rank on the spatial attention projections, trained with the temporal layers (0 = off)"))
+    vae: str | None = field(default=None, metadata=_opt(
+        "video VAE folder from `ldm-video train-vae` (temporal-decoder or causal3d) to encode clips with; "
+        "a causal3d VAE needs 4f+1 --frames and the U-Net trains on its f+1 latent frames (default: the base's VAE)"))
     # -- data -------------------------------------------------------------------------------------------
     data: str | None = field(default=None, metadata=_opt("folder of videos / images with captions"))
     cache: str | None = field(default=None, metadata=_opt(

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder of videos / images with captions")
     parser.add_argument("--output", required=True, metavar="CACHE_DIR", help="new folder for the cache")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default: %(default)s)")
+    parser.add_argument("--vae", default=None, metavar="DIR",
+                        help="video VAE folder from `ldm-video train-vae` to encode with (default: the base's VAE); "
+                             "train with the same --vae")
     parser.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame (default: 1)")
     parser.add_argument("--fps", type=float, default=None, help="sample clips at this frame rate instead")
     parser.add_argument("--resolution", default="256", help="256 or HxW like 256x448 (default: %(default)s)")
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ldm_video.train.data import DataConfig
 
     from ldm_video.base import load_base
+    from ldm_video.vae import load_video_vae
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.repeats < 1:
@@ -57,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
                       resolution=args.resolution, crop=args.crop, images=args.images, buckets=args.buckets)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    base = load_base(args.base, ("vae", "text_encoder", "tokenizer"), dtype, device)
-    out = prepare_cache(base, data, args.output, repeats=args.repeats, seed=args.seed, dtype=DTYPES[args.dtype])
+    base = load_base(args.base, ("text_encoder", "tokenizer"), dtype, device)
+    base.vae = load_video_vae(args.vae or args.base, base=args.base, dtype=dtype, device=device)
+    base.vae.check_num_frames(args.frames, what="--frames")
+    out = prepare_cache(base, data, args.output, repeats=args.repeats, seed=args.seed, dtype=DTYPES[args.dtype],
+                        vae_name=args.vae)
     print(f"latent cache written to {out}")
     return 0

@@ -94,9 +94,18 @@ class Run:
         """The VAE for decoding validation videos (loaded for the occasion when training from a cache)."""
         if self.base.vae is not None:
             return self.base.vae
-        from ldm_video.base import load_base
+        return training_vae(self.config, self.weight_dtype, self.accelerator.device)
 
-        return load_base(self.config.base, ("vae",), self.weight_dtype, self.accelerator.device).vae
+    def latent_frames(self) -> int:
+        """Frames the U-Net sees per clip: --frames, or (F - 1) / 4 + 1 with a causal 3D --vae."""
+        if self.config.vae is None:
+            return self.config.frames
+        from ldm_video.vae.causal3d import KIND as CAUSAL3D
+        from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
+
+        if is_video_vae_folder(self.config.vae) and read_config(self.config.vae).get("kind") == CAUSAL3D:
+            return (self.config.frames - 1) // 4 + 1  # 4x temporal compression: 4f+1 frames -> f+1 latents
+        return self.config.frames
 
     def release_validation_vae(self, vae) -> None:
         if vae is not self.base.vae:
@@ -104,6 +113,18 @@ class Run:
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+def training_vae(config: TrainConfig, dtype: torch.dtype, device):
+    """The frozen VAE clips are encoded with: --vae (a train-vae folder), else the base's own, as a VideoVAE.
+
+    Raises LdmVideoError when --frames does not fit it (a causal 3D VAE needs 4f+1 frames).
+    """
+    from ldm_video.vae import load_video_vae
+
+    vae = load_video_vae(config.vae or config.base, base=config.base, dtype=dtype, device=device)
+    vae.check_num_frames(config.frames, what="--frames")
+    return vae
 
 
 def _accelerator(config: TrainConfig, unused_parameters: bool):
@@ -135,9 +156,10 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
         if accelerator.is_main_process and not (Path(cache) / "index.json").exists():
             from ldm_video.base import load_base
 
-            base = load_base(base_name, ("vae", "text_encoder", "tokenizer"), WEIGHT_DTYPES[config.mixed_precision],
+            base = load_base(base_name, ("text_encoder", "tokenizer"), WEIGHT_DTYPES[config.mixed_precision],
                              accelerator.device)
-            prepare_cache(base, data_config(config), cache, seed=config.seed)
+            base.vae = training_vae(config, WEIGHT_DTYPES[config.mixed_precision], accelerator.device)
+            prepare_cache(base, data_config(config), cache, seed=config.seed, vae_name=config.vae)
             del base
             gc.collect()
         accelerator.wait_for_everyone()
@@ -148,9 +170,9 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
             raise LdmVideoError(f"{cache}: cache holds {index['frames']}-frame clips at "
                                 f"{index['resolution'][0]}x{index['resolution'][1]}, but --frames "
                                 f"{config.frames} --resolution {config.resolution} were asked for")
-        made = {k: index.get(k) for k in ("frame_stride", "fps", "crop", "images", "buckets")}
+        made = {k: index.get(k) for k in ("frame_stride", "fps", "crop", "images", "buckets", "vae")}
         asked = {"frame_stride": config.frame_stride, "fps": config.fps, "crop": config.crop, "images": config.images,
-                 "buckets": config.buckets}
+                 "buckets": config.buckets, "vae": config.vae}
         differ = [f"--{k.replace('_', '-')} {made[k]} (asked {asked[k]})" for k in made if made[k] != asked[k]]
         if differ:
             raise LdmVideoError(f"{cache}: cache was made with " + ", ".join(differ) +
@@ -180,8 +202,10 @@ def setup_run(config: TrainConfig) -> Run:
     weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
     dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base)
     cached = not isinstance(dataset, VideoFolderDataset)
-    parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "vae", "text_encoder", "tokenizer")
+    parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "text_encoder", "tokenizer")
     base = load_base(config.base, parts, weight_dtype, accelerator.device)
+    if not cached:
+        base.vae = training_vae(config, weight_dtype, accelerator.device)
 
     # text: the empty caption (dropout, negative prompt) and the validation prompts
     prompts = list(config.validation_prompt) if config.validate_every else []

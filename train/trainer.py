@@ -187,7 +187,7 @@ def _validate(run: Run, step: int) -> None:
                 paths = write_validation_videos(
                     run.unwrapped, vae, dict(run.noise_scheduler.config), list(run.config.validation_prompt),
                     run.validation_embeds.to(acc.device), run.empty_text.to(acc.device),
-                    Path(run.config.output_dir) / "validation", step, run.config.frames, run.resolution,
+                    Path(run.config.output_dir) / "validation", step, run.latent_frames(), run.resolution,
                     run.config.validation_steps, run.config.validation_guidance, run.config.noise_prior,
                     run.config.noise_alpha, run.config.seed)
         finally:
