@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("ldm_video.export", "export temporal layers / LoRA as MotionAdapter, diffusers or kohya files"),
     "train-vae": ("ldm_video.vae.train_vae", "fine-tune a temporal-aware VAE decoder or a 3D causal VAE on videos"),
     "eval-vae": ("ldm_video.vae.eval_vae", "PSNR / SSIM / flicker of a video VAE next to the 2D SD VAE"),
+    "toy": ("ldm_video.toy.cli", "toy world: write toy videos, score a video against its caption, pretrain the toy base"),
 }
 
 

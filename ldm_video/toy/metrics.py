@@ -1,0 +1,279 @@
+"""Ground-truth metrics for toy-world videos (SPEC §7 on a world whose answer is known).
+
+Per frame, the object is found by colour segmentation: pixels with chroma (max - min of RGB) above a threshold
+are object pixels (the backgrounds are neutral), each is assigned the nearest palette hue, the most common hue
+is the object's colour, and its largest 4-connected component is the object. Its shape is read from its taper (mean
+row width of the top third over the bottom third: an upright triangle ~0.2, circle and square ~1) and the fill
+ratio of its bounding box (square ~1, circle ~pi/4, triangle ~1/2), its position from the coverage-weighted
+centroid. Per video: presence, colour and shape as captioned, identity persistence, motion direction as
+captioned, speed consistency, and the seam jump ratio (SPEC §7) of the centroid track; across video sets, a
+Frechet distance on simple trajectory and appearance features (the FVD recipe with hand-made features).
+All functions are pure (numpy in, numbers out).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ldm_video.toy.world import COLOURS, DIRECTIONS, parse_caption
+
+CHROMA_THRESHOLD = 60.0  # an object pixel has max(RGB) - min(RGB) above this (background chroma is ~0)
+MIN_AREA = 30  # fewer object pixels than this: the object is absent
+SQUARE_FILL = 0.88  # bounding-box fill ratio at or above: square (ideal 1.0)
+TRIANGLE_FILL = 0.66  # below: triangle (ideal 0.5); between the two: circle (ideal 0.785)
+TRIANGLE_TAPER = 0.6  # top-third / bottom-third mean row width below this: triangle (ideal ~0.2; circle,
+#                       square ~1); catches a triangle whose apex is blunted by blur
+MIN_STEP = 0.1  # pixels; a centroid step shorter than this has no direction
+
+
+def _hue(rgb: np.ndarray) -> np.ndarray:
+    """Hue angle in degrees [0, 360) of float RGB (..., 3)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return np.degrees(np.arctan2(np.sqrt(3.0) * (g - b), 2 * r - g - b)) % 360
+
+
+_PALETTE_NAMES = list(COLOURS)
+_PALETTE_HUES = _hue(np.array([COLOURS[n] for n in _PALETTE_NAMES], dtype=np.float64))  # (k,)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected component of a boolean (h, w) mask."""
+    h, w = mask.shape
+    labels = np.zeros((h, w), dtype=np.int32)
+    best, best_size, current = 0, 0, 0
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if labels[y0, x0]:
+            continue
+        current += 1
+        labels[y0, x0] = current
+        queue, size = deque([(y0, x0)]), 0
+        while queue:
+            y, x = queue.popleft()
+            size += 1
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not labels[ny, nx]:
+                    labels[ny, nx] = current
+                    queue.append((ny, nx))
+        if size > best_size:
+            best, best_size = current, size
+    return labels == best if best else np.zeros_like(mask)
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """What colour segmentation finds in one frame."""
+
+    present: bool  # an object of at least MIN_AREA pixels was found
+    colour: str | None  # nearest palette colour of the object's pixels
+    shape: str | None  # "circle" | "square" | "triangle", from the taper and the bounding-box fill ratio
+    centroid: tuple[float, float] | None  # coverage-weighted centre (x, y) in pixels (pixel centres at +0.5)
+    area: float  # object pixels
+    fill: float  # object pixels / bounding-box pixels
+    rgb: tuple[float, float, float] | None  # mean colour of the object's pixels
+    background: tuple[float, float, float]  # mean colour of the non-object pixels
+
+
+def analyse_frame(frame: np.ndarray) -> FrameAnalysis:
+    """Segment the coloured object in one uint8 (h, w, 3) frame."""
+    rgb = frame.astype(np.float64)  # (h, w, 3)
+    chroma = rgb.max(axis=-1) - rgb.min(axis=-1)  # (h, w)
+    coloured = chroma > CHROMA_THRESHOLD
+    background = tuple(float(v) for v in (rgb[~coloured].mean(axis=0) if (~coloured).any() else np.zeros(3)))
+    if coloured.sum() < MIN_AREA:
+        return FrameAnalysis(False, None, None, None, float(coloured.sum()), 0.0, None, background)
+    hue_gap = np.abs(_hue(rgb[coloured])[:, None] - _PALETTE_HUES[None, :])  # (n, k)
+    nearest = np.minimum(hue_gap, 360 - hue_gap).argmin(axis=1)  # (n,)
+    colour_index = Counter(nearest.tolist()).most_common(1)[0][0]
+    same = np.zeros_like(coloured)
+    same[coloured] = nearest == colour_index
+    obj = _largest_component(same)  # (h, w) bool
+    area = float(obj.sum())
+    if area < MIN_AREA:
+        return FrameAnalysis(False, None, None, None, area, 0.0, None, background)
+    ys, xs = np.nonzero(obj)
+    height = ys.max() - ys.min() + 1
+    fill = area / float(height * (xs.max() - xs.min() + 1))
+    widths = obj[ys.min():ys.max() + 1].sum(axis=1)  # (height,) object pixels per row, top to bottom
+    third = max(1, height // 3)
+    taper = widths[:third].mean() / max(widths[-third:].mean(), 1.0)  # upright triangle ~0.2, others ~1
+    if taper < TRIANGLE_TAPER or fill < TRIANGLE_FILL:
+        shape = "triangle"
+    else:
+        shape = "square" if fill >= SQUARE_FILL else "circle"
+    # soft coverage: chroma is proportional to coverage on a neutral background, so weighting the object
+    # grown by one pixel (to take in the faint edge pixels) by chroma gives a sub-pixel centroid
+    grown = obj.copy()
+    grown[1:] |= obj[:-1]
+    grown[:-1] |= obj[1:]
+    grown[:, 1:] |= obj[:, :-1]
+    grown[:, :-1] |= obj[:, 1:]
+    gy, gx = np.nonzero(grown)
+    weight = chroma[gy, gx]  # (n,)
+    centroid = (float((gx + 0.5) @ weight / weight.sum()), float((gy + 0.5) @ weight / weight.sum()))
+    mean_rgb = tuple(float(v) for v in rgb[obj].mean(axis=0))
+    return FrameAnalysis(True, _PALETTE_NAMES[colour_index], shape, centroid, area, fill, mean_rgb, background)
+
+
+def analyse_video(frames: np.ndarray) -> list[FrameAnalysis]:
+    """analyse_frame for every frame of uint8 (f, h, w, 3)."""
+    return [analyse_frame(frame) for frame in frames]
+
+
+def centroid_track(analyses: list[FrameAnalysis]) -> np.ndarray:
+    """Centroids (x, y) per frame, float (f, 2), NaN where the object is absent."""
+    return np.array([a.centroid if a.present else (np.nan, np.nan) for a in analyses], dtype=np.float64)
+
+
+def seam_jump_ratio(track: np.ndarray, starts: list[int], eps: float = 1e-6) -> float:
+    """Mean |x_{t+1} - x_t| over pairs that cross a clip seam / the same mean within clips (SPEC §7).
+
+    `track` is any per-frame quantity (f, d) (here the centroid); `starts` are the first frames of the clips
+    (`ldm_video.infer.metrics.clip_starts`), so a seam lies between frames s-1 and s. 1.0 = seamless;
+    NaN rows (absent object) are skipped; NaN when there is no seam or no within-clip pair.
+    """
+    track = np.asarray(track, dtype=np.float64).reshape(len(track), -1)  # (f, d)
+    steps = np.linalg.norm(track[1:] - track[:-1], axis=1)  # (f-1,) steps[t-1] is the pair (t-1, t)
+    is_seam = np.isin(np.arange(1, len(track)), starts)  # (f-1,)
+    ok = ~np.isnan(steps)
+    seam, within = steps[ok & is_seam], steps[ok & ~is_seam]
+    if len(seam) == 0 or len(within) == 0:
+        return float("nan")
+    return float((seam.mean() + eps) / (within.mean() + eps))
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    """Toy-world scores of one video against its caption; fractions are in [0, 1], 1 is best."""
+
+    frames: int  # frames scored
+    present: float  # fraction of frames with the object found
+    colour: float  # fraction of frames whose object has the captioned colour
+    shape: float  # fraction of frames whose object has the captioned shape
+    identity: float  # fraction of present frames with the video's most common (colour, shape)
+    direction: float  # fraction of steps moving as captioned (straight: positive along the direction;
+    #                   bouncing: mostly vertical)
+    reversals: int  # sign changes of the vertical motion (a bouncing object reverses)
+    speed_consistency: float  # 1 - std / mean of centroid step lengths, clipped to [0, 1]
+    mean_speed: float  # mean centroid step length in pixels per frame
+    seam_jump: float | None  # seam jump ratio of the centroid track (None without clip_frames)
+    motion_right: bool  # direction >= 0.8 (and, for bouncing, vertical steps dominate)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def score_video(frames: np.ndarray, caption: str, clip_frames: int | None = None,
+                seam_drop: int = 0) -> VideoScores:
+    """Score uint8 (f, h, w, 3) frames against a toy caption ('a red circle moving left').
+
+    Args:
+        clip_frames: frames of the first clip of a long video (as given to `ldm-video generate`); with it the
+            seam jump ratio is measured. Every later clip adds clip_frames - seam_drop frames.
+    """
+    colour, shape, motion = parse_caption(caption)
+    analyses = analyse_video(frames)
+    return score_analyses(analyses, colour, shape, motion, clip_frames, seam_drop)
+
+
+def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motion: str,
+                   clip_frames: int | None = None, seam_drop: int = 0) -> VideoScores:
+    """score_video on already analysed frames."""
+    from ldm_video.infer.metrics import clip_starts
+
+    n = len(analyses)
+    present = [a for a in analyses if a.present]
+    identities = Counter((a.colour, a.shape) for a in present)
+    identity = identities.most_common(1)[0][1] / len(present) if present else 0.0
+    track = centroid_track(analyses)  # (f, 2)
+    steps = track[1:] - track[:-1]  # (f-1, 2)
+    steps = steps[~np.isnan(steps).any(axis=1)]  # consecutive pairs where both frames have the object
+    lengths = np.linalg.norm(steps, axis=1)  # (s,)
+    if len(steps) == 0:
+        direction, reversals, consistency, mean_speed = 0.0, 0, 0.0, 0.0
+    else:
+        moving = lengths > MIN_STEP
+        if motion == "bouncing":
+            good = moving & (np.abs(steps[:, 1]) > np.abs(steps[:, 0]))
+        else:
+            dx, dy = DIRECTIONS[motion]
+            along = steps @ np.array([dx, dy])  # (s,) forwards component
+            across = np.abs(steps @ np.array([-dy, dx]))  # (s,) sideways component
+            good = moving & (along > across)
+        direction = float(good.mean())
+        vertical = np.sign(steps[np.abs(steps[:, 1]) > MIN_STEP, 1])
+        reversals = int((vertical[1:] != vertical[:-1]).sum())
+        mean_speed = float(lengths.mean())
+        consistency = float(np.clip(1 - lengths.std() / mean_speed, 0, 1)) if mean_speed > MIN_STEP else 0.0
+    seam = seam_jump_ratio(track, clip_starts(n, clip_frames, clip_frames - seam_drop)) if clip_frames else None
+    return VideoScores(
+        frames=n,
+        present=len(present) / n if n else 0.0,
+        colour=sum(a.colour == colour for a in present) / n if n else 0.0,
+        shape=sum(a.shape == shape for a in present) / n if n else 0.0,
+        identity=float(identity),
+        direction=direction,
+        reversals=reversals,
+        speed_consistency=consistency,
+        mean_speed=mean_speed,
+        seam_jump=None if seam is None or np.isnan(seam) else seam,
+        motion_right=direction >= 0.8,
+    )
+
+
+def video_features(frames: np.ndarray) -> np.ndarray:
+    """Trajectory and appearance features of one video, float (18,), for the Frechet distance.
+
+    [present rate, mean step dx, dy, mean speed, speed std, centroid mean x, y, centroid std x, y,
+     object mean R, G, B, mean area, mean fill, background R, G, B, fraction of frames with the modal identity]
+    """
+    analyses = analyse_video(frames)
+    track = centroid_track(analyses)  # (f, 2)
+    steps = track[1:] - track[:-1]  # (f-1, 2)
+    steps = steps[~np.isnan(steps).any(axis=1)]
+    present = [a for a in analyses if a.present]
+    lengths = np.linalg.norm(steps, axis=1) if len(steps) else np.zeros(1)
+    mean_step = steps.mean(axis=0) if len(steps) else np.zeros(2)
+    pts = track[~np.isnan(track).any(axis=1)]
+    centre = pts.mean(axis=0) if len(pts) else np.full(2, 32.0)
+    spread = pts.std(axis=0) if len(pts) else np.zeros(2)
+    obj_rgb = np.mean([a.rgb for a in present], axis=0) if present else np.zeros(3)
+    area = np.mean([a.area for a in present]) if present else 0.0
+    fill = np.mean([a.fill for a in present]) if present else 0.0
+    bg = np.mean([a.background for a in analyses], axis=0)
+    ident = Counter((a.colour, a.shape) for a in present).most_common(1)[0][1] / len(analyses) if present else 0.0
+    return np.array([len(present) / len(analyses), *mean_step, lengths.mean(), lengths.std(), *centre, *spread,
+                     *obj_rgb, area, fill, *bg, ident], dtype=np.float64)
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, ridge: float = 1e-6) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (n, d): |mu_a-mu_b|^2 + Tr(Sa+Sb-2(SaSb)^1/2).
+
+    Features are first standardised with the mean and std of `features_a` (the reference set), so that
+    pixels, colours and ratios weigh alike; `ridge` keeps small-sample covariances positive definite.
+    """
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)  # (n, d), (m, d)
+    mean, std = a.mean(axis=0), a.std(axis=0)
+    std = np.where(std > 1e-8, std, 1.0)
+    a, b = (a - mean) / std, (b - mean) / std
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)  # (d,)
+    d = a.shape[1]
+    cov_a = np.cov(a, rowvar=False).reshape(d, d) + ridge * np.eye(d)  # (d, d)
+    cov_b = np.cov(b, rowvar=False).reshape(d, d) + ridge * np.eye(d)
+    # Tr((Sa Sb)^1/2) = sum sqrt(eig(Sa^1/2 Sb Sa^1/2)), all symmetric PSD
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # (d, d)
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def toy_frechet_distance(real_videos: list[np.ndarray], generated_videos: list[np.ndarray]) -> float:
+    """Frechet distance between real and generated toy videos (each uint8 (f, h, w, 3)) on video_features."""
+    if len(real_videos) < 2 or len(generated_videos) < 2:
+        raise ValueError("the Frechet distance needs at least 2 videos in each set")
+    real = np.stack([video_features(v) for v in real_videos])  # (n, 18)
+    gen = np.stack([video_features(v) for v in generated_videos])  # (m, 18)
+    return frechet_distance(real, gen)

@@ -1,0 +1,242 @@
+"""A procedural text-video world with known ground truth: one coloured shape moving on a plain background.
+
+Shapes (circle, square, triangle) x colours (red, green, blue, yellow) x motions (left, right, up, down,
+bouncing) on neutral backgrounds, 64x64 px, captioned "a red circle moving left". Every video is a pure
+function of its seed, so a data folder or an in-memory stream can be rebuilt exactly. Motion is at constant
+speed along the captioned direction and stays fully inside the frame; "bouncing" moves vertically at constant
+speed and reflects off the top and bottom margins (a triangle wave that reverses on frame boundaries).
+Shapes are drawn with 8x8 super-sampled coverage, so sub-pixel motion is smooth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle")
+# colour name -> RGB; hues 0/60/120/240 degrees, far apart and far from the neutral backgrounds
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "yellow": (225, 205, 35),
+    "green": (40, 175, 60),
+    "blue": (45, 75, 220),
+}
+MOTIONS = ("left", "right", "up", "down", "bouncing")
+# background name -> RGB; neutral (zero chroma), so colour segmentation separates object from background
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {"white": (235, 235, 235), "gray": (128, 128, 128), "black": (20, 20, 20)}
+# unit direction (dx, dy) in image coordinates (y grows downwards) for the straight motions
+DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """What the world draws; the defaults are the toy world of the demo and the shipped toy base model."""
+
+    size: int = 64  # frame height and width in pixels
+    min_extent: float = 14.0  # smallest object extent (diameter / side / base) in pixels
+    max_extent: float = 22.0  # largest object extent in pixels
+    margin: float = 2.0  # pixels kept free between the object and the frame border
+    min_speed: float = 0.75  # slowest motion in pixels per frame
+    max_speed: float = 2.0  # fastest motion in pixels per frame (lowered when the path would leave the frame)
+    supersample: int = 8  # coverage is computed on a (size*supersample)^2 grid, then box-averaged
+
+
+@dataclass(frozen=True)
+class ToySpec:
+    """One video of the world: everything needed to draw it, and its caption."""
+
+    shape: str  # one of SHAPES
+    colour: str  # one of COLOURS
+    motion: str  # one of MOTIONS
+    background: str  # one of BACKGROUNDS
+    extent: float  # object extent in pixels
+    speed: float  # pixels per frame along the motion
+    start: tuple[float, float]  # centre (x, y) in pixels at frame 0
+    num_frames: int  # frames in the video
+    phase: float = 0.0  # bouncing only: distance already travelled on the reflecting path at frame 0
+
+    @property
+    def caption(self) -> str:
+        return caption_for(self.colour, self.shape, self.motion)
+
+
+def caption_for(colour: str, shape: str, motion: str) -> str:
+    """The caption of a toy video: 'a red circle moving left' / 'a blue square bouncing'."""
+    return f"a {colour} {shape} bouncing" if motion == "bouncing" else f"a {colour} {shape} moving {motion}"
+
+
+def all_captions() -> list[str]:
+    """Every caption the world can produce (4 colours x 3 shapes x 5 motions = 60)."""
+    return [caption_for(c, s, m) for c in COLOURS for s in SHAPES for m in MOTIONS]
+
+
+def parse_caption(caption: str) -> tuple[str, str, str]:
+    """(colour, shape, motion) named in a toy caption; raises ValueError when one is missing."""
+    words = caption.lower().replace(",", " ").split()
+    found = {}
+    for kind, names in (("colour", COLOURS), ("shape", SHAPES), ("motion", MOTIONS)):
+        hits = [w for w in words if w in names]
+        if len(hits) != 1:
+            raise ValueError(f"caption {caption!r} must name exactly one {kind} of {', '.join(names)}")
+        found[kind] = hits[0]
+    return found["colour"], found["shape"], found["motion"]
+
+
+def sample_spec(rng: np.random.Generator, num_frames: int, config: WorldConfig = WorldConfig(),
+                caption: tuple[str, str, str] | None = None) -> ToySpec:
+    """Draw a random video spec; `caption` = (colour, shape, motion) fixes the captioned attributes."""
+    if caption is None:
+        colour = str(rng.choice(list(COLOURS)))
+        shape = str(rng.choice(SHAPES))
+        motion = str(rng.choice(MOTIONS))
+    else:
+        colour, shape, motion = caption
+    background = str(rng.choice(list(BACKGROUNDS)))
+    extent = float(rng.uniform(config.min_extent, config.max_extent))
+    lo = config.margin + extent / 2  # centre range that keeps the whole object inside the frame
+    hi = config.size - config.margin - extent / 2
+    span = hi - lo
+    steps = max(num_frames - 1, 1)
+    if motion == "bouncing":
+        # at least one bounce in the video when it is long enough; the span is a whole number of steps so
+        # every step has the same length (reflections fall on frames)
+        speed = float(rng.uniform(config.min_speed, config.max_speed)) * 1.5
+        n = max(1, round(span / speed))
+        speed = span / n
+        x = float(rng.uniform(lo, hi))
+        phase = int(rng.integers(0, 2 * n)) * speed  # where on the reflecting path frame 0 is, a whole step
+        y = _triangle(phase, lo, span)
+        return ToySpec(shape, colour, motion, background, extent, speed, (x, y), num_frames, phase)
+    speed = float(rng.uniform(config.min_speed, min(config.max_speed, span / steps)))
+    speed = min(speed, span / steps)
+    dx, dy = DIRECTIONS[motion]
+    travel = speed * steps
+    along_start = float(rng.uniform(lo, hi - travel))  # position along the motion axis, measured forwards
+    across = float(rng.uniform(lo, hi))
+    if dx:
+        x = along_start if dx > 0 else config.size - along_start
+        return ToySpec(shape, colour, motion, background, extent, speed, (x, across), num_frames)
+    y = along_start if dy > 0 else config.size - along_start
+    return ToySpec(shape, colour, motion, background, extent, speed, (across, y), num_frames)
+
+
+def _triangle(distance: float, lo: float, span: float) -> float:
+    """Position after travelling `distance` on a segment [lo, lo+span] with reflections at both ends."""
+    phase = distance % (2 * span)
+    return lo + (phase if phase <= span else 2 * span - phase)
+
+
+def centres(spec: ToySpec, config: WorldConfig = WorldConfig()) -> np.ndarray:
+    """Ground-truth object centre (x, y) per frame, float (f, 2)."""
+    t = np.arange(spec.num_frames, dtype=np.float64)  # (f,)
+    x0, y0 = spec.start
+    if spec.motion == "bouncing":
+        lo = config.margin + spec.extent / 2
+        span = config.size - config.margin - spec.extent / 2 - lo
+        ys = np.array([_triangle(spec.phase + spec.speed * i, lo, span) for i in t])  # (f,)
+        return np.stack([np.full_like(t, x0), ys], axis=1)
+    dx, dy = DIRECTIONS[spec.motion]
+    return np.stack([x0 + dx * spec.speed * t, y0 + dy * spec.speed * t], axis=1)
+
+
+def _coverage(shape: str, cx: float, cy: float, extent: float, config: WorldConfig) -> np.ndarray:
+    """Fraction of each pixel covered by the shape, float (h, w) in [0, 1]."""
+    s = config.supersample
+    grid = (np.arange(config.size * s, dtype=np.float64) + 0.5) / s  # sub-pixel centres
+    gx, gy = grid[None, :], grid[:, None]
+    r = extent / 2
+    if shape == "circle":
+        inside = (gx - cx) ** 2 + (gy - cy) ** 2 <= r * r
+    elif shape == "square":
+        inside = (np.abs(gx - cx) <= r) & (np.abs(gy - cy) <= r)
+    elif shape == "triangle":  # upright isosceles, base = height = extent, fills half its bounding box
+        top, bottom = cy - r, cy + r
+        half_width = (gy - top) / extent * r  # widens linearly from the apex
+        inside = (gy >= top) & (gy <= bottom) & (np.abs(gx - cx) <= half_width)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+    inside = np.broadcast_to(inside, (config.size * s, config.size * s)).astype(np.float32)
+    return inside.reshape(config.size, s, config.size, s).mean(axis=(1, 3))  # box-average the sub-pixels
+
+
+def render_frame(spec: ToySpec, index: int, config: WorldConfig = WorldConfig()) -> np.ndarray:
+    """Draw frame `index` of the video alone: uint8 (h, w, 3) (for image training)."""
+    bg = np.array(BACKGROUNDS[spec.background], dtype=np.float32)  # (3,)
+    fg = np.array(COLOURS[spec.colour], dtype=np.float32)  # (3,)
+    cx, cy = centres(spec, config)[index]
+    a = _coverage(spec.shape, cx, cy, spec.extent, config)[..., None]  # (h, w, 1)
+    return np.rint(bg * (1 - a) + fg * a).astype(np.uint8)  # (h, w, 3)
+
+
+def render(spec: ToySpec, config: WorldConfig = WorldConfig()) -> np.ndarray:
+    """Draw the video: uint8 (f, h, w, 3)."""
+    return np.stack([render_frame(spec, i, config) for i in range(spec.num_frames)])  # (f, h, w, 3)
+
+
+@dataclass(frozen=True)
+class ToySample:
+    """A rendered toy video with its caption and the spec it was drawn from."""
+
+    frames: np.ndarray  # uint8 (f, h, w, 3)
+    caption: str
+    spec: ToySpec
+
+
+def sample(seed: int, num_frames: int = 16, config: WorldConfig = WorldConfig(),
+           caption: str | None = None) -> ToySample:
+    """The toy video of one seed (optionally with the caption's colour, shape and motion)."""
+    rng = np.random.default_rng(seed)
+    spec = sample_spec(rng, num_frames, config, parse_caption(caption) if caption else None)
+    return ToySample(render(spec, config), spec.caption, spec)
+
+
+def stream(seed: int, num_frames: int = 16, config: WorldConfig = WorldConfig()) -> Iterator[ToySample]:
+    """An endless, deterministic stream of toy videos: item i is `sample(seed * 1_000_003 + i)`."""
+    i = 0
+    while True:
+        yield sample(seed * 1_000_003 + i, num_frames, config)
+        i += 1
+
+
+def write_folder(out: str | os.PathLike, count: int, num_frames: int = 16, seed: int = 0, fps: int = 8,
+                 captions: str = "txt", config: WorldConfig = WorldConfig(), progress: bool = True) -> Path:
+    """Write `count` toy videos as mp4 (PyAV) with captions, in the training data-folder format.
+
+    Args:
+        captions: "txt" (same-stem .txt sidecars) or "jsonl" (metadata.jsonl with file_name and text).
+        Also writes toy_world.json: the world config, seed and every clip's ground-truth spec.
+    """
+    from tqdm import tqdm
+
+    from ldm_video.toy.video import write_video
+
+    if captions not in ("txt", "jsonl"):
+        raise ValueError(f"captions must be 'txt' or 'jsonl', not {captions!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, specs = [], []
+    items = stream(seed, num_frames, config)
+    for i in tqdm(range(count), desc="toy videos", disable=not progress):
+        item = next(items)
+        name = f"toy_{i:05d}.mp4"
+        write_video(out / name, item.frames, fps=fps)
+        if captions == "txt":
+            _atomic_write(out / f"toy_{i:05d}.txt", item.caption + "\n")
+        rows.append({"file_name": name, "text": item.caption})
+        specs.append({"file_name": name, **asdict(item.spec)})
+    if captions == "jsonl":
+        _atomic_write(out / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _atomic_write(out / "toy_world.json", json.dumps(
+        {"seed": seed, "num_frames": num_frames, "fps": fps, "config": asdict(config), "videos": specs}, indent=1))
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,121 @@
+"""Toy metrics against ground truth: a perfect video scores perfectly, each defect is caught by its metric."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ldm_video.toy import metrics, world
+
+CAPTIONS = ["a red circle moving left", "a blue square moving up", "a yellow triangle moving right",
+            "a green circle moving down", "a red triangle bouncing"]
+
+
+def _video(caption: str, num_frames: int = 32, seed: int = 0) -> world.ToySample:
+    return world.sample(seed, num_frames, caption=caption)
+
+
+def test_frame_analysis_reads_every_colour_and_shape():
+    for i, caption in enumerate(world.all_captions()[::5]):  # every colour x shape, one motion each
+        item = _video(caption, 4, seed=i)
+        colour, shape, _ = world.parse_caption(caption)
+        for frame, centre in zip(item.frames, world.centres(item.spec)):
+            a = metrics.analyse_frame(frame)
+            assert a.present and a.colour == colour and a.shape == shape, (caption, a)
+            if shape != "triangle":  # a triangle's centroid lies below its box centre
+                assert np.abs(np.array(a.centroid) - centre).max() < 0.1
+
+
+def test_empty_frame_has_no_object():
+    blank = np.full((64, 64, 3), 128, np.uint8)
+    a = metrics.analyse_frame(blank)
+    assert not a.present and a.colour is None
+    scores = metrics.score_video(np.stack([blank] * 4), "a red circle moving left")
+    assert scores.present == 0 and scores.colour == 0 and scores.direction == 0 and not scores.motion_right
+
+
+@pytest.mark.parametrize("caption", CAPTIONS)
+def test_perfect_video_scores_perfectly(caption):
+    item = _video(caption)
+    s = metrics.score_video(item.frames, caption, clip_frames=8)
+    assert (s.present, s.colour, s.shape, s.identity, s.direction) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert s.motion_right and s.speed_consistency > 0.9
+    assert abs(s.mean_speed - item.spec.speed) < 0.05
+    assert 0.7 < s.seam_jump < 1.4  # seamless: seam steps like within-clip steps
+
+
+@pytest.mark.parametrize("caption", CAPTIONS[:4])
+def test_shuffled_frames_break_direction_and_speed(caption):
+    item = _video(caption)
+    shuffled = item.frames[np.random.default_rng(0).permutation(len(item.frames))]
+    s = metrics.score_video(shuffled, caption)
+    assert s.colour == 1.0 and s.shape == 1.0  # appearance is untouched ...
+    assert s.direction < 0.7 and not s.motion_right  # ... the motion is not
+    assert s.speed_consistency < 0.5
+
+
+def test_colour_swap_mid_video_breaks_identity():
+    item = _video("a red circle moving left")
+    swapped = world.render(replace(item.spec, colour="blue"))
+    frames = np.concatenate([item.frames[:16], swapped[16:]])
+    s = metrics.score_video(frames, "a red circle moving left")
+    assert s.identity == 0.5 and s.colour == 0.5
+    assert s.direction == 1.0  # motion is untouched
+    shape_swap = np.concatenate([item.frames[:16], world.render(replace(item.spec, shape="square"))[16:]])
+    assert metrics.score_video(shape_swap, "a red circle moving left").identity == 0.5
+
+
+def test_jump_at_seams_is_caught_by_seam_ratio():
+    item = _video("a green square moving right", num_frames=32)
+    clip = 8
+    # every clip restarts 6 px further down: smooth inside clips, a jump at each seam
+    jumped = np.concatenate([
+        world.render(replace(item.spec, start=(item.spec.start[0] + item.spec.speed * k * clip,
+                                               item.spec.start[1] + 6.0 * k - 9.0), num_frames=clip))
+        for k in range(4)])
+    smooth = metrics.score_video(item.frames, item.caption, clip_frames=clip)
+    bad = metrics.score_video(jumped, item.caption, clip_frames=clip)
+    assert bad.seam_jump > 3 * smooth.seam_jump and bad.seam_jump > 3
+    # the seam position matters: with the wrong clip length, the jumps mostly count as within-clip steps
+    assert metrics.score_video(jumped, item.caption, clip_frames=5).seam_jump < bad.seam_jump
+
+
+def test_seam_ratio_definition():
+    track = np.array([0, 1, 2, 3, 10, 11, 12, 13], dtype=float)[:, None]  # one seam after frame 3
+    assert metrics.seam_jump_ratio(track, [0, 4]) == pytest.approx(7.0)
+    assert np.isnan(metrics.seam_jump_ratio(track, [0]))  # no seam
+    # generate's convention: later clips drop their first frames; clips of 4 dropping 2 start at 0, 4, 6
+    track = np.array([0, 1, 2, 3, 9, 10, 16, 17], dtype=float)[:, None]
+    frames = np.zeros((8, 64, 64, 3), np.uint8)
+    assert metrics.seam_jump_ratio(track, [0, 4, 6]) == pytest.approx(6.0)
+    assert metrics.score_video(frames, "a red circle moving up", clip_frames=4, seam_drop=2).seam_jump is None
+
+
+def test_frechet_distance_separates_real_from_broken():
+    real_a = [world.sample(i, 12).frames for i in range(24)]
+    real_b = [world.sample(1000 + i, 12).frames for i in range(24)]
+    frozen = [np.repeat(v[:1], len(v), axis=0) for v in real_b]  # the object never moves
+    fd_real = metrics.toy_frechet_distance(real_a, real_b)
+    fd_frozen = metrics.toy_frechet_distance(real_a, frozen)
+    assert fd_real >= 0 and fd_frozen > 2 * fd_real
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    assert metrics.frechet_distance(x, x) == pytest.approx(0, abs=1e-5)
+
+
+def test_cli_metrics_prints_json(tmp_path, capsys):
+    from ldm_video.cli import main
+    from ldm_video.toy.video import write_video
+
+    item = _video("a yellow triangle moving right", 16)
+    path = write_video(tmp_path / "v.mp4", item.frames)
+    assert main(["toy", "metrics", str(path), "--caption", item.caption, "--clip-frames", "8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["caption"] == item.caption and out["colour"] == 1.0 and out["shape"] == 1.0 and out["motion_right"]
+    assert main(["toy", "metrics", str(path), "--caption", "a cat"]) == 2
+    assert "must name exactly one colour" in capsys.readouterr().err
+    assert main(["toy", "metrics", str(tmp_path / "missing.mp4"), "--caption", item.caption]) == 2
+    (tmp_path / "v.txt").write_text(item.caption + "\n")  # caption from the same-stem sidecar
+    assert main(["toy", "metrics", str(path)]) == 0

@@ -1,0 +1,85 @@
+"""The toy world: deterministic, captioned, inside the frame, written in the training data-folder format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ldm_video.toy import world
+
+
+def test_same_seed_same_video_other_seed_other_video():
+    a, b, c = world.sample(5, 8), world.sample(5, 8), world.sample(6, 8)
+    assert a.frames.dtype == np.uint8 and a.frames.shape == (8, 64, 64, 3)
+    assert np.array_equal(a.frames, b.frames) and a.caption == b.caption
+    assert not np.array_equal(a.frames, c.frames)
+
+
+def test_captions_parse_back_and_cover_the_world():
+    captions = world.all_captions()
+    assert len(set(captions)) == 60
+    assert "a red circle moving left" in captions and "a blue square bouncing" in captions
+    for caption in captions:
+        colour, shape, motion = world.parse_caption(caption)
+        assert world.caption_for(colour, shape, motion) == caption
+    with pytest.raises(ValueError, match="colour"):
+        world.parse_caption("a circle moving left")
+
+
+@pytest.mark.parametrize("motion", world.MOTIONS)
+def test_motion_follows_the_caption_and_stays_inside(motion):
+    config = world.WorldConfig()
+    for seed in range(5):
+        item = world.sample(seed, 24, caption=f"a green triangle moving {motion}".replace("moving bouncing",
+                                                                                          "bouncing"))
+        track = world.centres(item.spec)  # (f, 2)
+        r = item.spec.extent / 2
+        assert track.min() >= config.margin + r - 1e-9 and track.max() <= config.size - config.margin - r + 1e-9
+        steps = np.diff(track, axis=0)  # (f-1, 2)
+        np.testing.assert_allclose(np.linalg.norm(steps, axis=1), item.spec.speed, rtol=1e-9)  # constant speed
+        if motion == "bouncing":
+            assert np.all(steps[:, 0] == 0)
+        else:
+            assert np.all(steps @ np.array(world.DIRECTIONS[motion]) > 0)
+
+
+def test_stream_is_deterministic():
+    s1, s2 = world.stream(3, 4), world.stream(3, 4)
+    for _ in range(3):
+        a, b = next(s1), next(s2)
+        assert a.caption == b.caption and np.array_equal(a.frames, b.frames)
+
+
+@pytest.mark.parametrize("captions", ["txt", "jsonl"])
+def test_write_folder_in_training_format(tmp_path, captions):
+    from ldm_video.infer.video_io import read_video
+
+    out = world.write_folder(tmp_path / "toy", count=3, num_frames=6, seed=1, captions=captions, progress=False)
+    videos = sorted(out.glob("*.mp4"))
+    assert len(videos) == 3 and not list(out.glob("*.tmp*"))
+    if captions == "txt":
+        texts = [v.with_suffix(".txt").read_text().strip() for v in videos]
+    else:
+        rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+        assert [r["file_name"] for r in rows] == [v.name for v in videos]
+        texts = [r["text"] for r in rows]
+    expected = world.stream(1, 6)
+    for video, text in zip(videos, texts):
+        item = next(expected)
+        assert text == item.caption
+        frames = read_video(video)
+        assert frames.shape == (6, 64, 64, 3)
+        assert np.abs(frames.astype(int) - item.frames.astype(int)).mean() < 3  # near-lossless (crf 12, 4:4:4)
+    meta = json.loads((out / "toy_world.json").read_text())
+    assert meta["seed"] == 1 and len(meta["videos"]) == 3
+
+
+def test_cli_world(tmp_path, capsys):
+    from ldm_video.cli import main
+
+    assert main(["toy", "world", str(tmp_path / "w"), "--count", "2", "--frames", "4", "--captions", "jsonl"]) == 0
+    assert len(list((tmp_path / "w").glob("*.mp4"))) == 2 and (tmp_path / "w" / "metadata.jsonl").exists()
+    assert main(["toy", "world", str(tmp_path / "x"), "--count", "0"]) == 2
+    assert "--count" in capsys.readouterr().err
