@@ -236,8 +236,10 @@ def setup_run(config: TrainConfig) -> Run:
     except ValueError as err:
         raise LdmVideoError(f"{config.base}: {err}") from None
     base.unet = None  # owned by the model now
+    for module in model.temporal_modules().values():
+        module.float()  # fp32 temporal weights and buffers (frame positions), whatever the frozen weights' dtype
     for p in model.trainable_parameters():
-        p.data = p.data.float()  # fp32 master weights, whatever the frozen weights' dtype
+        p.data = p.data.float()  # LoRA too: fp32 master weights
     if config.attention_backend != "sdpa":  # sdpa is diffusers' default processor already
         model.set_attention_backend(config.attention_backend)
     if config.gradient_checkpointing:
