@@ -139,8 +139,10 @@ class VideoUNet(nn.Module):
             for part in parts:
                 part.enable_xformers_memory_efficient_attention()
         elif backend == "sdpa":
-            for part in parts:
-                part.set_attn_processor(AttnProcessor2_0())
+            for part in parts:  # every diffusers Attention, spatial and temporal (MotionAdapter has no setter)
+                for module in part.modules():
+                    if hasattr(module, "set_processor"):
+                        module.set_processor(AttnProcessor2_0())
         else:
             raise LdmVideoError(f"unknown attention backend {backend!r}; choose sdpa or xformers")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -245,10 +246,10 @@ def test_adamw8bit_on_cpu_saves_8bit_states_and_resumes(tmp_path, tiny_base, cli
 
 
 def test_overfit_one_clip(tmp_path, tiny_base):
-    """Temporal layers + LoRA on one clip for 50 steps: the loss on 16 fixed (noise, t) pairs falls by >= 35%.
+    """Temporal layers + LoRA on one clip for 50 steps: the loss on 16 fixed (noise, t) pairs falls by >= 50%.
 
-    Measured on this tiny model (random frozen spatial weights, fresh noise each step): -41% at batch 2
-    (this test), -51% at batch 8 (too slow for the suite). The issue's 50% needs the larger batch.
+    Measured on this tiny model (random frozen spatial weights, fresh noise each step): -41% at batch 2,
+    -51% at batch 8 (this test).
     """
     from ldm_video.train.data import DataConfig, VideoFolderDataset
     from ldm_video.train.encode import encode_prompts, encode_video
@@ -263,6 +264,7 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     out = tmp_path / "o"
     cfg = _config(tiny_base, data, out, max_steps=50, lr=1e-2, lr_warmup_steps=5, batch_size=2,
                   caption_dropout=0.0, noise_prior="iid", lora_rank=16, max_grad_norm=0.0)
+    cfg = dataclasses.replace(cfg, batch_size=8)
     train(cfg, progress=False)
 
     base = load_base(tiny_base)
@@ -282,4 +284,4 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     before = eval_loss()
     load_temporal_state(model, _weights(out))
     after = eval_loss()
-    assert after <= 0.65 * before, (before, after)
+    assert after <= 0.5 * before, (before, after)
