@@ -3,19 +3,9 @@
 import json
 
 import av
-import pytest
-import torch
 
 from ldm_video.cli import main
 from ldm_video.demo import DemoConfig, run_demo
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_demo_runs_every_step_and_reports(tiny_base, tmp_path):

@@ -15,15 +15,6 @@ DONE_WHEN = ["--prompt", "a red square moving right", "--frames", "40", "--clip-
              "--steps", "4", "--height", "32", "--width", "32"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads run ~10x slower here (contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomise_temporal(model, seed: int = 0) -> None:
     """Give every temporal parameter random values so that frames really interact (trained-like, not identity)."""
     g = torch.Generator().manual_seed(seed)

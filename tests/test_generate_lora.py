@@ -16,14 +16,6 @@ from ldm_video import load_base
 from ldm_video.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def lora_file(tiny_base, tmp_path_factory):
     """A random (non-zero) rank-4 LoRA on the tiny U-Net's attention, saved by diffusers' save_lora_weights."""

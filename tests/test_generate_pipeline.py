@@ -11,15 +11,6 @@ from ldm_video.infer.vidrd import VidRDConfig, dsg_hold_steps
 from ldm_video import inflate_unet, load_base
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads run ~10x slower here (contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_sampler(base_path, sampling, video, model=None):
     base = load_base(base_path)
     model = (model or inflate_unet(base.unet)).eval()

@@ -12,14 +12,6 @@ from safetensors.torch import load_file
 from ldm_video.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def vaes(tiny_base, tmp_path_factory):
     """Temporal decoders at init and with random temporal layers, and a causal 3D VAE."""

@@ -23,15 +23,6 @@ from ldm_video.errors import LdmVideoError
 from ldm_video.noise import expected_correlation
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is much faster than two fighting ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("clips")

@@ -12,14 +12,6 @@ from ldm_video.cli import main
 from ldm_video.train.synthetic import write_test_video
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def setup(tiny_base, tmp_path_factory):
     from ldm_video.vae import CausalVAE
