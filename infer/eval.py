@@ -9,20 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 
-from ldm_video.errors import LdmVideoError
 from ldm_video.infer.metrics import video_metrics
 from ldm_video.infer.video_io import read_video
 
+from ldm_video.errors import LdmVideoError
+
 DEFAULT_CLIP_FRAMES = 8  # same as `ldm-video generate --clip-frames`
+DEFAULT_SEAM_DROP = 1  # same as `ldm-video generate --seam-drop`
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", metavar="VIDEO", help="an mp4 / gif (anything PyAV reads) or a folder of PNG frames")
     parser.add_argument("--clip-frames", type=int, default=DEFAULT_CLIP_FRAMES,
                         help=f"frames of the first clip; seams come after it (default {DEFAULT_CLIP_FRAMES})")
-    parser.add_argument("--seam-drop", type=int, default=0,
+    parser.add_argument("--seam-drop", type=int, default=DEFAULT_SEAM_DROP,
                         help="frames dropped at the start of every later clip, as given to generate; each later "
-                             "clip then adds clip-frames minus seam-drop frames (default 0)")
+                             f"clip then adds clip-frames minus seam-drop frames (default {DEFAULT_SEAM_DROP}, "
+                             "generate's default)")
 
 
 def run(args: argparse.Namespace) -> int:

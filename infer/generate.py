@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-
-from ldm_video.errors import LdmVideoError
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
     EXTEND_MODES,
@@ -26,12 +25,16 @@ from ldm_video.infer.pipeline import (
 )
 from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import VidRDConfig
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.noise import NOISE_PRIORS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# VidRD's released settings; --seam-drop 0 keeps every frame of every clip (see README: measured both ways)
+# VidRD's released settings. --seam-drop 1 by measurement (README, benchmarks/RESULTS.md): keeping all frames
+# (VidRD's torch.cat) repeats the old last frame at every seam (seam jump ratio 0.00), dropping the M prompt
+# frames jumps (1.36); dropping the one near-duplicate gives 1.06, as smooth as inside a clip.
 VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # and overlap M = clip_frames // 2 (4 of 8)
-DEFAULT_SEAM_DROP = 0
+DEFAULT_SEAM_DROP = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "diffusers MotionAdapter folder; without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
     g.add_argument("--lora", metavar="FILE", help="a LoRA .safetensors for the spatial U-Net, diffusers or kohya format")
     g.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (default 1.0)")
+    g.add_argument("--vae", metavar="DIR", help="decoder: a temporal-decoder folder from `ldm-video train-vae`, or "
+                   "an SD 2.x base / vae folder (default: the base's own VAE, frame by frame)")
     g.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     g.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
                    help="weights dtype; auto = fp16 on GPU, fp32 on CPU (fp16 needs a GPU)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default 0: torch's default); 1 is much faster on a machine "
+                        "whose cores other jobs keep busy")
 
     g = parser.add_argument_group("sampling")
     g.add_argument("--prompt", required=True, help="text prompt")
@@ -61,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("long videos (VidRD)")
     g.add_argument("--frames", type=int, default=16, help="frames in the output, exactly (default 16)")
-    g.add_argument("--clip-frames", type=int, default=8, help="frames denoised together, N (default 8)")
+    g.add_argument("--clip-frames", type=int, default=8,
+                   help="frames denoised together, N (default 8; latent frames with a causal 3D --vae)")
     g.add_argument("--extend", choices=EXTEND_MODES, default="vidrd",
                    help="vidrd: FNR + PNS + DSG tie each clip to the last; independent: fresh noise per clip")
     g.add_argument("--overlap", type=int, help="vidrd: prompt frames M (default clip-frames // 2, i.e. 4 of 8)")
@@ -69,9 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
                    help=f"vidrd: DSG fraction of steps frame 0 is held, beta (default {VIDRD_DEFAULTS['dsg_beta']})")
-    g.add_argument("--seam-drop", type=int, default=DEFAULT_SEAM_DROP,
+    g.add_argument("--seam-drop", type=int,
                    help="leading frames of every later clip left out of the output "
-                        f"(default {DEFAULT_SEAM_DROP}: keep all, see README for the measurement)")
+                        f"(default {DEFAULT_SEAM_DROP}, 0 for one-frame clips: the near-duplicate of the old last frame; "
+                        "chosen by measuring seam metrics, see README)")
 
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="video.mp4 (H.264), video.gif, or a folder name for PNG frames")
@@ -107,10 +117,11 @@ def load_video_model(base, motion: str | None, lora: str | None, lora_scale: flo
     from ldm_video import inflate_unet
     from ldm_video.checkpoint import load_motion
 
+    device, dtype = base.unet.device, base.unet.dtype
     model = load_motion(motion, base.unet) if motion else inflate_unet(base.unet)
     if lora:
         load_lora(model, lora, lora_scale)
-    return model.eval()
+    return model.to(device=device, dtype=dtype).eval()  # new temporal / LoRA layers come in float32
 
 
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
@@ -133,7 +144,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                   height=args.height, width=args.width, seed=args.seed)
         vidrd = VidRDConfig(clip_frames=args.clip_frames, overlap=values["overlap"],
                             pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"])
-        video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=args.seam_drop,
+        seam_drop = min(DEFAULT_SEAM_DROP, args.clip_frames - 1) if args.seam_drop is None else args.seam_drop
+        video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
@@ -143,27 +155,44 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
 def run(args: argparse.Namespace) -> int:
     from ldm_video import load_base
 
+    if args.threads < 0:
+        raise LdmVideoError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sampling, video = build_configs(args)
-    output_format(args.out)  # refuse a bad --out before loading anything
+    output_format(args.out)  # refuse a bad --out / --save-latents before loading anything
+    if args.save_latents and not args.save_latents.endswith(".safetensors"):
+        raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
     device, dtype = resolve_device(args.device, args.dtype)
     if args.motion and not Path(args.motion).exists():
         raise LdmVideoError(f"{args.motion}: no such --motion folder")
     if args.lora and not Path(args.lora).exists():
         raise LdmVideoError(f"{args.lora}: no such LoRA file")
+    if args.vae and not Path(args.vae).exists():
+        raise LdmVideoError(f"{args.vae}: no such --vae folder")
     if args.quiet:
         import diffusers
         import transformers
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
-    base = load_base(args.base, dtype=dtype, device=device)
+    parts = ("unet", "text_encoder", "tokenizer", "scheduler") + (() if args.vae else ("vae",))
+    base = load_base(args.base, components=parts, dtype=dtype, device=device)
+    vae = base.vae
+    if args.vae:
+        from ldm_video.vae import load_video_vae
+
+        vae = load_video_vae(args.vae, base=args.base, dtype=dtype, device=device)
+        if vae.temporal_compression != 1:  # causal 3D VAE: the U-Net makes (F - 1) / 4 + 1 latent frames
+            vae.check_num_frames(args.frames, what="--frames")
+            video = replace(video, num_frames=vae.latent_frames(args.frames))
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")
     text = encode_prompt(base.tokenizer, base.text_encoder, args.prompt, args.negative_prompt, sampling.guidance,
                          device, dtype)  # (2|1, seq, dim), once per run
-    sampler = VideoSampler(model=model, vae=base.vae, scheduler_config=dict(base.scheduler.config),
+    sampler = VideoSampler(model=model, vae=vae, scheduler_config=dict(base.scheduler.config),
                            sampling=sampling, video=video, progress=not args.quiet)
     latent_writer = None
     if args.save_latents:
@@ -179,8 +208,8 @@ def run(args: argparse.Namespace) -> int:
                 writer.append(to_uint8(chunk.frames).cpu().numpy())  # (f, H, W, 3) uint8
                 if latent_writer is not None:
                     latent_writer.append(chunk.latents)  # (1, 4, f, h, w)
-            if writer.frames_written != video.num_frames:  # the frame arithmetic is the contract
-                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {video.num_frames}")
+            if writer.frames_written != args.frames:  # the frame arithmetic is the contract
+                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {args.frames}")
         if latent_writer is not None:
             latent_writer.close()
     except BaseException:
@@ -188,5 +217,5 @@ def run(args: argparse.Namespace) -> int:
             latent_writer.abort()
         raise
     if not args.quiet:
-        print(f"wrote {args.out} ({video.num_frames} frames, {video.num_clips} clips)")
+        print(f"wrote {args.out} ({args.frames} frames, {video.num_clips} clips)")
     return 0

@@ -4,22 +4,25 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 (Ge et al., ICCV 2023); each later clip starts from the previous clip's initial noise (FNR + PNS) and holds
 its first M frames to the previous clip's trajectory for the first steps (DSG); each clip is denoised by the
 video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
-on at once. Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
+on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
+Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 from einops import rearrange
+from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
+from ldm_video.vae import ImageVAE, VideoVAE
 from tqdm.auto import tqdm
 
-from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
 
 # --scheduler name -> (diffusers class, config overrides); all deterministic
@@ -60,7 +63,7 @@ class SamplingConfig:
 class LongVideoConfig:
     """How clips make up the video."""
 
-    num_frames: int = 16  # frames in the output, exactly
+    num_frames: int = 16  # latent frames in the output, exactly (= pixel frames unless the VAE compresses time)
     extend: str = "vidrd"  # "vidrd" (FNR + PNS + DSG) or "independent" (fresh prior noise per clip)
     vidrd: VidRDConfig = field(default_factory=VidRDConfig)  # clip length, overlap, PNS alpha, DSG beta
     seam_drop: int = 0  # leading frames of every later clip left out of the output
@@ -134,17 +137,18 @@ class VideoSampler:
     """Samples a long video clip by clip and yields decoded chunks; see the module docstring."""
 
     model: torch.nn.Module  # VideoUNet: (b, c, f, h, w), t, (b, seq, dim) -> .sample (b, c, f, h, w)
-    vae: torch.nn.Module  # AutoencoderKL
+    vae: torch.nn.Module  # ldm_video.vae.VideoVAE (any kind), or a diffusers AutoencoderKL
     scheduler_config: dict  # the base model's scheduler config (noise schedule, prediction type)
     sampling: SamplingConfig
     video: LongVideoConfig
     progress: bool = True  # tqdm bars over clips and steps
-    step_callback: Callable[[int, int], None] | None = None  # called (clip, step) after every step
 
     def __post_init__(self) -> None:
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
-        self.vae_scale = float(self.vae.config.scaling_factor)
+        if not isinstance(self.vae, VideoVAE):
+            self.vae = ImageVAE(self.vae)  # the SD VAE frame by frame
+        self.vae_scale = self.vae.scaling_factor
         self.latent_shape = (1, 4, self.video.clip_frames, self.sampling.height // 8, self.sampling.width // 8)
         self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
 
@@ -180,8 +184,6 @@ class VideoSampler:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
             latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)
-            if self.step_callback is not None:
-                self.step_callback(clip, k)
         self.dsg = record
         return latents
 
@@ -190,9 +192,8 @@ class VideoSampler:
         """(1, 4, f, h, w) latents -> (latent chunk, frames (chunk, 3, H, W) in [-1, 1]), chunk by chunk."""
         for start in range(0, latents.shape[2], self.video.decode_chunk):
             z = latents[:, :, start:start + self.video.decode_chunk]  # (1, 4, chunk, h, w)
-            flat = rearrange(z, "b c f h w -> (b f) c h w") / self.vae_scale  # (chunk, 4, h, w)
-            frames = self.vae.decode(flat.to(self.vae.dtype)).sample  # (chunk, 3, H, W)
-            yield z, frames
+            video = self._decode(z)  # (1, 3, F_chunk, H, W): true num_frames; causal VAE: cache carried on
+            yield z, rearrange(video, "1 c f h w -> f c h w")  # (F_chunk, 3, H, W)
 
     @torch.no_grad()
     def __call__(self, text: torch.Tensor) -> Iterator[VideoChunk]:
@@ -204,6 +205,7 @@ class VideoSampler:
         generator = torch.Generator("cpu").manual_seed(self.sampling.seed)
         noise = None
         self.dsg = None
+        self._decode = self.vae.stream_decoder()  # one per video: the causal VAE's cache spans the clips
         clips = tqdm(range(self.video.num_clips), desc="clips", disable=not self.progress)
         for clip in clips:
             noise = self.initial_noise(clip, noise, generator)  # (1, 4, N, h, w)
@@ -215,6 +217,4 @@ class VideoSampler:
 
 
 def _step_params(scheduler) -> set[str]:
-    import inspect
-
     return set(inspect.signature(scheduler.step).parameters)

@@ -27,14 +27,15 @@ class BaseModel:
     name: str  # hub id or local folder it came from
     prediction_type: str  # "epsilon" or "v_prediction", from the scheduler config
     unet: Any = None  # diffusers UNet2DConditionModel
-    vae: Any = None  # diffusers AutoencoderKL
+    vae: Any = None  # diffusers AutoencoderKL (or an ldm_video.vae.VideoVAE put in its place)
     text_encoder: Any = None  # transformers CLIPTextModel
     tokenizer: Any = None  # transformers CLIPTokenizer
     scheduler: Any = None  # diffusers DDPMScheduler with the base's training noise schedule
 
     @property
     def vae_scale(self) -> float:
-        return float(self.vae.config.scaling_factor)
+        config = getattr(self.vae, "vae_config", None) or self.vae.config  # VideoVAE or AutoencoderKL
+        return float(config["scaling_factor"])
 
 
 def _is_local(name: str) -> bool:

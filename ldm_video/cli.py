@@ -12,6 +12,10 @@ from ldm_video.errors import LdmVideoError
 # sub-command -> (module that defines `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
+    "demo": ("ldm_video.demo", "the whole job on a CPU: fine-tune the toy base, generate a long video, export, score"),
+    "prepare": ("ldm_video.train.prepare_cmd", "encode a video folder into a latent cache for training"),
+    "train": ("ldm_video.train.train_cmd", "fine-tune temporal layers on a folder of videos and images"),
+    "plan": ("ldm_video.train.plan_cmd", "estimate the peak GPU memory of a training configuration"),
     "generate": ("ldm_video.infer.generate", "text-to-video clips and long videos (VidRD), streamed to mp4/gif/PNGs"),
     "eval": ("ldm_video.infer.eval", "temporal metrics of a video as JSON: seam jump ratio, flicker, drift"),
     "export": ("ldm_video.export", "export temporal layers / LoRA as MotionAdapter, diffusers or kohya files"),

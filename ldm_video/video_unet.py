@@ -139,8 +139,10 @@ class VideoUNet(nn.Module):
             for part in parts:
                 part.enable_xformers_memory_efficient_attention()
         elif backend == "sdpa":
-            for part in parts:
-                part.set_attn_processor(AttnProcessor2_0())
+            for part in parts:  # every diffusers Attention, spatial and temporal (MotionAdapter has no setter)
+                for module in part.modules():
+                    if hasattr(module, "set_processor"):
+                        module.set_processor(AttnProcessor2_0())
         else:
             raise LdmVideoError(f"unknown attention backend {backend!r}; choose sdpa or xformers")
 
@@ -178,8 +180,11 @@ class VideoUNet(nn.Module):
 
 
 def inflate_unet(unet2d: UNet2DConditionModel, config: VideoUNetConfig | None = None) -> VideoUNet:
-    """Inject temporal layers into `unet2d` (taken over in place, spatial weights frozen) -> VideoUNet."""
+    """Inject temporal layers into `unet2d` (taken over in place, spatial weights frozen) -> VideoUNet.
+
+    The new layers take the U-Net's device and dtype; a trainer keeps fp32 master copies of them itself.
+    """
     if not isinstance(unet2d, UNet2DConditionModel):
         raise TypeError(f"inflate_unet needs a diffusers UNet2DConditionModel, got {type(unet2d).__name__}")
     model = VideoUNet(unet2d, config or VideoUNetConfig())
-    return model.to(device=model.device)
+    return model.to(device=model.device, dtype=model.dtype)  # new layers follow the U-Net's device and dtype

@@ -12,7 +12,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one intra-op thread: the models here are tiny, and two threads fighting over two (often shared) cores were
+# measured 10-40x slower than one
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -198,3 +198,31 @@ def test_decord_backend_matches_pyav(tmp_path):
     a = read_clip(path, info, 1, 4, 2.0, backend="pyav")
     b = read_clip(path, info, 1, 4, 2.0, backend="decord")
     assert [_frame_index(f) for f in a] == [_frame_index(f) for f in b] == [1, 3, 5, 7]
+
+
+def test_aspect_ratio_buckets(tmp_path):
+    from ldm_video.train.data import bucket_keys
+    from ldm_video.train.transforms import bucket_sizes
+
+    assert bucket_sizes((192, 192)) == [(128, 256), (192, 192), (256, 128)]
+    assert bucket_sizes((256, 256)) == [(192, 320), (256, 256), (320, 192)]
+    write_test_video(tmp_path / "wide.mp4", num_frames=6, height=40, width=80, seed=0)
+    write_test_video(tmp_path / "wide2.mp4", num_frames=6, height=36, width=70, seed=1)
+    write_test_video(tmp_path / "tall.mp4", num_frames=6, height=80, width=40, seed=2)
+    write_test_image(tmp_path / "square.png", height=50, width=50)
+    config = DataConfig(root=str(tmp_path), num_frames=4, resolution=192, buckets=True)
+    ds = VideoFolderDataset(config)
+    sizes = dict(zip((item.path.name for item in ds.items), bucket_keys(ds)))
+    assert sizes == {"wide.mp4": (128, 256), "wide2.mp4": (128, 256), "tall.mp4": (256, 128),
+                     "square.png": (192, 192)}
+    for index, item in enumerate(ds.items):
+        assert ds[(index, 1)]["pixel_values"].shape[2:] == sizes[item.path.name]
+    sampler = ClipBatchSampler(image_flags(ds), batch_size=2, seed=0, groups=bucket_keys(ds))
+    sampler.global_batches = 12
+    for batch in sampler.epoch_batches(0):
+        assert len({ds.sizes[i] for i, _ in batch}) == 1  # one bucket per batch
+    sampler.global_batches = 3
+    for batch in make_dataloader(ds, sampler):
+        assert batch["pixel_values"].shape[0] == 2
+    plain = VideoFolderDataset(DataConfig(root=str(tmp_path), num_frames=4, resolution=192))
+    assert set(bucket_keys(plain)) == {(192, 192)}

@@ -11,14 +11,6 @@ ARGS = ["--prompt", "a red circle moving left", "--frames", "12", "--clip-frames
         "--steps", "3", "--height", "32", "--width", "32", "--seed", "3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def exported(tiny_base, tmp_path_factory):
     """A trained-like native checkpoint (attention + LoRA) and its three exports."""

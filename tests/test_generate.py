@@ -6,22 +6,13 @@ import av
 import numpy as np
 import pytest
 import torch
+from ldm_video.infer.video_io import read_video
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
-from ldm_video.infer.video_io import read_video
 
 DONE_WHEN = ["--prompt", "a red square moving right", "--frames", "40", "--clip-frames", "8", "--overlap", "4",
              "--steps", "4", "--height", "32", "--width", "32"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads run ~10x slower here (contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def randomise_temporal(model, seed: int = 0) -> None:
@@ -75,8 +66,9 @@ def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir
 
 
 def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
-    from ldm_video import load_base
     from ldm_video.infer.pipeline import to_uint8
+
+    from ldm_video import load_base
 
     out, lat = tmp_path / "frames", tmp_path / "z.safetensors"
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4",
@@ -106,6 +98,7 @@ def test_other_output_formats(tiny_base, tmp_path, fmt):
     (["--motion", "missing_dir"], "no such --motion folder"),
     (["--dtype", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
     (["--out", "v.avi"], "unsupported output extension"),
+    (["--save-latents", "z.pt"], "name it *.safetensors"),
 ])
 def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message):
     args = ["generate", "--base", tiny_base, "--prompt", "x", "--steps", "1", "--height", "16", "--width", "16",
@@ -114,3 +107,29 @@ def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_bf16_runs_with_temporal_layers_cast(tiny_base, motion_dir, tmp_path):
+    """New temporal layers are built in float32; generate casts them to the weights' dtype."""
+    args = ["generate", "--base", tiny_base, "--motion", motion_dir, "--prompt", "x", "--frames", "6",
+            "--clip-frames", "4", "--steps", "2", "--height", "16", "--width", "16", "--quiet"]
+    assert main([*args, "--dtype", "bf16", "--out", str(tmp_path / "bf16")]) == 0
+    assert main([*args, "--dtype", "fp32", "--out", str(tmp_path / "fp32")]) == 0
+    bf16, fp32 = read_video(tmp_path / "bf16").astype(int), read_video(tmp_path / "fp32")
+    assert bf16.shape == fp32.shape == (6, 16, 16, 3)
+    diff = np.abs(bf16 - fp32).mean()
+    assert diff < 8  # same video up to bf16 rounding
+
+
+def test_threads_flag(tiny_base, tmp_path, capsys):
+    args = ["generate", "--base", tiny_base, "--prompt", "x", "--out", str(tmp_path / "v.mp4"), "--quiet"]
+    assert main([*args, "--threads", "-1"]) == 2
+    assert "--threads" in capsys.readouterr().err
+    assert main([*args, "--threads", "3", "--height", "30"]) == 2  # set before the size is refused
+    assert torch.get_num_threads() == 3
+
+
+def test_one_frame_clips_work_with_default_flags(tiny_base, tmp_path):
+    assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "3", "--clip-frames", "1",
+                 "--steps", "1", "--height", "16", "--width", "16", "--out", str(tmp_path / "v"), "--quiet"]) == 0
+    assert read_video(tmp_path / "v").shape == (3, 16, 16, 3)

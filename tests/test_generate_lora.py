@@ -6,22 +6,14 @@ import numpy as np
 import pytest
 import torch
 from einops import rearrange
-from safetensors.torch import load_file, save_file
-
-from ldm_video import load_base
-from ldm_video.cli import main
 from ldm_video.infer.generate import load_video_model
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
 from ldm_video.infer.video_io import read_video
 from ldm_video.infer.vidrd import VidRDConfig
+from safetensors.torch import load_file, save_file
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from ldm_video import load_base
+from ldm_video.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,13 @@ model weights (loaded before) are not counted, nor PyAV's / x264's own buffers.
 
 from __future__ import annotations
 
-import pytest
 import torch
-
-from ldm_video import inflate_unet, load_base
 from ldm_video.infer.memory import TensorMemoryTracker
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt, to_uint8
 from ldm_video.infer.video_io import VideoWriter
 from ldm_video.infer.vidrd import VidRDConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from ldm_video import inflate_unet, load_base
 
 
 def peak_bytes(base, model, text, num_frames: int, out) -> int:

@@ -5,19 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from einops import rearrange
-
-from ldm_video import inflate_unet, load_base
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
 from ldm_video.infer.vidrd import VidRDConfig, dsg_hold_steps
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads run ~10x slower here (contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from ldm_video import inflate_unet, load_base
 
 
 def make_sampler(base_path, sampling, video, model=None):
@@ -34,7 +25,6 @@ def make_sampler(base_path, sampling, video, model=None):
                                                    ("dpm++", "v_prediction")])
 def test_fresh_layers_one_clip_equal_stable_diffusion_per_frame(tiny_base, tiny_base_v, scheduler, prediction):
     from diffusers import StableDiffusionPipeline
-
     from ldm_video.infer.pipeline import make_scheduler
 
     path = tiny_base if prediction == "epsilon" else tiny_base_v
@@ -97,7 +87,7 @@ def test_vidrd_fnr_and_dsg_wiring(tiny_base):
 def test_independent_clips_start_from_fresh_noise(tiny_base):
     sampling = SamplingConfig(steps=1, guidance=1.0, height=16, width=16)
     video = LongVideoConfig(num_frames=8, extend="independent", vidrd=VidRDConfig(clip_frames=4, overlap=0))
-    sampler, text, base = make_sampler(tiny_base, sampling, video)
+    sampler, text, _ = make_sampler(tiny_base, sampling, video)
     seen = capture_inputs(sampler.model)
     list(sampler(text))
     assert len(seen) == 2 and seen[0].shape[0] == 1  # no guidance: one U-Net batch
@@ -119,10 +109,10 @@ def test_motion_adapter_folder_matches_animatediff_pipeline(tiny_base, tmp_path)
     """Trained-like (random) attention-only temporal layers, written as a diffusers MotionAdapter and given
     to --motion, sample the same clip as diffusers' AnimateDiffPipeline with that adapter."""
     from diffusers import AnimateDiffPipeline, MotionAdapter
+    from ldm_video.infer.pipeline import make_scheduler
 
     from ldm_video import VideoUNetConfig
     from ldm_video.checkpoint import load_motion
-    from ldm_video.infer.pipeline import make_scheduler
     from tests.test_generate import randomise_temporal
 
     trained = inflate_unet(load_base(tiny_base, components=("unet",)).unet,

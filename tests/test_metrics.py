@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-
-from ldm_video.cli import main
 from ldm_video.infer.metrics import clip_starts, drift, flicker, seam_jump_ratio, video_metrics
 from ldm_video.infer.video_io import VideoWriter
+
+from ldm_video.cli import main
 
 
 def ramp_video(num_frames: int, jump_every: int | None = None, jump: int = 0) -> np.ndarray:
@@ -52,7 +52,7 @@ def test_eval_cli_prints_json(tmp_path, capsys):
     video = ramp_video(24, jump_every=8, jump=30)
     with VideoWriter(tmp_path / "v") as w:  # PNG folder: lossless
         w.append(video)
-    assert main(["eval", str(tmp_path / "v"), "--clip-frames", "8"]) == 0
+    assert main(["eval", str(tmp_path / "v"), "--clip-frames", "8", "--seam-drop", "0"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["num_frames"] == 24
     assert report["seam_jump_ratio"] == pytest.approx(16.0, rel=1e-5)
@@ -67,3 +67,14 @@ def test_eval_cli_errors(tmp_path, capsys):
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     assert main(["eval", str(tmp_path / "bad.mp4")]) == 2
     assert "cannot decode" in capsys.readouterr().err
+
+
+def test_eval_default_seam_layout_is_generates(tmp_path, capsys):
+    from ldm_video.infer import eval as eval_cli
+    from ldm_video.infer.generate import DEFAULT_SEAM_DROP
+
+    assert eval_cli.DEFAULT_SEAM_DROP == DEFAULT_SEAM_DROP
+    with VideoWriter(tmp_path / "v") as w:
+        w.append(ramp_video(22))
+    assert main(["eval", str(tmp_path / "v")]) == 0
+    assert json.loads(capsys.readouterr().out)["clip_starts"] == [0, 8, 15]  # later clips add 8 - 1 frames

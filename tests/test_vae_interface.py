@@ -16,15 +16,6 @@ from ldm_video.vae import (
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, two OpenMP threads spin and run ~40x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def saved(tiny_base, tmp_path_factory):
     root = tmp_path_factory.mktemp("vaes")

@@ -17,15 +17,6 @@ from ldm_video.vae.temporal_decoder import (
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, two OpenMP threads spin and run ~40x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def base_vae(tiny_base):
     return load_base_vae(tiny_base)

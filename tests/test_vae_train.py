@@ -13,15 +13,6 @@ from safetensors.torch import load_file
 from ldm_video.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, two OpenMP threads spin and run ~40x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory):
     """Three good clips (moving squares), a still image, and bad items the data pipeline must skip."""

@@ -142,3 +142,29 @@ def test_bad_config_values():
         VideoUNetConfig(temporal_layers="lstm")
     with pytest.raises(ValueError, match="conv_depth"):
         VideoUNetConfig(conv_depth=0)
+
+
+def test_attention_backends(tiny_base):
+    import importlib.util
+
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    model = inflate_unet(unet2d, VideoUNetConfig()).eval()
+    latents, t, text = _inputs(3)
+    with torch.no_grad():
+        before = model(latents, t, text).sample
+        model.set_attention_backend("sdpa")
+        assert torch.allclose(model(latents, t, text).sample, before, atol=1e-6)
+    if importlib.util.find_spec("xformers") is None:
+        with pytest.raises(LdmVideoError, match="xformers is not installed"):
+            model.set_attention_backend("xformers")
+    with pytest.raises(LdmVideoError, match="unknown attention backend"):
+        model.set_attention_backend("flash")
+
+
+def test_layers_follow_the_unet_dtype(tiny_base):
+    unet2d = load_base(tiny_base, components=("unet",), dtype=torch.bfloat16).unet
+    model = inflate_unet(unet2d, VideoUNetConfig(lora_rank=2))
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    latents, t, text = _inputs(2)
+    with torch.no_grad():
+        assert model(latents.bfloat16(), t, text.bfloat16()).sample.dtype == torch.bfloat16

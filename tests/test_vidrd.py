@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ldm_video.infer.vidrd import (
     DSGTrajectory,
     VidRDConfig,

@@ -14,7 +14,11 @@ Public API (kept small; the VAE trainer reuses it):
   (seed, epoch); every batch is all-video or all-image (images as 1-frame samples cannot share a batch
   with clips), and `image_share` sets the fraction of image batches. Shards batches across processes and
   can start mid-epoch (`start_batch`), which is how training resumes at its exact data position.
+  With `groups=bucket_keys(dataset)` every batch also shares one aspect-ratio bucket.
 - `make_dataloader(dataset, sampler, num_workers)`.
+
+With `buckets=True` each item trains at the aspect-ratio bucket nearest its own aspect (sizes with about the
+area of `resolution`, multiples of 32), instead of being cropped to `resolution`.
 
 Images train either as one-frame samples (`images="frame"`; the U-Net then skips its temporal layers, joint
 image-video training as in PYoCo / VDM) or as VidRD pseudo-videos made by random zoom and pan
@@ -43,6 +47,8 @@ from ldm_video.train.decode import (
     read_image,
 )
 from ldm_video.train.transforms import (
+    bucket_sizes,
+    nearest_bucket,
     parse_resolution,
     resize_crop,
     to_float_frames,
@@ -72,6 +78,7 @@ class DataConfig:
     image_share: float | None = None  # fraction of batches made of images; None = their share of the folder
     min_zoom: float = 0.6  # pseudo-videos: smallest crop box, as a fraction of the largest
     backend: str = "auto"  # video decoder: "auto" (decord if installed, else PyAV), "pyav", "decord"
+    buckets: bool = False  # aspect-ratio buckets: each item at the size of ~resolution's area nearest its aspect
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resolution", parse_resolution(self.resolution))  # int or "HxW" accepted
@@ -99,6 +106,7 @@ class MediaItem:
     kind: str  # "video" or "image"
     caption: str
     info: VideoInfo | None = None  # probe result (videos only)
+    size: tuple[int, int] | None = None  # (height, width) of the file's frames
 
 
 def _step_frames(config: DataConfig, info: VideoInfo) -> float:
@@ -124,13 +132,13 @@ def _check_item(path: Path, config: DataConfig, metadata: dict) -> MediaItem:
             raise ValueError(f"cannot decode image ({type(err).__name__}: {err})") from None
         if frame.shape[0] < 1 or frame.shape[1] < 1:
             raise ValueError("image has no pixels")
-        return MediaItem(path, "image", caption)
+        return MediaItem(path, "image", caption, size=(frame.shape[0], frame.shape[1]))
     info = probe_video(path)
     if info.num_frames < _span(config, info):
         how = f"at {config.fps:g} fps" if config.fps else f"with stride {config.frame_stride}"
         raise ValueError(f"too short: {info.num_frames} frames, a {config.num_frames}-frame clip {how} "
                          f"needs {_span(config, info)}")
-    return MediaItem(path, "video", caption, info)
+    return MediaItem(path, "video", caption, info, size=(info.height, info.width))
 
 
 def scan_folder(config: DataConfig) -> list[MediaItem]:
@@ -178,6 +186,10 @@ class VideoFolderDataset(Dataset):
     def __init__(self, config: DataConfig, items: list[MediaItem] | None = None) -> None:
         self.config = config
         self.items = scan_folder(config) if items is None else list(items)
+        sizes = bucket_sizes(config.resolution) if config.buckets else [config.resolution]
+        # (height, width) each item trains at
+        self.sizes = [nearest_bucket(*item.size, sizes) if config.buckets and item.size else config.resolution
+                      for item in self.items]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -194,9 +206,9 @@ class VideoFolderDataset(Dataset):
         if item.kind == "image":
             image = to_float_frames(read_image(item.path)[None])  # (1, 3, h, w)
             if config.images == "frame":
-                frames = resize_crop(image, config.resolution, config.crop, generator)  # (1, 3, H, W)
+                frames = resize_crop(image, self.sizes[index], config.crop, generator)  # (1, 3, H, W)
             else:
-                frames = zoom_pan_video(image[0], config.num_frames, config.resolution, generator,
+                frames = zoom_pan_video(image[0], config.num_frames, self.sizes[index], generator,
                                         config.min_zoom)  # (f, 3, H, W)
         else:
             info = item.info
@@ -208,7 +220,7 @@ class VideoFolderDataset(Dataset):
                                  config.backend)  # (f, h, w, 3) uint8
             except ValueError as err:
                 raise LdmVideoError(f"{item.path}: {err}") from None
-            frames = resize_crop(to_float_frames(clip), config.resolution, config.crop, generator)  # (f, 3, H, W)
+            frames = resize_crop(to_float_frames(clip), self.sizes[index], config.crop, generator)  # (f, 3, H, W)
         pixel_values = to_model_range(frames)  # (3, f, H, W) in [-1, 1]
         return {"pixel_values": pixel_values, "caption": item.caption, "num_frames": pixel_values.shape[1],
                 "path": str(item.path)}
@@ -225,7 +237,11 @@ class ClipBatchSampler(Sampler[list[tuple[int, int]]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        groups: list | None = None,
     ) -> None:
+        """Args:
+            groups: per item, a key (e.g. its bucket size) that every item of a batch must share.
+        """
         if batch_size < 1:
             raise LdmVideoError(f"--batch-size must be >= 1, got {batch_size}")
         self.images = [i for i, flag in enumerate(is_image) if flag]
@@ -234,6 +250,7 @@ class ClipBatchSampler(Sampler[list[tuple[int, int]]]):
         share = natural if image_share is None else image_share
         self.image_share = 0.0 if not self.images else (1.0 if not self.videos else share)
         self.batch_size, self.seed = batch_size, seed
+        self.groups = list(groups) if groups is not None and len(set(groups)) > 1 else None
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch, self.start_batch = 0, 0
         # batches per epoch across all processes: about one pass over the items, a multiple of the world size
@@ -251,22 +268,35 @@ class ClipBatchSampler(Sampler[list[tuple[int, int]]]):
         """All processes' batches of `epoch`, in order."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         pools = {"image": self.images, "video": self.videos}
-        orders: dict[str, list[int]] = {"image": [], "video": []}
+        orders: dict = {"image": [], "video": []}  # kind (or (kind, group)) -> items still to draw
         batches = []
         for _ in range(self.global_batches):  # step: choose the batch's kind, then its items
             kind = "image" if float(torch.rand((), generator=g)) < self.image_share else "video"
             batch = []
-            for _ in range(self.batch_size):
-                if not orders[kind]:  # a fresh shuffle of this kind's items
-                    pool = pools[kind]
-                    orders[kind] = [pool[i] for i in torch.randperm(len(pool), generator=g).tolist()]
-                batch.append((orders[kind].pop(), int(torch.randint(0, 2**62, (), generator=g))))
+            for n in range(self.batch_size):
+                if n > 0 and self.groups is not None:  # the rest of the batch from the first item's group
+                    key = (kind, self.groups[batch[0][0]])
+                    if not orders.get(key):
+                        pool = [i for i in pools[kind] if self.groups[i] == key[1]]
+                        orders[key] = [pool[i] for i in torch.randperm(len(pool), generator=g).tolist()]
+                    index = orders[key].pop()
+                else:
+                    if not orders[kind]:  # a fresh shuffle of this kind's items
+                        pool = pools[kind]
+                        orders[kind] = [pool[i] for i in torch.randperm(len(pool), generator=g).tolist()]
+                    index = orders[kind].pop()
+                batch.append((index, int(torch.randint(0, 2**62, (), generator=g))))
             batches.append(batch)
         return batches
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         mine = self.epoch_batches(self.epoch)[self.rank::self.num_replicas]
         yield from mine[self.start_batch:]
+
+
+def bucket_keys(dataset: VideoFolderDataset) -> list[tuple[int, int]]:
+    """Per item: the (height, width) it trains at (what `ClipBatchSampler(groups=...)` keeps together)."""
+    return list(dataset.sizes)
 
 
 def collate(samples: list[dict]) -> dict:
@@ -284,8 +314,9 @@ def collate(samples: list[dict]) -> dict:
 
 def make_dataloader(dataset: Dataset, sampler: ClipBatchSampler, num_workers: int = 0) -> DataLoader:
     """A DataLoader over the sampler's batches (worker processes only decode; all randomness is in the keys)."""
+    # a private generator: making an iterator then never draws from the global torch RNG
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                      persistent_workers=False, pin_memory=False)
+                      generator=torch.Generator().manual_seed(sampler.seed))
 
 
 def image_flags(dataset: VideoFolderDataset) -> list[bool]:

@@ -7,20 +7,10 @@ differ a little and a clip has something for temporal layers to learn.
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-
-# container extension -> codecs to try, best first (PyAV wheels ship libx264 / libvpx; mpeg4 is built in)
-_CODECS = {
-    ".mp4": ("libx264", "mpeg4"),
-    ".mov": ("libx264", "mpeg4"),
-    ".mkv": ("libx264", "mpeg4"),
-    ".avi": ("mpeg4", "mjpeg"),
-    ".webm": ("libvpx", "libvpx-vp9", "libaom-av1"),
-    ".gif": ("gif",),
-}
+from ldm_video.train.writer import write_video
 
 
 def synthetic_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -39,33 +29,6 @@ def synthetic_frames(num_frames: int, height: int, width: int, seed: int = 0) ->
         img[top:top + side, left:left + side] = (250, 250, 250)
         frames[i] = np.clip(img, 0, 255).astype(np.uint8)
     return frames
-
-
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
-    """Write uint8 (f, h, w, 3) frames to `path` with PyAV, picking a codec the container accepts."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    codecs = _CODECS.get(suffix, ("libx264", "mpeg4"))
-    codec = next((c for c in codecs if c in av.codecs_available), None)
-    if codec is None:
-        raise RuntimeError(f"no encoder for {suffix} in this PyAV build (tried {', '.join(codecs)})")
-    height, width = frames.shape[1:3]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps))
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "rgb8" if codec == "gif" else ("yuvj420p" if codec == "mjpeg" else "yuv420p")
-        if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "ultrafast"}
-        for array in frames:  # step: encode one frame
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def write_test_video(

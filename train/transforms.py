@@ -122,3 +122,27 @@ def zoom_pan_video(
 def to_model_range(frames: torch.Tensor) -> torch.Tensor:
     """float (f, 3, H, W) in [0, 1] -> (3, f, H, W) in [-1, 1], the layout of `pixel_values`."""
     return rearrange(frames * 2.0 - 1.0, "f c h w -> c f h w").contiguous()  # (3, f, H, W)
+
+
+def bucket_sizes(resolution: tuple[int, int], step: int = 64, max_ratio: float = 2.0) -> list[tuple[int, int]]:
+    """Aspect-ratio buckets: (height, width) sizes, multiples of `step`, with about the pixels of `resolution`.
+
+    For each height (a multiple of `step`) the width is the multiple of `step` nearest area / height; sizes
+    with an aspect ratio beyond `max_ratio` are dropped, every size comes with its transpose, and
+    `resolution` itself is always one of them. (256 px: 192x320, 256x256, 320x192.)
+    """
+    area = resolution[0] * resolution[1]
+    sizes = {tuple(resolution)}
+    h = step
+    while h * h <= area * max_ratio:
+        w = max(step, round(area / h / step) * step)
+        if 1.0 / max_ratio <= w / h <= max_ratio:
+            sizes.update({(h, w), (w, h)})
+        h += step
+    return sorted(sizes)
+
+
+def nearest_bucket(height: int, width: int, sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose aspect ratio is closest to height x width (in log ratio)."""
+    target = math.log(width / height)
+    return min(sizes, key=lambda s: (abs(math.log(s[1] / s[0]) - target), -s[0] * s[1]))

