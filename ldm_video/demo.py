@@ -33,6 +33,7 @@ class DemoConfig:
     lr: float = 5e-4  # AdamW learning rate
     noise_prior: str = "progressive"  # PYoCo prior of the training noise
     noise_alpha: float = 2.0  # PYoCo found 2 best for progressive
+    lora_rank: int = 0  # LoRA on the spatial attention, trained with the temporal layers (0 = off)
     prompts: tuple[str, ...] = ("a red circle moving right", "a blue square moving down")  # generated videos
     long_frames: int = 64  # frames of each generated long video
     clip_frames: int = 8  # frames denoised together (VidRD N)
@@ -114,7 +115,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     result = train(TrainConfig(
         base=base, data=str(out / "data"), output_dir=str(out / "motion"), frames=cfg.frames, resolution="64",
         batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
-        noise_alpha=cfg.noise_alpha, temporal_layers="attn", attention_heads=4, images="off",
+        noise_alpha=cfg.noise_alpha, temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank,
         checkpoint_every=max(cfg.steps, 1), seed=cfg.seed), progress=progress)
     losses = [x for x in result.losses if x == x]
     lap("train", t0)
@@ -133,6 +134,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     t0 = time.perf_counter()
     print("[demo] 4/5 exporting the motion module as a diffusers MotionAdapter", flush=True)
     export(out / "motion", "motion-adapter", out / "motion_adapter")
+    if cfg.lora_rank:
+        export(out / "motion", "kohya-lora", out / "lora_kohya.safetensors")
     lap("export", t0)
 
     t0 = time.perf_counter()
@@ -169,6 +172,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long-frames", type=int, default=d.long_frames,
                         help=f"frames of each generated video (default {d.long_frames})")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of data, training and sampling (default 0)")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"fine-tuning learning rate (default {d.lr})")
+    parser.add_argument("--lora-rank", type=int, default=d.lora_rank,
+                        help="also train LoRA of this rank on the spatial attention, exported as a kohya file (default 0)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
 
 
@@ -178,6 +184,6 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --out")
     cfg = DemoConfig(base=args.base, steps=args.steps, videos=args.videos, long_frames=args.long_frames,
-                     seed=args.seed)
+                     seed=args.seed, lr=args.lr, lora_rank=args.lora_rank)
     run_demo(args.out, cfg)
     return 0
