@@ -28,9 +28,9 @@ class DemoConfig:
     videos: int = 120  # toy training videos written to OUT/data
     video_frames: int = 16  # frames per training video (clips are sampled from them)
     frames: int = 8  # frames per training clip
-    steps: int = 300  # optimiser steps of temporal fine-tuning
+    steps: int = 1000  # optimiser steps of temporal fine-tuning
     batch_size: int = 4  # clips per step
-    lr: float = 5e-4  # AdamW learning rate
+    lr: float = 1e-3  # AdamW learning rate
     noise_prior: str = "progressive"  # PYoCo prior of the training noise
     noise_alpha: float = 2.0  # PYoCo found 2 best for progressive
     lora_rank: int = 0  # LoRA on the spatial attention, trained with the temporal layers (0 = off)
