@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import yaml
 
+from ldm_video.checkpoint import atomic_write
 from ldm_video.toy import world
 
 
@@ -76,9 +77,7 @@ class ToyRecipe:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def build_models(recipe: ToyRecipe, tokenizer_dir: Path):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ldm_video.checkpoint import atomic_write
+
 SHAPES = ("circle", "square", "triangle")
 # colour name -> RGB; hues 0/60/120/240 degrees, far apart and far from the neutral backgrounds
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -237,6 +239,4 @@ def write_folder(out: str | os.PathLike, count: int, num_frames: int = 16, seed:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
