@@ -29,12 +29,6 @@ def encode_video(vae, pixel_values: torch.Tensor, generator: torch.Generator | N
 
 
 @torch.no_grad()
-def decode_video(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Scaled latents (b, 4, f, h, w) -> pixels (b, 3, F, H, W) in [-1, 1], in the VAE's frame chunks."""
-    return as_video_vae(vae).decode(latents).clamp(-1, 1)  # (b, 3, F, H, W)
-
-
-@torch.no_grad()
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
     """Captions -> the text encoder's last hidden state (b, seq, dim), padded to the tokenizer's max length."""
     tokens = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length,
