@@ -209,6 +209,21 @@ def test_objective_targets():
     assert torch.allclose(v, abar.sqrt() * eps - (1 - abar).sqrt() * x0, atol=1e-6)
 
 
+def test_timestep_bias_weights_and_draws():
+    uniform = objective.timestep_weights(1000)
+    assert torch.allclose(uniform, torch.full((1000,), 1e-3, dtype=torch.float64))
+    later = objective.timestep_weights(1000, "later", multiplier=4.0, portion=0.5)
+    assert later[500:].sum().item() == pytest.approx(0.8) and later[:500].sum().item() == pytest.approx(0.2)
+    earlier = objective.timestep_weights(1000, "earlier", multiplier=3.0, portion=0.25)
+    assert earlier[:250].sum().item() == pytest.approx(0.5)
+    t = objective.sample_timesteps(20000, 1000, torch.Generator().manual_seed(0), "cpu", later)
+    assert (t >= 500).float().mean().item() == pytest.approx(0.8, abs=0.02) and t.min() >= 0 and t.max() < 1000
+    with pytest.raises(ValueError, match="unknown timestep bias"):
+        objective.timestep_weights(1000, "middle")
+    with pytest.raises(LdmVideoError, match="timestep-bias-portion"):
+        TrainConfig(timestep_bias="later", timestep_bias_portion=0.0)
+
+
 def test_v_prediction_base_trains(tmp_path, tiny_base_v, clips, monkeypatch):
     targets = []
     real = objective.training_target

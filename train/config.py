@@ -78,6 +78,13 @@ class TrainConfig:
         "training noise prior (PYoCo): iid, mixed (eq. 3) or progressive (eq. 4)", tuple(NOISE_PRIORS)))
     noise_alpha: float = field(default=1.0, metadata=_opt(
         "prior strength alpha (PYoCo: 1 best for mixed, 2 for progressive)"))
+    timestep_bias: str = field(default="none", metadata=_opt(
+        "draw training timesteps more often from the noisiest (later) or least noisy (earlier) "
+        "--timestep-bias-portion of the schedule (diffusers' timestep bias)", ("none", "earlier", "later")))
+    timestep_bias_multiplier: float = field(default=1.0, metadata=_opt(
+        "how much more often the biased timesteps are drawn"))
+    timestep_bias_portion: float = field(default=0.25, metadata=_opt(
+        "fraction of the schedule the bias applies to"))
     mixed_precision: str = field(default="no", metadata=_opt(
         "frozen weights and autocast in this precision; trainable weights stay fp32", ("no", "fp16", "bf16")))
     gradient_checkpointing: bool = field(default=False, metadata=_opt(
@@ -114,6 +121,9 @@ class TrainConfig:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
+        if not (self.timestep_bias_multiplier > 0 and 0 < self.timestep_bias_portion <= 1):
+            raise LdmVideoError("--timestep-bias-multiplier must be > 0 and --timestep-bias-portion in (0, 1], got "
+                                f"{self.timestep_bias_multiplier} and {self.timestep_bias_portion}")
         if not self.noise_alpha >= 0:
             raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
         if self.cache and self.data:

@@ -14,10 +14,37 @@ import torch.nn.functional as F
 from ldm_video.noise import video_noise
 
 
+TIMESTEP_BIAS = ("none", "earlier", "later")
+
+
+def timestep_weights(num_train_timesteps: int, strategy: str = "none", multiplier: float = 1.0,
+                     portion: float = 0.25) -> torch.Tensor:
+    """Sampling weights of t = 0..T-1 -> float (T,), summing to 1.
+
+    "none" is uniform; "later" multiplies the weight of the last `portion` of the timesteps (the noisiest,
+    where layout and motion are decided) by `multiplier`, "earlier" the first `portion` (the fine detail) —
+    the timestep-bias strategies of diffusers' SDXL training script, as a pure function.
+    """
+    if strategy not in TIMESTEP_BIAS:
+        raise ValueError(f"unknown timestep bias {strategy!r}; choose from {', '.join(TIMESTEP_BIAS)}")
+    if not (multiplier > 0 and 0 < portion <= 1):
+        raise ValueError(f"timestep bias needs multiplier > 0 and 0 < portion <= 1, got {multiplier}, {portion}")
+    weights = torch.ones(num_train_timesteps, dtype=torch.float64)  # (T,)
+    n = max(1, round(portion * num_train_timesteps))
+    if strategy == "later":
+        weights[-n:] *= multiplier
+    elif strategy == "earlier":
+        weights[:n] *= multiplier
+    return weights / weights.sum()
+
+
 def sample_timesteps(batch: int, num_train_timesteps: int, generator: torch.Generator,
-                     device: torch.device | str) -> torch.Tensor:
-    """t ~ U{0, ..., T-1} per sample -> long (b,)."""
-    t = torch.randint(0, num_train_timesteps, (batch,), generator=generator)  # (b,) drawn on the CPU
+                     device: torch.device | str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """t ~ U{0, ..., T-1} per sample, or t ~ `weights` (from `timestep_weights`) -> long (b,)."""
+    if weights is None:
+        t = torch.randint(0, num_train_timesteps, (batch,), generator=generator)  # (b,) drawn on the CPU
+    else:
+        t = torch.multinomial(weights, batch, replacement=True, generator=generator)  # (b,)
     return t.to(device)
 
 
