@@ -70,8 +70,9 @@ def _scores(video: Path, prompt: str, cfg: DemoConfig) -> dict:
 
 
 ROWS = (("present", "object present"), ("colour", "captioned colour"), ("shape", "captioned shape"),
-        ("identity", "identity persists"), ("direction", "moves as captioned"),
-        ("speed_consistency", "speed consistency"), ("seam_jump", "seam jump ratio (1 = seamless)"))
+        ("identity", "identity persists"), ("background", "background persists"), ("direction", "moves as captioned"),
+        ("speed_consistency", "speed consistency"), ("mean_speed", "mean step, px per frame (real 0.75-2)"),
+        ("seam_jump", "seam jump ratio (1 = seamless)"))
 
 
 def table(report: dict) -> str:

@@ -41,7 +41,7 @@ def test_empty_frame_has_no_object():
 def test_perfect_video_scores_perfectly(caption):
     item = _video(caption)
     s = metrics.score_video(item.frames, caption, clip_frames=8)
-    assert (s.present, s.colour, s.shape, s.identity, s.direction) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert (s.present, s.colour, s.shape, s.identity, s.background, s.direction) == (1.0,) * 6
     assert s.motion_right and s.speed_consistency > 0.9
     assert abs(s.mean_speed - item.spec.speed) < 0.05
     assert 0.7 < s.seam_jump < 1.4  # seamless: seam steps like within-clip steps
@@ -66,6 +66,16 @@ def test_colour_swap_mid_video_breaks_identity():
     assert s.direction == 1.0  # motion is untouched
     shape_swap = np.concatenate([item.frames[:16], world.render(replace(item.spec, shape="square"))[16:]])
     assert metrics.score_video(shape_swap, "a red circle moving left").identity == 0.5
+
+
+def test_background_flip_mid_video_breaks_background_persistence():
+    item = _video("a red circle moving left")
+    other = "black" if item.spec.background != "black" else "white"
+    flipped = world.render(replace(item.spec, background=other))
+    frames = np.concatenate([item.frames[:24], flipped[24:]])  # the last quarter on another background
+    s = metrics.score_video(frames, "a red circle moving left")
+    assert s.background == 0.75
+    assert s.identity == 1.0 and s.direction == 1.0  # the object is untouched
 
 
 def test_jump_at_seams_is_caught_by_seam_ratio():

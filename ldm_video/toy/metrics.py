@@ -5,7 +5,7 @@ are object pixels (the backgrounds are neutral), each is assigned the nearest pa
 is the object's colour, and its largest 4-connected component is the object. Its shape is read from its taper (mean
 row width of the top third over the bottom third: an upright triangle ~0.2, circle and square ~1) and the fill
 ratio of its bounding box (square ~1, circle ~pi/4, triangle ~1/2), its position from the coverage-weighted
-centroid. Per video: presence, colour and shape as captioned, identity persistence, motion direction as
+centroid. Per video: presence, colour and shape as captioned, identity and background persistence, motion direction as
 captioned, speed consistency, and the seam jump ratio (SPEC §7) of the centroid track; across video sets, a
 Frechet distance on simple trajectory and appearance features (the FVD recipe with hand-made features).
 All functions are pure (numpy in, numbers out).
@@ -27,6 +27,7 @@ TRIANGLE_FILL = 0.66  # below: triangle (ideal 0.5); between the two: circle (id
 TRIANGLE_TAPER = 0.6  # top-third / bottom-third mean row width below this: triangle (ideal ~0.2; circle,
 #                       square ~1); catches a triangle whose apex is blunted by blur
 MIN_STEP = 0.1  # pixels; a centroid step shorter than this has no direction
+BACKGROUND_TOLERANCE = 30.0  # RGB distance within which a frame's background counts as the video's usual one
 
 
 def _hue(rgb: np.ndarray) -> np.ndarray:
@@ -153,6 +154,7 @@ class VideoScores:
     colour: float  # fraction of frames whose object has the captioned colour
     shape: float  # fraction of frames whose object has the captioned shape
     identity: float  # fraction of present frames with the video's most common (colour, shape)
+    background: float  # fraction of frames whose background is within BACKGROUND_TOLERANCE of the median one
     direction: float  # fraction of steps moving as captioned (straight: positive along the direction;
     #                   bouncing: mostly vertical)
     reversals: int  # sign changes of the vertical motion (a bouncing object reverses)
@@ -207,6 +209,9 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
         reversals = int((vertical[1:] != vertical[:-1]).sum())
         mean_speed = float(lengths.mean())
         consistency = float(np.clip(1 - lengths.std() / mean_speed, 0, 1)) if mean_speed > MIN_STEP else 0.0
+    backgrounds = np.array([a.background for a in analyses], dtype=np.float64)  # (f, 3)
+    usual = np.median(backgrounds, axis=0) if n else np.zeros(3)
+    steady = float((np.linalg.norm(backgrounds - usual, axis=1) <= BACKGROUND_TOLERANCE).mean()) if n else 0.0
     seam = seam_jump_ratio(track, clip_starts(n, clip_frames, clip_frames - seam_drop)) if clip_frames else None
     return VideoScores(
         frames=n,
@@ -214,6 +219,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
         colour=sum(a.colour == colour for a in present) / n if n else 0.0,
         shape=sum(a.shape == shape for a in present) / n if n else 0.0,
         identity=float(identity),
+        background=steady,
         direction=direction,
         reversals=reversals,
         speed_consistency=consistency,
