@@ -26,16 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from ldm_video.cli import main
 from ldm_video.infer.video_io import read_video
-from ldm_video.toy import TOY_BASE
-from ldm_video.toy.metrics import score_video, toy_frechet_distance
-from ldm_video.toy.world import all_captions
-from ldm_video.toy.world import sample as toy_sample
-from ldm_video.toy.world import write_folder
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.trainer import train
+
+from ldm_video.cli import main
+from ldm_video.toy import TOY_BASE
+from ldm_video.toy.metrics import score_video, toy_frechet_distance
+from ldm_video.toy.world import all_captions, write_folder
+from ldm_video.toy.world import sample as toy_sample
 
 PRIORS = (("iid", 0.0), ("mixed", 1.0), ("mixed", 4.0), ("progressive", 0.5), ("progressive", 2.0),
           ("progressive", 4.0))
@@ -73,11 +72,11 @@ def train_from_scratch(base: str, cache: Path, out: Path, steps: int, prior: str
     `out / "motion"`, so `ldm-video generate --base OUT --motion OUT/motion` samples it; returns `out`.
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
+    from ldm_video.train import objective
+    from ldm_video.train.cache import LatentCacheDataset
 
     from ldm_video.checkpoint import save_temporal
     from ldm_video.config import VideoUNetConfig
-    from ldm_video.train import objective
-    from ldm_video.train.cache import LatentCacheDataset
     from ldm_video.video_unet import VideoUNet
 
     torch.manual_seed(seed)
