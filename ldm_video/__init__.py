@@ -11,7 +11,7 @@ import logging
 # that one logger is quieted (its errors still show).
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
-from ldm_video.base import BaseModel
+from ldm_video.base import BaseModel, check_base, load_base
 from ldm_video.checkpoint import load_temporal, save_temporal
 from ldm_video.config import VideoUNetConfig
 from ldm_video.noise import NOISE_PRIORS, video_noise
