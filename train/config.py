@@ -15,6 +15,7 @@ import yaml
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.noise import NOISE_PRIORS
+from ldm_video.train.objective import TIMESTEP_BIAS
 
 CONFIG_NAME = "train_config.yaml"
 
@@ -80,7 +81,7 @@ class TrainConfig:
         "prior strength alpha (PYoCo: 1 best for mixed, 2 for progressive)"))
     timestep_bias: str = field(default="none", metadata=_opt(
         "draw training timesteps more often from the noisiest (later) or least noisy (earlier) "
-        "--timestep-bias-portion of the schedule (diffusers' timestep bias)", ("none", "earlier", "later")))
+        "--timestep-bias-portion of the schedule (diffusers' timestep bias)", TIMESTEP_BIAS))
     timestep_bias_multiplier: float = field(default=1.0, metadata=_opt(
         "how much more often the biased timesteps are drawn"))
     timestep_bias_portion: float = field(default=0.25, metadata=_opt(

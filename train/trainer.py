@@ -113,10 +113,10 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
     empty = run.empty_text.to(device, text.dtype)  # (seq, dim)
     text = torch.where(drop.to(device)[:, None, None], empty[None], text)  # (b, seq, dim)
     noise = objective.training_noise(latents, cfg.noise_prior, cfg.noise_alpha, generator)  # (b, 4, f, h, w)
-    weights = objective.timestep_weights(run.noise_scheduler.config.num_train_timesteps, cfg.timestep_bias,
-                                         cfg.timestep_bias_multiplier, cfg.timestep_bias_portion)
-    t = objective.sample_timesteps(b, len(weights), generator, device,
-                                   None if cfg.timestep_bias == "none" else weights)  # (b,)
+    steps = run.noise_scheduler.config.num_train_timesteps
+    weights = None if cfg.timestep_bias == "none" else objective.timestep_weights(
+        steps, cfg.timestep_bias, cfg.timestep_bias_multiplier, cfg.timestep_bias_portion)  # (T,)
+    t = objective.sample_timesteps(b, steps, generator, device, weights)  # (b,)
     x_t = objective.noisy_latents(run.noise_scheduler, latents, noise, t)  # (b, 4, f, h, w)
     target = objective.training_target(run.prediction_type, run.noise_scheduler, latents, noise, t)
     with run.accelerator.autocast():
