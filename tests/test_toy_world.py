@@ -28,11 +28,13 @@ def test_captions_parse_back_and_cover_the_world():
         world.parse_caption("a circle moving left")
 
 
+@pytest.mark.parametrize("frames", [24, 64])
 @pytest.mark.parametrize("motion", world.MOTIONS)
-def test_motion_follows_the_caption_and_stays_inside(motion):
+def test_motion_follows_the_caption_and_stays_inside(motion, frames):
+    """Also for videos too long for min_speed (64 frames): those move slower, never out of the frame."""
     config = world.WorldConfig()
     for seed in range(5):
-        item = world.sample(seed, 24, caption=f"a green triangle moving {motion}".replace("moving bouncing",
+        item = world.sample(seed, frames, caption=f"a green triangle moving {motion}".replace("moving bouncing",
                                                                                           "bouncing"))
         track = world.centres(item.spec)  # (f, 2)
         r = item.spec.extent / 2

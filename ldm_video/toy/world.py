@@ -114,11 +114,11 @@ def sample_spec(rng: np.random.Generator, num_frames: int, config: WorldConfig =
         phase = int(rng.integers(0, 2 * n)) * speed  # where on the reflecting path frame 0 is, a whole step
         y = _triangle(phase, lo, span)
         return ToySpec(shape, colour, motion, background, extent, speed, (x, y), num_frames, phase)
-    speed = float(rng.uniform(config.min_speed, min(config.max_speed, span / steps)))
-    speed = min(speed, span / steps)
+    fastest = min(config.max_speed, span / steps)  # the whole path stays inside the frame
+    speed = float(rng.uniform(min(config.min_speed, fastest), fastest))  # long videos: slower than min_speed
     dx, dy = DIRECTIONS[motion]
     travel = speed * steps
-    along_start = float(rng.uniform(lo, hi - travel))  # position along the motion axis, measured forwards
+    along_start = float(rng.uniform(lo, max(lo, hi - travel)))  # position along the motion axis, forwards
     across = float(rng.uniform(lo, hi))
     if dx:
         x = along_start if dx > 0 else config.size - along_start
