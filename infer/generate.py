@@ -24,7 +24,7 @@ from ldm_video.infer.pipeline import (
     to_uint8,
 )
 from ldm_video.infer.video_io import VideoWriter, output_format
-from ldm_video.infer.vidrd import VidRDConfig
+from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.noise import NOISE_PRIORS
@@ -78,10 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
                    help=f"vidrd: DSG fraction of steps frame 0 is held, beta (default {VIDRD_DEFAULTS['dsg_beta']})")
+    g.add_argument("--reuse-order", choices=REUSE_ORDERS, default="reversed",
+                   help="vidrd: how the M prompt frames replay the previous clip's last M frames: reversed (VidRD's "
+                        "released code; a directed motion swings back at each seam) or forward (time order kept; "
+                        "see README)")
     g.add_argument("--seam-drop", type=int,
-                   help="leading frames of every later clip left out of the output "
-                        f"(default {DEFAULT_SEAM_DROP}, 0 for one-frame clips: the near-duplicate of the old last frame; "
-                        "chosen by measuring seam metrics, see README)")
+                   help="leading frames of every later clip left out of the output (default: reversed order "
+                        f"{DEFAULT_SEAM_DROP}, the near-duplicate of the old last frame, chosen by measuring seam "
+                        "metrics, see README; forward order M, the prompt frames; 0 for one-frame clips)")
 
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="video.mp4 (H.264), video.gif, or a folder name for PNG frames")
@@ -129,6 +133,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
     if args.extend == "independent":
         given = [f"--{k.replace('_', '-')}" for k, v in vidrd_flags.items() if v is not None]
+        given += ["--reuse-order"] if args.reuse_order != "reversed" else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
@@ -143,8 +148,9 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                   noise_prior=args.noise_prior, noise_alpha=args.noise_alpha,
                                   height=args.height, width=args.width, seed=args.seed)
         vidrd = VidRDConfig(clip_frames=args.clip_frames, overlap=values["overlap"],
-                            pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"])
-        seam_drop = min(DEFAULT_SEAM_DROP, args.clip_frames - 1) if args.seam_drop is None else args.seam_drop
+                            pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"], order=args.reuse_order)
+        default_drop = values["overlap"] if args.reuse_order == "forward" else DEFAULT_SEAM_DROP
+        seam_drop = min(default_drop, args.clip_frames - 1) if args.seam_drop is None else args.seam_drop
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk)
     except ValueError as err:

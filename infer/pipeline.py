@@ -158,7 +158,8 @@ class VideoSampler:
         if clip == 0 or v.extend == "independent":
             return video_noise(self.latent_shape, s.noise_prior, s.noise_alpha, generator=generator,
                                device=self.device, dtype=torch.float32)  # PYoCo eqs. (3)/(4)
-        return next_clip_noise(prev_noise, v.vidrd.overlap, v.vidrd.pns_alpha, generator)  # VidRD FNR + PNS
+        return next_clip_noise(prev_noise, v.vidrd.overlap, v.vidrd.pns_alpha, generator,
+                               v.vidrd.order)  # VidRD FNR + PNS
 
     def denoise(self, clip: int, noise: torch.Tensor, text: torch.Tensor, generator) -> torch.Tensor:
         """One clip from its initial noise to final latents (1, 4, N, h, w), with DSG from the previous clip."""
@@ -167,14 +168,14 @@ class VideoSampler:
         scheduler.set_timesteps(s.steps, device=self.device)
         timesteps = scheduler.timesteps
         vidrd = v.extend == "vidrd" and clip + 1 < v.num_clips
-        record = DSGTrajectory(v.clip_frames, dsg_hold_steps(len(timesteps), v.vidrd.overlap, v.vidrd.dsg_beta)) \
-            if vidrd else None
+        holds = dsg_hold_steps(len(timesteps), v.vidrd.overlap, v.vidrd.dsg_beta, v.vidrd.order)
+        record = DSGTrajectory(v.clip_frames, holds, v.vidrd.order) if vidrd else None
         step_kwargs = {"generator": generator} if "generator" in _step_params(scheduler) else {}
         cfg = s.guidance > 1
         latents = noise * scheduler.init_noise_sigma  # (1, 4, N, h, w), float32
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
-                latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, N-1-j, k]
+                latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]
             if record is not None:
                 record.record(k, latents)  # kept for the next clip (after this step's replacement)
             x = torch.cat([latents, latents]) if cfg else latents  # (2|1, 4, N, h, w)

@@ -7,6 +7,13 @@ index counted from the noisiest step:
 - FNR, j < M:  z[c+1, j, 0] = z[c, N-1-j, 0]  (new frame j starts from old frame N-1-j's initial noise)
 - PNS, j >= M: z[c+1, j, 0] = a/sqrt(1+a^2) z[c, N-1-j, 0] + e_j,  e_j ~ N(0, 1/(1+a^2) I)  (variance 1)
 - DSG, j < M:  z[c+1, j, k] = z[c, N-1-j, k]  while  k < (M - j) (T / M) beta
+
+`order="forward"` is this project's variant (not in the paper): new frame j reuses old frame N-M+j (j < M) and
+old frame j-M (j >= M), so the prompt frames replay the old clip's last M frames in time order instead of
+mirrored, and DSG holds the old *last* frame longest (hold rank M-1-j). Mirrored prompt frames show a directed
+motion running backwards, which the temporal layers then continue: the video swings back and forth at every
+seam. Forward order keeps the direction; its prompt frames duplicate old frames, so they are left out of the
+output (seam_drop = M).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ldm_video.noise import correlation_weights
 
+REUSE_ORDERS = ("reversed", "forward")
+
 
 @dataclass(frozen=True)
 class VidRDConfig:
@@ -28,6 +37,7 @@ class VidRDConfig:
     overlap: int = 4  # M: prompt frames of clip c+1 that mirror the last M frames of clip c (FNR + DSG)
     pns_alpha: float = 4.0  # a: weight of the old noise in PNS; 0 = fresh noise for frames j >= M
     dsg_beta: float = 0.4  # beta: fraction of the steps frame 0 is held to the old trajectory; 0 = no DSG
+    order: str = "reversed"  # "reversed" (VidRD's released code) or "forward" (prompt frames keep time order)
 
     def __post_init__(self) -> None:
         if self.clip_frames < 1:
@@ -39,10 +49,14 @@ class VidRDConfig:
             raise ValueError(f"pns_alpha must be >= 0, got {self.pns_alpha}")
         if not 0 <= self.dsg_beta <= 1:
             raise ValueError(f"dsg_beta must be in [0, 1], got {self.dsg_beta}")
+        if self.order not in REUSE_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(REUSE_ORDERS)}, got {self.order!r}")
 
 
-def source_frame(j: int, clip_frames: int) -> int:
-    """The old-clip frame that new frame j reuses: N-1-j (FNR/PNS/DSG reverse the order)."""
+def source_frame(j: int, clip_frames: int, overlap: int = 0, order: str = "reversed") -> int:
+    """The old-clip frame that new frame j reuses: N-1-j (reversed, VidRD), or (j + N - M) mod N (forward)."""
+    if order == "forward":
+        return (j + clip_frames - overlap) % clip_frames
     return clip_frames - 1 - j
 
 
@@ -51,6 +65,7 @@ def next_clip_noise(
     overlap: int,
     pns_alpha: float,
     generator: torch.Generator | None = None,
+    order: str = "reversed",
 ) -> torch.Tensor:
     """Initial noise of clip c+1 from clip c's initial noise, by FNR (j < M) and PNS (j >= M).
 
@@ -58,27 +73,31 @@ def next_clip_noise(
         prev_noise: (b, c, N, h, w) unit-variance initial noise of clip c (before any scheduler scaling).
         overlap: M.
         pns_alpha: a; the PNS frames keep variance 1 for any a.
+        order: "reversed" (VidRD) or "forward"; see `source_frame`.
     """
-    reversed_noise = prev_noise.flip(2)  # (b, c, N, h, w); frame j holds old frame N-1-j
+    n = prev_noise.shape[2]
+    sources = [source_frame(j, n, overlap, order) for j in range(n)]
+    reused = prev_noise[:, :, sources]  # (b, c, N, h, w); frame j holds old frame source_frame(j)
     w_old, w_new = correlation_weights(pns_alpha)
-    fresh = randn_tensor(tuple(reversed_noise[:, :, overlap:].shape), generator=generator,
+    fresh = randn_tensor(tuple(reused[:, :, overlap:].shape), generator=generator,
                          device=prev_noise.device, dtype=prev_noise.dtype)  # (b, c, N-M, h, w), N(0, I)
-    pns = w_old * reversed_noise[:, :, overlap:] + w_new * fresh  # VidRD PNS: e_j ~ N(0, 1/(1+a^2) I)
-    fnr = reversed_noise[:, :, :overlap]  # VidRD FNR: z[c+1, j, 0] = z[c, N-1-j, 0]
+    pns = w_old * reused[:, :, overlap:] + w_new * fresh  # VidRD PNS: e_j ~ N(0, 1/(1+a^2) I)
+    fnr = reused[:, :, :overlap]  # VidRD FNR: z[c+1, j, 0] = z[c, source(j), 0]
     return torch.cat([fnr, pns], dim=2)  # (b, c, N, h, w)
 
 
-def dsg_hold_steps(num_steps: int, overlap: int, beta: float) -> list[int]:
-    """Steps each prompt frame j < M is held to the old trajectory: #{k in 0..T-1 : k < (M-j)(T/M) beta}.
+def dsg_hold_steps(num_steps: int, overlap: int, beta: float, order: str = "reversed") -> list[int]:
+    """Steps each prompt frame j < M is held to the old trajectory: #{k in 0..T-1 : k < (M-r)(T/M) beta}, with
+    r = j (reversed) or M-1-j (forward): the copy of the old last frame is held longest either way.
 
-    At M=4, T=50, beta=0.4 this is [20, 15, 10, 5].
+    At M=4, T=50, beta=0.4 this is [20, 15, 10, 5] (reversed) and [5, 10, 15, 20] (forward).
     """
     holds = []
-    for j in range(overlap):
-        bound = (overlap - j) * (num_steps / overlap) * beta  # VidRD DSG threshold on k
+    for r in range(overlap):
+        bound = (overlap - r) * (num_steps / overlap) * beta  # VidRD DSG threshold on k
         bound = round(bound, 9)  # 4 * 12.5 * 0.4 is 20.000000000000004 in floats; it means 20
         holds.append(min(num_steps, max(0, math.ceil(bound))))
-    return holds
+    return holds[::-1] if order == "forward" else holds
 
 
 def is_held(j: int, k: int, holds: list[int]) -> bool:
@@ -92,19 +111,21 @@ class DSGTrajectory:
     Only those frames and steps are stored (sum(holds) frame latents), so memory does not grow with the video.
     """
 
-    def __init__(self, clip_frames: int, holds: list[int]):
+    def __init__(self, clip_frames: int, holds: list[int], order: str = "reversed"):
         self.clip_frames = clip_frames
         self.holds = holds
+        self.order = order
         self._latents: dict[tuple[int, int], torch.Tensor] = {}  # (j, k) -> (b, c, h, w)
 
     def record(self, k: int, latents: torch.Tensor) -> None:
-        """Store old frames N-1-j of `latents` (b, c, N, h, w) at step k, for the j that will be held then."""
+        """Store old frames source(j) of `latents` (b, c, N, h, w) at step k, for the j held then."""
         for j in range(len(self.holds)):
             if is_held(j, k, self.holds):
-                self._latents[(j, k)] = latents[:, :, source_frame(j, self.clip_frames)].clone()  # (b, c, h, w)
+                old = source_frame(j, self.clip_frames, len(self.holds), self.order)
+                self._latents[(j, k)] = latents[:, :, old].clone()  # (b, c, h, w)
 
     def apply(self, k: int, latents: torch.Tensor) -> torch.Tensor:
-        """VidRD DSG: z[c+1, j, k] = z[c, N-1-j, k] for the held frames; frees what is no longer needed."""
+        """VidRD DSG: z[c+1, j, k] = z[c, source(j), k] for the held frames; frees what is no longer needed."""
         for j in range(len(self.holds)):
             if is_held(j, k, self.holds):
                 latents[:, :, j] = self._latents.pop((j, k))  # (b, c, h, w)

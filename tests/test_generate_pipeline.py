@@ -58,8 +58,9 @@ def capture_inputs(model):
     return seen
 
 
-def test_vidrd_fnr_and_dsg_wiring(tiny_base):
-    """Clip 2's frame j sees clip 1's frame N-1-j exactly while DSG holds it, and not after."""
+@pytest.mark.parametrize("order", ["reversed", "forward"])
+def test_vidrd_fnr_and_dsg_wiring(tiny_base, order):
+    """Clip 2's frame j sees clip 1's frame source(j) exactly while DSG holds it, and not after."""
     from tests.test_generate import randomise_temporal
 
     base = load_base(tiny_base, components=("unet",))
@@ -68,20 +69,21 @@ def test_vidrd_fnr_and_dsg_wiring(tiny_base):
     steps, n, m = 6, 6, 3
     sampling = SamplingConfig(steps=steps, guidance=2.0, height=16, width=16)
     video = LongVideoConfig(num_frames=2 * n, vidrd=VidRDConfig(clip_frames=n, overlap=m, pns_alpha=1.0,
-                                                                 dsg_beta=0.5))
+                                                                 dsg_beta=0.5, order=order))
     sampler, text, _ = make_sampler(tiny_base, sampling, video, model)
     seen = capture_inputs(model)
     chunks = list(sampler(text))
     assert sum(c.frames.shape[0] for c in chunks) == 2 * n
-    holds = dsg_hold_steps(steps, m, 0.5)
-    assert holds == [3, 2, 1]
+    holds = dsg_hold_steps(steps, m, 0.5, order)
+    assert holds == ([3, 2, 1] if order == "reversed" else [1, 2, 3])  # the old last frame is held longest
+    source = [n - 1 - j for j in range(n)] if order == "reversed" else [(j + n - m) % n for j in range(n)]
     first, second = seen[:steps], seen[steps:]
     for j in range(m):
         for k in range(steps):
-            same = torch.equal(second[k][:, :, j], first[k][:, :, n - 1 - j])
+            same = torch.equal(second[k][:, :, j], first[k][:, :, source[j]])
             assert same == (k < holds[j]), (j, k)
     for j in range(m, n):  # PNS frames start from mixed noise, never copies
-        assert not torch.equal(second[0][:, :, j], first[0][:, :, n - 1 - j])
+        assert not torch.equal(second[0][:, :, j], first[0][:, :, source[j]])
 
 
 def test_independent_clips_start_from_fresh_noise(tiny_base):

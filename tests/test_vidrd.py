@@ -80,6 +80,33 @@ def test_dsg_trajectory_stores_only_held_frames_and_steps():
     assert traj.nbytes() == 0  # everything applied is freed
 
 
+def test_forward_order_replays_the_last_m_frames_in_time_order():
+    prev = torch.randn(1, 4, 8, 32, 32, generator=torch.Generator().manual_seed(0))  # (b, c, N, h, w)
+    a = 4.0
+    new = next_clip_noise(prev, overlap=4, pns_alpha=a, generator=torch.Generator().manual_seed(1), order="forward")
+    assert [source_frame(j, 8, 4, "forward") for j in range(8)] == [4, 5, 6, 7, 0, 1, 2, 3]
+    for j in range(4):  # FNR: new frame j is old frame 4 + j, unchanged
+        torch.testing.assert_close(new[:, :, j], prev[:, :, 4 + j], rtol=0, atol=0)
+    for j in range(4, 8):  # PNS on old frame j - 4, variance kept
+        corr = torch.corrcoef(torch.stack([new[:, :, j].flatten(), prev[:, :, j - 4].flatten()]))[0, 1].item()
+        assert abs(corr - a / (1 + a * a) ** 0.5) < 0.05
+        assert abs(new[:, :, j].var().item() - 1.0) < 0.1
+
+
+def test_forward_order_holds_the_old_last_frame_longest():
+    assert dsg_hold_steps(50, 4, 0.4, "forward") == [5, 10, 15, 20]
+    holds = dsg_hold_steps(4, 2, 1.0, "forward")  # [2, 4]
+    traj = DSGTrajectory(clip_frames=5, holds=holds, order="forward")
+    for k in range(4):
+        traj.record(k, torch.full((1, 2, 5, 2, 2), float(k)) + torch.arange(5.0).view(1, 1, 5, 1, 1))
+    for k in range(4):
+        z = torch.full((1, 2, 5, 2, 2), -1.0)
+        traj.apply(k, z)
+        assert torch.all(z[:, :, 0] == (k + 3 if k < 2 else -1))  # new frame 0 <- old frame 3 for 2 steps
+        assert torch.all(z[:, :, 1] == k + 4)  # new frame 1 <- old last frame 4 for all 4 steps
+    assert traj.nbytes() == 0
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         VidRDConfig(clip_frames=8, overlap=8)
@@ -87,3 +114,5 @@ def test_config_validation():
         VidRDConfig(dsg_beta=1.5)
     with pytest.raises(ValueError):
         VidRDConfig(pns_alpha=-1)
+    with pytest.raises(ValueError):
+        VidRDConfig(order="backwards")
