@@ -93,6 +93,7 @@ def test_other_output_formats(tiny_base, tmp_path, fmt):
 @pytest.mark.parametrize("flags, message", [
     (["--height", "30"], "multiples of 8"),
     (["--extend", "independent", "--overlap", "2"], "only apply to --extend vidrd"),
+    (["--extend", "independent", "--reuse-order", "forward"], "only apply to --extend vidrd"),
     (["--overlap", "4", "--clip-frames", "4", "--frames", "8"], "overlap must be in"),
     (["--lora", "missing.safetensors"], "no such LoRA file"),
     (["--motion", "missing_dir"], "no such --motion folder"),
@@ -133,3 +134,19 @@ def test_one_frame_clips_work_with_default_flags(tiny_base, tmp_path):
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "3", "--clip-frames", "1",
                  "--steps", "1", "--height", "16", "--width", "16", "--out", str(tmp_path / "v"), "--quiet"]) == 0
     assert read_video(tmp_path / "v").shape == (3, 16, 16, 3)
+
+
+def test_forward_reuse_order_drops_the_prompt_frames_by_default(tiny_base, tmp_path):
+    """Forward order: every later clip adds N - M new frames; the written metadata names the order."""
+    from ldm_video.cli import build_parser
+    from ldm_video.infer.generate import build_configs
+
+    args = build_parser().parse_args(["generate", "--base", tiny_base, "--prompt", "x", "--out", "v.mp4",
+                                      "--clip-frames", "6", "--reuse-order", "forward"])
+    _, video = build_configs(args)
+    assert video.vidrd.order == "forward" and video.vidrd.overlap == 3 and video.seam_drop == 3
+    out = tmp_path / "v"
+    assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "9", "--clip-frames", "6",
+                 "--reuse-order", "forward", "--steps", "2", "--height", "16", "--width", "16", "--out", str(out),
+                 "--quiet"]) == 0
+    assert read_video(out).shape == (9, 16, 16, 3)  # clips: 6 frames, then 3 new ones
