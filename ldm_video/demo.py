@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.infer.vidrd import REUSE_ORDERS
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class DemoConfig:
     long_frames: int = 64  # frames of each generated long video
     clip_frames: int = 8  # frames denoised together (VidRD N)
     overlap: int = 4  # VidRD M
+    reuse_order: str = "reversed"  # VidRD prompt-frame order (generate --reuse-order); see README
     sample_steps: int = 20  # DDIM steps per clip
     guidance: float = 5.0  # classifier-free guidance
     seed: int = 0  # data, training and sampling seed
@@ -52,7 +54,8 @@ def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path |
     args = ["generate", "--base", base, "--prompt", prompt, "--frames", str(cfg.long_frames),
             "--clip-frames", str(cfg.clip_frames), "--overlap", str(cfg.overlap), "--steps", str(cfg.sample_steps),
             "--guidance", str(cfg.guidance), "--height", "64", "--width", "64", "--seed", str(cfg.seed),
-            "--noise-prior", cfg.noise_prior, "--noise-alpha", str(cfg.noise_alpha), "--out", str(out), "--quiet"]
+            "--noise-prior", cfg.noise_prior, "--noise-alpha", str(cfg.noise_alpha), "--reuse-order", cfg.reuse_order,
+            "--out", str(out), "--quiet"]
     if motion is not None:
         args += ["--motion", str(motion)]
     if main(args) != 0:
@@ -64,7 +67,7 @@ def _scores(video: Path, prompt: str, cfg: DemoConfig) -> dict:
     from ldm_video.toy.metrics import score_video
 
     frames = read_video(video)
-    seam_drop = 1  # generate's default keeps all but the repeated first frame of every later clip
+    seam_drop = cfg.overlap if cfg.reuse_order == "forward" else 1  # generate's defaults for the two orders
     return {"frames": int(frames.shape[0]),
             **score_video(frames, prompt, clip_frames=cfg.clip_frames, seam_drop=seam_drop).as_dict()}
 
@@ -173,7 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         f"Steps: write {d.videos} toy videos (OUT/data) -> fine-tune the temporal layers of the shipped toy base "
         f"({d.steps} steps, {d.noise_prior} prior alpha {d.noise_alpha:g}; OUT/motion) -> generate "
-        f"{len(d.prompts)} {d.long_frames}-frame videos with VidRD, fine-tuned and untrained (OUT/video_*.mp4) -> "
+        f"{len(d.prompts)} {d.long_frames}-frame videos with VidRD ({d.reuse_order} reuse order), fine-tuned and "
+        "untrained (OUT/video_*.mp4) -> "
         "export a diffusers MotionAdapter (OUT/motion_adapter) -> score every video with the toy world's ground "
         "truth (OUT/report.json, OUT/report.md). About 6 minutes and 0.7 GB of memory on 2 CPU cores.")
     parser.add_argument("--out", default="ldm-video-demo", help="output folder (default: ./ldm-video-demo)")
@@ -186,6 +190,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=d.lr, help=f"fine-tuning learning rate (default {d.lr})")
     parser.add_argument("--lora-rank", type=int, default=d.lora_rank,
                         help="also train LoRA of this rank on the spatial attention, exported as a kohya file (default 0)")
+    parser.add_argument("--reuse-order", choices=REUSE_ORDERS, default=d.reuse_order,
+                        help=f"VidRD prompt-frame order of the long videos (default {d.reuse_order}, VidRD's released "
+                             "code; forward keeps a motion's direction across seams, see README)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
 
 
@@ -195,6 +202,6 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --out")
     cfg = DemoConfig(base=args.base, steps=args.steps, videos=args.videos, long_frames=args.long_frames,
-                     seed=args.seed, lr=args.lr, lora_rank=args.lora_rank)
+                     seed=args.seed, lr=args.lr, lora_rank=args.lora_rank, reuse_order=args.reuse_order)
     run_demo(args.out, cfg)
     return 0

@@ -3,14 +3,16 @@
 import json
 
 import av
+import pytest
 
 from ldm_video.cli import main
 from ldm_video.demo import DemoConfig, run_demo
 
 
-def test_demo_runs_every_step_and_reports(tiny_base, tmp_path):
+@pytest.mark.parametrize("reuse_order", ["reversed", "forward"])
+def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, reuse_order):
     cfg = DemoConfig(base=tiny_base, videos=4, steps=2, batch_size=2, long_frames=12, sample_steps=2,
-                     prompts=("a red circle moving right",))
+                     prompts=("a red circle moving right",), reuse_order=reuse_order)
     report = run_demo(tmp_path / "demo", cfg, progress=False)
     out = tmp_path / "demo"
     assert json.loads((out / "report.json").read_text())["train"]["steps"] == 2
@@ -21,6 +23,7 @@ def test_demo_runs_every_step_and_reports(tiny_base, tmp_path):
     scores = report["videos"]["a red circle moving right"]["tuned"]
     assert scores["frames"] == 12 and 0.0 <= scores["present"] <= 1.0
     assert "moves as captioned" in (out / "report.md").read_text()
+    assert report["config"]["reuse_order"] == reuse_order
 
 
 def test_demo_refuses_a_non_empty_output_and_a_missing_base(tmp_path, capsys):
