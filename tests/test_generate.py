@@ -137,9 +137,10 @@ def test_one_frame_clips_work_with_default_flags(tiny_base, tmp_path):
 
 
 def test_forward_reuse_order_drops_the_prompt_frames_by_default(tiny_base, tmp_path):
-    """Forward order: every later clip adds N - M new frames; the written metadata names the order."""
-    from ldm_video.cli import build_parser
+    """Forward order: seam drop defaults to M, so every later clip adds N - M new frames."""
     from ldm_video.infer.generate import build_configs
+
+    from ldm_video.cli import build_parser
 
     args = build_parser().parse_args(["generate", "--base", tiny_base, "--prompt", "x", "--out", "v.mp4",
                                       "--clip-frames", "6", "--reuse-order", "forward"])
