@@ -10,10 +10,9 @@ index counted from the noisiest step:
 
 `order="forward"` is this project's variant (not in the paper): new frame j reuses old frame N-M+j (j < M) and
 old frame j-M (j >= M), so the prompt frames replay the old clip's last M frames in time order instead of
-mirrored, and DSG holds the old *last* frame longest (hold rank M-1-j). Mirrored prompt frames show a directed
-motion running backwards, which the temporal layers then continue: the video swings back and forth at every
-seam. Forward order keeps the direction; its prompt frames duplicate old frames, so they are left out of the
-output (seam_drop = M).
+mirrored, and DSG holds the old *last* frame longest (hold rank M-1-j). Mirrored prompt frames replay a
+directed motion backwards for M frames at every seam, and the new clip is denoised on from them. Forward order
+keeps the direction; its prompt frames duplicate old frames, so they are left out of the output (seam_drop = M).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ class VidRDConfig:
     """How consecutive clips are tied together."""
 
     clip_frames: int = 8  # N: frames the U-Net denoises at once
-    overlap: int = 4  # M: prompt frames of clip c+1 that mirror the last M frames of clip c (FNR + DSG)
+    overlap: int = 4  # M: prompt frames of clip c+1 that replay the last M frames of clip c (FNR + DSG)
     pns_alpha: float = 4.0  # a: weight of the old noise in PNS; 0 = fresh noise for frames j >= M
     dsg_beta: float = 0.4  # beta: fraction of the steps frame 0 is held to the old trajectory; 0 = no DSG
     order: str = "reversed"  # "reversed" (VidRD's released code) or "forward" (prompt frames keep time order)
