@@ -77,3 +77,20 @@ def test_reusing_the_vae_of_an_earlier_run_changes_nothing(tmp_path):
     with pytest.raises(LdmVideoError, match="vae_steps"):
         pretrain(tmp_path / "c", ToyRecipe(**{**TINY, "vae_steps": 3}), progress=False, evaluate_after=False,
                  reuse_vae=tmp_path / "a")
+
+
+def test_word_tokens_make_every_caption_word_one_token(tmp_path):
+    """The word-level toy vocabulary: each caption word is one BPE token; other text still splits into
+    characters; without words the tokenizer is the character-level one."""
+    from transformers import CLIPTokenizer
+
+    from ldm_video.testing import write_tiny_tokenizer
+    from ldm_video.toy import world
+
+    words = tuple(sorted({w for c in world.all_captions() for w in c.split()}))
+    tok = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tmp_path / "words", words))
+    for caption in world.all_captions():
+        assert tok.convert_ids_to_tokens(tok(caption).input_ids)[1:-1] == [w + "</w>" for w in caption.split()]
+    assert len(tok("hello").input_ids) == 2 + 5
+    chars = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tmp_path / "chars"))
+    assert len(chars("a red circle").input_ids) == 2 + 10

@@ -2,7 +2,8 @@
 
 It has the Stable Diffusion 2.1 layout (SPEC §1) so that every command that takes `--base` runs on it:
 an AutoencoderKL with 8x down-sampling and 4 latent channels, a UNet2DConditionModel with linear projections
-and a number of heads per block, a frozen *random* CLIP text encoder over the local character tokenizer, a
+and a number of heads per block, a frozen *random* CLIP text encoder over the local character tokenizer
+(`word_tokens`: BPE merges make each caption word one token), a
 DDIM scheduler with SD's scaled-linear noise schedule and epsilon prediction. It is trained on single frames
 only (it is the image model that temporal layers are later added to), in two stages: the VAE on rendered
 frames (L1 reconstruction weighted towards the object + a small KL term; optionally L1 on image gradients), then the U-Net on cached latents (the LDM epsilon loss, with
@@ -36,6 +37,7 @@ class ToyRecipe:
     text_hidden: int = 64  # hidden size = the U-Net's cross_attention_dim
     text_layers: int = 2  # transformer layers
     text_heads: int = 4  # attention heads
+    word_tokens: bool = False  # one token per caption word (CLIP-like BPE merges) instead of one per character
     # VAE: 4 blocks -> 8x down-sampling (64 px -> 8x8 latents), 4 latent channels
     vae_channels: tuple[int, ...] = (8, 16, 32, 32)  # block_out_channels
     vae_norm_groups: int = 2  # GroupNorm groups; one channel per group would erase the background level
@@ -88,7 +90,8 @@ def build_models(recipe: ToyRecipe, tokenizer_dir: Path):
     from ldm_video.testing import write_tiny_tokenizer
 
     torch.manual_seed(recipe.seed)
-    tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tokenizer_dir))
+    words = tuple(sorted({w for c in world.all_captions() for w in c.split()})) if recipe.word_tokens else ()
+    tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tokenizer_dir, words))
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=recipe.text_hidden, intermediate_size=4 * recipe.text_hidden,
         num_hidden_layers=recipe.text_layers, num_attention_heads=recipe.text_heads,
@@ -288,8 +291,8 @@ def evaluate(path: str | os.PathLike, per_caption: int = 2, steps: int = 25, gui
     }
 
 
-STAGE1_FIELDS = ("seed", "text_hidden", "text_layers", "text_heads", "vae_channels", "vae_norm_groups", "vae_steps",
-                 "vae_batch", "vae_lr", "vae_kl_weight", "vae_object_weight", "vae_gradient_weight",
+STAGE1_FIELDS = ("seed", "text_hidden", "text_layers", "text_heads", "word_tokens", "vae_channels",
+                 "vae_norm_groups", "vae_steps", "vae_batch", "vae_lr", "vae_kl_weight", "vae_object_weight", "vae_gradient_weight",
                  "vae_init_logvar")  # what determines the text encoder and the trained VAE
 
 
