@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"vidrd: DSG fraction of steps frame 0 is held, beta (default {VIDRD_DEFAULTS['dsg_beta']})")
     g.add_argument("--reuse-order", choices=REUSE_ORDERS, default="reversed",
                    help="vidrd: how the M prompt frames replay the previous clip's last M frames: reversed (VidRD's "
-                        "released code; a directed motion swings back at each seam) or forward (time order kept; "
+                        "released code; a directed motion runs backwards for M frames at each seam) or forward (time order kept; "
                         "see README)")
     g.add_argument("--seam-drop", type=int,
                    help="leading frames of every later clip left out of the output (default: reversed order "
