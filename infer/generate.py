@@ -37,6 +37,11 @@ VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # and overlap M = clip_fra
 DEFAULT_SEAM_DROP = 1
 
 
+def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
+    """Leading frames of every later clip that `generate` leaves out unless --seam-drop says otherwise."""
+    return min(overlap if order == "forward" else DEFAULT_SEAM_DROP, clip_frames - 1)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--base", required=True, help="SD 2.x diffusers folder or hub id")
@@ -149,8 +154,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                   height=args.height, width=args.width, seed=args.seed)
         vidrd = VidRDConfig(clip_frames=args.clip_frames, overlap=values["overlap"],
                             pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"], order=args.reuse_order)
-        default_drop = values["overlap"] if args.reuse_order == "forward" else DEFAULT_SEAM_DROP
-        seam_drop = min(default_drop, args.clip_frames - 1) if args.seam_drop is None else args.seam_drop
+        seam_drop = default_seam_drop(args.reuse_order, values["overlap"], args.clip_frames) \
+            if args.seam_drop is None else args.seam_drop
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk)
     except ValueError as err:

@@ -63,11 +63,12 @@ def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path |
 
 
 def _scores(video: Path, prompt: str, cfg: DemoConfig) -> dict:
+    from ldm_video.infer.generate import default_seam_drop
     from ldm_video.infer.video_io import read_video
     from ldm_video.toy.metrics import score_video
 
     frames = read_video(video)
-    seam_drop = cfg.overlap if cfg.reuse_order == "forward" else 1  # generate's defaults for the two orders
+    seam_drop = default_seam_drop(cfg.reuse_order, cfg.overlap, cfg.clip_frames)  # what _generate's call kept
     return {"frames": int(frames.shape[0]),
             **score_video(frames, prompt, clip_frames=cfg.clip_frames, seam_drop=seam_drop).as_dict()}
 

@@ -22,6 +22,7 @@ _SPECIAL = ["<|startoftext|>", "<|endoftext|>"]
 def write_tiny_tokenizer(path: str | os.PathLike, words: tuple[str, ...] = ()) -> Path:
     """Write a CLIP BPE tokenizer with a ~200-token local vocabulary: single characters, plus BPE merges that make
     each of `words` (lower-case letters) one token, as CLIP's vocabulary does for common words."""
+    from tokenizers.models import BPE
     from transformers import CLIPTokenizer
 
     path = Path(path)
@@ -32,34 +33,22 @@ def write_tiny_tokenizer(path: str | os.PathLike, words: tuple[str, ...] = ()) -
         pieces = list(word[:-1]) + [word[-1] + "</w>"]
         chains[word] = [("".join(pieces[:i]), pieces[i]) for i in range(1, len(pieces))]
         tokens += [a + b for a, b in chains[word] if a + b not in tokens]
+    vocab = {tok: i for i, tok in enumerate(tokens + _SPECIAL)}
     merges = [m for chain in chains.values() for m in chain]
     for _ in range(10 * len(words) + 1):  # a word that other merges split gets its chain moved first
-        broken = [w for w in words if len(_bpe(w, merges)) != 1]
+        bpe = BPE(vocab=vocab, merges=merges, end_of_word_suffix="</w>")  # the model CLIPTokenizer runs
+        broken = [w for w in words if len(bpe.tokenize(w)) != 1]
         if not broken:
             break
         merges = chains[broken[0]] + [m for m in merges if m not in chains[broken[0]]]
     else:
         raise ValueError(f"BPE merges cannot make each of {words} one token")
-    vocab = {tok: i for i, tok in enumerate(tokens + _SPECIAL)}
     (path / "vocab.json").write_text(json.dumps(vocab))
     (path / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     # from_pretrained reads vocab.json + merges.txt in both transformers 4 and 5
     tokenizer = CLIPTokenizer.from_pretrained(path, pad_token="!", model_max_length=77)  # SD 2.x pads with "!"
     tokenizer.save_pretrained(path)
     return path
-
-
-def _bpe(word: str, merges: list[tuple[str, str]]) -> list[str]:
-    """CLIP's BPE on one word: merge the best-ranked adjacent pair until none is in `merges`."""
-    rank = {m: i for i, m in enumerate(merges)}
-    pieces = list(word[:-1]) + [word[-1] + "</w>"]
-    while len(pieces) > 1:
-        pairs = [(rank.get(p, len(rank)), i) for i, p in enumerate(zip(pieces, pieces[1:]))]
-        best, i = min(pairs)
-        if best == len(rank):
-            break
-        pieces[i:i + 2] = [pieces[i] + pieces[i + 1]]
-    return pieces
 
 
 def tiny_unet_config(prediction_type: str = "epsilon", shape: str = "sd21") -> dict:

@@ -292,8 +292,8 @@ def evaluate(path: str | os.PathLike, per_caption: int = 2, steps: int = 25, gui
 
 
 STAGE1_FIELDS = ("seed", "text_hidden", "text_layers", "text_heads", "word_tokens", "vae_channels",
-                 "vae_norm_groups", "vae_steps", "vae_batch", "vae_lr", "vae_kl_weight", "vae_object_weight", "vae_gradient_weight",
-                 "vae_init_logvar")  # what determines the text encoder and the trained VAE
+                 "vae_norm_groups", "vae_steps", "vae_batch", "vae_lr", "vae_kl_weight", "vae_object_weight",
+                 "vae_gradient_weight", "vae_init_logvar")  # what determines the text encoder and the trained VAE
 
 
 def _reuse_stage1(path: Path, recipe: ToyRecipe, text_encoder, vae, rng: np.random.Generator) -> None:
