@@ -36,9 +36,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from diffusers import AutoencoderKL
-    from ldm_video.vae import CausalVAE
 
     from ldm_video.testing import tiny_vae_config
+    from ldm_video.vae import CausalVAE
 
     torch.manual_seed(0)
     model = CausalVAE(AutoencoderKL(**tiny_vae_config())).eval()

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ldm_video import VideoUNetConfig, inflate_unet, load_base
+from ldm_video.checkpoint import load_motion
 from ldm_video.infer.metrics import clip_starts, drift, flicker, seam_jump_ratio
 from ldm_video.infer.pipeline import (
     LongVideoConfig,
@@ -30,9 +33,6 @@ from ldm_video.infer.pipeline import (
     to_uint8,
 )
 from ldm_video.infer.vidrd import VidRDConfig
-
-from ldm_video import VideoUNetConfig, inflate_unet, load_base
-from ldm_video.checkpoint import load_motion
 from ldm_video.testing import write_tiny_sd
 
 PROMPT, NEGATIVE = "a red square moving right", "watermark"

@@ -22,10 +22,10 @@ import torch
 def write_sd21_random(path: Path, prediction_type: str) -> Path:
     """A StableDiffusionPipeline folder with SD 2.1 shapes and random weights (local tokenizer)."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from ldm_video.train.plan import SD21_TEXT, SD21_VAE
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from ldm_video.testing import sd21_unet_config, write_tiny_tokenizer
+    from ldm_video.train.plan import SD21_TEXT, SD21_VAE
 
     if (path / "model_index.json").exists():
         return path
@@ -43,12 +43,11 @@ def write_sd21_random(path: Path, prediction_type: str) -> Path:
 
 
 def main() -> None:
+    from ldm_video.testing import write_tiny_sd
     from ldm_video.train.config import TrainConfig, load_yaml
     from ldm_video.train.plan import estimate_memory
     from ldm_video.train.synthetic import write_test_video
     from ldm_video.train.trainer import train
-
-    from ldm_video.testing import write_tiny_sd
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", nargs="*", default=["sd21-base-16x256", "sd21-base-16x512", "sd21-768v-16x256"])

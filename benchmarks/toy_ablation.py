@@ -17,6 +17,7 @@ over seeds). PYoCo's UCF-101 numbers for comparison are in SPEC §3.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import shutil
 import statistics
@@ -26,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ldm_video.infer.video_io import read_video
-from ldm_video.train.config import TrainConfig
-from ldm_video.train.trainer import train
 
 from ldm_video.cli import main
+from ldm_video.infer.video_io import read_video
 from ldm_video.toy import TOY_BASE
 from ldm_video.toy.metrics import score_video, toy_frechet_distance
 from ldm_video.toy.world import all_captions, write_folder
 from ldm_video.toy.world import sample as toy_sample
+from ldm_video.train.config import TrainConfig
+from ldm_video.train.trainer import train
 
 PRIORS = (("iid", 0.0), ("mixed", 1.0), ("mixed", 4.0), ("progressive", 0.5), ("progressive", 2.0),
           ("progressive", 4.0))
@@ -72,11 +73,11 @@ def train_from_scratch(base: str, cache: Path, out: Path, steps: int, prior: str
     `out / "motion"`, so `ldm-video generate --base OUT --motion OUT/motion` samples it; returns `out`.
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
-    from ldm_video.train import objective
-    from ldm_video.train.cache import LatentCacheDataset
 
     from ldm_video.checkpoint import save_temporal
     from ldm_video.config import VideoUNetConfig
+    from ldm_video.train import objective
+    from ldm_video.train.cache import LatentCacheDataset
     from ldm_video.video_unet import VideoUNet
 
     torch.manual_seed(seed)
@@ -114,7 +115,7 @@ def train_from_scratch(base: str, cache: Path, out: Path, steps: int, prior: str
 
 
 def mean_std(values: list[float]) -> str:
-    values = [v for v in values if v is not None and v == v]
+    values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return "n/a"
     if len(values) == 1:
@@ -206,8 +207,8 @@ def main_cli() -> None:
             for i, prompt in enumerate(LONG_PROMPTS):
                 s = generate(args.base, motion, prompt, work / f"long-{extend}-{seed}-{i}.mp4", 64, seed, extend,
                              args.long_prior, args.long_alpha, args.sample_steps)
-                for m in acc:
-                    acc[m].append(s[m])
+                for m, values in acc.items():
+                    values.append(s[m])
         long_rows[extend] = acc
     print(f"\n### Long videos (64 frames, clips of 8): VidRD vs independent clips, {args.long_prior} alpha "
           f"{args.long_alpha:g} models of every seed, prompts {', '.join(LONG_PROMPTS)}\n")

@@ -35,9 +35,9 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
     import torch
     from diffusers import UNet2DConditionModel, UNetMotionModel
     from einops import repeat
-    from ldm_video.train.plan import _PeakMemory
 
     from ldm_video import VideoUNetConfig, inflate_unet
+    from ldm_video.train.plan import _PeakMemory
     from ldm_video.video_unet import motion_adapter_for
 
     torch.set_num_threads(threads)

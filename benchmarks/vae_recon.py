@@ -28,10 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from ldm_video.train.synthetic import write_test_video
-
     from ldm_video.cli import main as cli
     from ldm_video.testing import write_tiny_sd
+    from ldm_video.train.synthetic import write_test_video
 
     work = Path(args.work)
     base = work / "base"

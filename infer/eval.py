@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ldm_video.errors import LdmVideoError
 from ldm_video.infer.metrics import video_metrics
 from ldm_video.infer.video_io import read_video
-
-from ldm_video.errors import LdmVideoError
 
 DEFAULT_CLIP_FRAMES = 8  # same as `ldm-video generate --clip-frames`
 DEFAULT_SEAM_DROP = 1  # same as `ldm-video generate --seam-drop`

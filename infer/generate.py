@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
     EXTEND_MODES,
@@ -25,8 +27,6 @@ from ldm_video.infer.pipeline import (
 )
 from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
-
-from ldm_video.errors import LdmVideoError
 from ldm_video.noise import NOISE_PRIORS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 from einops import rearrange
-from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
-from ldm_video.vae import ImageVAE, VideoVAE
 from tqdm.auto import tqdm
 
+from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
+from ldm_video.vae import ImageVAE, VideoVAE
 
 # --scheduler name -> (diffusers class, config overrides); all deterministic
 SCHEDULERS: dict[str, tuple[type, dict]] = {

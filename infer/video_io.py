@@ -123,7 +123,7 @@ class VideoWriter:
         elif self.tmp.exists():
             self.tmp.unlink()
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> VideoWriter:  # noqa: PYI034 -- typing.Self needs 3.11
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -76,7 +76,7 @@ def _load_configs(name: str) -> tuple[dict, dict, dict]:
         index = DiffusionPipeline.load_config(name)
         unet_cfg = UNet2DConditionModel.load_config(name, subfolder="unet")
         sched_cfg = DDPMScheduler.load_config(name, subfolder="scheduler")
-    except Exception as err:  # hub errors come in many types; one line is what the user needs
+    except Exception as err:  # noqa: BLE001 -- hub errors come in many types; one line is what the user needs
         raise BaseModelError(f"{name}: could not read the model from the hub ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
     return dict(index), dict(unet_cfg), dict(sched_cfg)

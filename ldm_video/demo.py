@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -125,7 +126,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
         noise_alpha=cfg.noise_alpha, temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank,
         checkpoint_every=max(cfg.steps, 1), seed=cfg.seed), progress=progress)
-    losses = [x for x in result.losses if x == x]
+    losses = [x for x in result.losses if not math.isnan(x)]
     shutil.rmtree(out / "motion" / "latent-cache", ignore_errors=True)  # the encoded clips; out/data keeps the videos
     lap("train", t0)
 

@@ -66,7 +66,7 @@ def load_lora_file(unet, path: str | os.PathLike, adapter_name: str = "lora", sc
         raise LdmVideoError(f"{path}: LoRA file not found")
     try:
         state, alphas, metadata = StableDiffusionPipeline.lora_state_dict(str(path), return_lora_metadata=True)
-    except Exception as err:  # diffusers raises several types for unreadable / foreign files
+    except Exception as err:  # noqa: BLE001 -- diffusers raises several types for unreadable / foreign files
         raise LdmVideoError(f"{path}: not a readable LoRA file ({type(err).__name__}: "
                             f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})") from None
     unet_state = {k: v for k, v in state.items() if k.startswith("unet.")}

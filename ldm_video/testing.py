@@ -53,20 +53,20 @@ def write_tiny_tokenizer(path: str | os.PathLike, words: tuple[str, ...] = ()) -
 
 def tiny_unet_config(prediction_type: str = "epsilon", shape: str = "sd21") -> dict:
     """UNet2DConditionModel kwargs of the SD 2.1 family (or SD 1.x when shape='sd15'), tiny."""
-    config = dict(
-        sample_size=8 if prediction_type == "epsilon" else 12,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        cross_attention_dim=32,
-        attention_head_dim=(2, 4),  # diffusers' historical name for the number of heads
-        use_linear_projection=True,
-        upcast_attention=prediction_type == "v_prediction",
-        norm_num_groups=32,
-    )
+    config = {
+        "sample_size": 8 if prediction_type == "epsilon" else 12,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+        "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+        "block_out_channels": (32, 64),
+        "layers_per_block": 2,
+        "cross_attention_dim": 32,
+        "attention_head_dim": (2, 4),  # diffusers' historical name for the number of heads
+        "use_linear_projection": True,
+        "upcast_attention": prediction_type == "v_prediction",
+        "norm_num_groups": 32,
+    }
     if shape == "sd15":
         config.update(attention_head_dim=8, use_linear_projection=False, upcast_attention=False)
     return config
@@ -74,18 +74,18 @@ def tiny_unet_config(prediction_type: str = "epsilon", shape: str = "sd21") -> d
 
 def tiny_vae_config() -> dict:
     """AutoencoderKL kwargs with SD's 8x down-sampling and 4 latent channels, tiny."""
-    return dict(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(32, 32, 64, 64),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=64,
-        scaling_factor=0.18215,
-    )
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4,
+        "block_out_channels": (32, 32, 64, 64),
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "norm_num_groups": 32,
+        "sample_size": 64,
+        "scaling_factor": 0.18215,
+    }
 
 
 def write_tiny_sd(
@@ -148,17 +148,17 @@ def write_tiny_bare_unet(path: str | os.PathLike, seed: int = 0) -> Path:
 
 def sd21_unet_config(prediction_type: str = "epsilon") -> dict:
     """The real SD 2.1 U-Net config (865.9M parameters), for memory planning and benchmarks."""
-    return dict(
-        sample_size=64 if prediction_type == "epsilon" else 96,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        cross_attention_dim=1024,
-        attention_head_dim=(5, 10, 20, 20),
-        use_linear_projection=True,
-        upcast_attention=prediction_type == "v_prediction",
-        norm_num_groups=32,
-    )
+    return {
+        "sample_size": 64 if prediction_type == "epsilon" else 96,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        "block_out_channels": (320, 640, 1280, 1280),
+        "layers_per_block": 2,
+        "cross_attention_dim": 1024,
+        "attention_head_dim": (5, 10, 20, 20),
+        "use_linear_projection": True,
+        "upcast_attention": prediction_type == "v_prediction",
+        "norm_num_groups": 32,
+    }

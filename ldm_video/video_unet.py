@@ -151,7 +151,7 @@ class VideoUNet(nn.Module):
     def forward(
         self,
         sample: torch.Tensor,
-        timestep: torch.Tensor | float | int,
+        timestep: torch.Tensor | float,
         encoder_hidden_states: torch.Tensor,
         cross_attention_kwargs: dict | None = None,
         return_dict: bool = True,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from einops import rearrange, repeat
+
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.vae.causal3d import CausalVAE, load_causal_vae
 from ldm_video.vae.causal_layers import CausalConv3d
 from ldm_video.vae.temporal_decoder import load_base_vae
-
-from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 
 @pytest.fixture(scope="module")

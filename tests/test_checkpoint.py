@@ -27,8 +27,8 @@ def test_save_load_is_bit_exact(tiny_base, tmp_path, layers, rank):
     assert loaded.config == model.config
     a, b = dict(model.named_parameters()), dict(loaded.named_parameters())
     assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    for name, param in a.items():
+        assert torch.equal(param, b[name]), name
     x = torch.randn(1, 4, 3, 8, 8)
     text = torch.randn(1, 77, 32)
     with torch.no_grad():

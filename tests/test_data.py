@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.train.data import (
     ClipBatchSampler,
     DataConfig,
@@ -19,8 +21,6 @@ from ldm_video.train.data import (
 from ldm_video.train.decode import probe_video, read_clip_pyav
 from ldm_video.train.synthetic import write_test_image, write_test_video, write_video
 from ldm_video.train.transforms import parse_resolution, resize_crop, zoom_pan_video
-
-from ldm_video.errors import LdmVideoError
 
 VIDEO_EXTS = ("mp4", "webm", "mov", "mkv", "avi", "gif")
 

@@ -6,10 +6,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from ldm_video.infer.video_io import read_video
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
+from ldm_video.infer.video_io import read_video
 
 DONE_WHEN = ["--prompt", "a red square moving right", "--frames", "40", "--clip-frames", "8", "--overlap", "4",
              "--steps", "4", "--height", "32", "--width", "32"]
@@ -66,9 +66,8 @@ def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir
 
 
 def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
-    from ldm_video.infer.pipeline import to_uint8
-
     from ldm_video import load_base
+    from ldm_video.infer.pipeline import to_uint8
 
     out, lat = tmp_path / "frames", tmp_path / "z.safetensors"
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4",
@@ -138,9 +137,8 @@ def test_one_frame_clips_work_with_default_flags(tiny_base, tmp_path):
 
 def test_forward_reuse_order_drops_the_prompt_frames_by_default(tiny_base, tmp_path):
     """Forward order: seam drop defaults to M, so every later clip adds N - M new frames."""
-    from ldm_video.infer.generate import build_configs
-
     from ldm_video.cli import build_parser
+    from ldm_video.infer.generate import build_configs
 
     args = build_parser().parse_args(["generate", "--base", tiny_base, "--prompt", "x", "--out", "v.mp4",
                                       "--clip-frames", "6", "--reuse-order", "forward"])

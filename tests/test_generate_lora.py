@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from einops import rearrange
-from ldm_video.infer.generate import load_video_model
-from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
-from ldm_video.infer.video_io import read_video
-from ldm_video.infer.vidrd import VidRDConfig
 from safetensors.torch import load_file, save_file
 
 from ldm_video import load_base
 from ldm_video.cli import main
+from ldm_video.infer.generate import load_video_model
+from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
+from ldm_video.infer.video_io import read_video
+from ldm_video.infer.vidrd import VidRDConfig
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ model weights (loaded before) are not counted, nor PyAV's / x264's own buffers.
 from __future__ import annotations
 
 import torch
+
+from ldm_video import inflate_unet, load_base
 from ldm_video.infer.memory import TensorMemoryTracker
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt, to_uint8
 from ldm_video.infer.video_io import VideoWriter
 from ldm_video.infer.vidrd import VidRDConfig
-
-from ldm_video import inflate_unet, load_base
 
 
 def peak_bytes(base, model, text, num_frames: int, out) -> int:

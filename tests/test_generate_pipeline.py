@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from einops import rearrange
-from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
-from ldm_video.infer.vidrd import VidRDConfig, dsg_hold_steps
 
 from ldm_video import inflate_unet, load_base
+from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
+from ldm_video.infer.vidrd import VidRDConfig, dsg_hold_steps
 
 
 def make_sampler(base_path, sampling, video, model=None):
@@ -25,6 +25,7 @@ def make_sampler(base_path, sampling, video, model=None):
                                                    ("dpm++", "v_prediction")])
 def test_fresh_layers_one_clip_equal_stable_diffusion_per_frame(tiny_base, tiny_base_v, scheduler, prediction):
     from diffusers import StableDiffusionPipeline
+
     from ldm_video.infer.pipeline import make_scheduler
 
     path = tiny_base if prediction == "epsilon" else tiny_base_v
@@ -111,10 +112,10 @@ def test_motion_adapter_folder_matches_animatediff_pipeline(tiny_base, tmp_path)
     """Trained-like (random) attention-only temporal layers, written as a diffusers MotionAdapter and given
     to --motion, sample the same clip as diffusers' AnimateDiffPipeline with that adapter."""
     from diffusers import AnimateDiffPipeline, MotionAdapter
-    from ldm_video.infer.pipeline import make_scheduler
 
     from ldm_video import VideoUNetConfig
     from ldm_video.checkpoint import load_motion
+    from ldm_video.infer.pipeline import make_scheduler
     from tests.test_generate import randomise_temporal
 
     trained = inflate_unet(load_base(tiny_base, components=("unet",)).unet,

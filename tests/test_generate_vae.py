@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ldm_video.infer.pipeline import to_uint8
-from ldm_video.infer.video_io import read_video
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
+from ldm_video.infer.pipeline import to_uint8
+from ldm_video.infer.video_io import read_video
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from ldm_video.infer.metrics import clip_starts, drift, flicker, seam_jump_ratio, video_metrics
-from ldm_video.infer.video_io import VideoWriter
 
 from ldm_video.cli import main
+from ldm_video.infer.metrics import clip_starts, drift, flicker, seam_jump_ratio, video_metrics
+from ldm_video.infer.video_io import VideoWriter
 
 
 def ramp_video(num_frames: int, jump_every: int | None = None, jump: int = 0) -> np.ndarray:

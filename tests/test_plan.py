@@ -6,10 +6,10 @@ import time
 
 import pytest
 import torch
-from ldm_video.train.config import TrainConfig, config_path, load_yaml, preset_names
-from ldm_video.train.plan import estimate_memory, format_plan, knobs_to_fit
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.train.config import TrainConfig, config_path, load_yaml, preset_names
+from ldm_video.train.plan import estimate_memory, format_plan, knobs_to_fit
 
 
 def _cfg(base: str, **kw) -> TrainConfig:

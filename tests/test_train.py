@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+
+from ldm_video.errors import LdmVideoError
+from ldm_video.noise import expected_correlation
 from ldm_video.train import objective
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.state import list_checkpoints
 from ldm_video.train.synthetic import write_test_image, write_test_video
 from ldm_video.train.trainer import train
-from safetensors.torch import load_file
-
-from ldm_video.errors import LdmVideoError
-from ldm_video.noise import expected_correlation
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,8 @@ def test_cli_on_a_messy_folder(tmp_path, tiny_base, caplog):
 
 
 def test_config_file_and_flags(tmp_path, tiny_base, clips):
-    from ldm_video.train.config import load_yaml, resolve_config, save_config
-
     from ldm_video.cli import build_parser
+    from ldm_video.train.config import load_yaml, resolve_config, save_config
 
     cfg = _config(tiny_base, clips, tmp_path / "o", validation_prompt=("a", "b"), ema=True)
     path = save_config(cfg, tmp_path / "c.yaml")
@@ -257,12 +256,11 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     Measured on this tiny model (random frozen spatial weights, fresh noise each step): -41% at batch 2,
     -51% at batch 8 (this test).
     """
-    from ldm_video.train.data import DataConfig, VideoFolderDataset
-    from ldm_video.train.encode import encode_prompts, encode_video
-
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.base import load_base
     from ldm_video.checkpoint import load_temporal_state
+    from ldm_video.train.data import DataConfig, VideoFolderDataset
+    from ldm_video.train.encode import encode_prompts, encode_video
 
     data = tmp_path / "one"
     write_test_video(data / "clip.mp4", num_frames=4, height=32, width=32)

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.train.cache import LatentCacheDataset, cache_seed
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.synthetic import write_test_image, write_test_video
 from ldm_video.train.trainer import train
-
-from ldm_video.errors import LdmVideoError
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,10 @@ def media(tmp_path_factory):
 
 
 def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
-    from ldm_video.train.data import DataConfig, VideoFolderDataset
-    from ldm_video.train.encode import encode_prompts, encode_video
-
     from ldm_video.base import load_base
     from ldm_video.cli import main
+    from ldm_video.train.data import DataConfig, VideoFolderDataset
+    from ldm_video.train.encode import encode_prompts, encode_video
 
     cache = tmp_path / "cache"
     assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output", str(cache), "--frames", "4",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from ldm_video.train.synthetic import write_test_image, write_test_video
 from safetensors.torch import load_file
+
+from ldm_video.train.synthetic import write_test_image, write_test_video
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),

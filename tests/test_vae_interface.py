@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.vae import (
     CausalVAE,
     ImageVAE,
@@ -12,8 +14,6 @@ from ldm_video.vae import (
     load_base_vae,
     load_video_vae,
 )
-
-from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from ldm_video.vae.losses import frame_differences, kl_per_pixel, temporal_loss
 from ldm_video.vae.metrics import flicker, psnr, ssim
 

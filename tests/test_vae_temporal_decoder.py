@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 from einops import rearrange
+
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.vae.temporal_decoder import (
     TemporalDecoderConfig,
     TemporalDecoderVAE,
     load_base_vae,
     load_temporal_decoder,
 )
-
-from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from ldm_video.vae import CausalVAE, TemporalDecoderVAE, load_base_vae, load_video_vae
-from ldm_video.vae.eval_vae import load_clips
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
+from ldm_video.vae import CausalVAE, TemporalDecoderVAE, load_base_vae, load_video_vae
+from ldm_video.vae.eval_vae import load_clips
 
 
 @pytest.fixture(scope="module")

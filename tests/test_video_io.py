@@ -5,9 +5,9 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from ldm_video.infer.video_io import VideoWriter, output_format, read_video
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.infer.video_io import VideoWriter, output_format, read_video
 
 
 def frames(n: int, h: int = 32, w: int = 48) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from ldm_video.infer.vidrd import (
     DSGTrajectory,
     VidRDConfig,

@@ -16,14 +16,14 @@ import shutil
 from pathlib import Path
 
 import torch
-from ldm_video.train.data import DataConfig, VideoFolderDataset
-from ldm_video.train.encode import encode_prompts, encode_video
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.train.data import DataConfig, VideoFolderDataset
+from ldm_video.train.encode import encode_prompts, encode_video
 
 INDEX_NAME = "index.json"
 CACHE_FORMAT = "ldm-video/latent-cache"

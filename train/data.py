@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import rearrange
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.train.captions import CaptionError, read_metadata, resolve_caption
 from ldm_video.train.decode import (
     IMAGE_EXTENSIONS,
@@ -55,9 +58,6 @@ from ldm_video.train.transforms import (
     to_model_range,
     zoom_pan_video,
 )
-from torch.utils.data import DataLoader, Dataset, Sampler
-
-from ldm_video.errors import LdmVideoError
 
 logger = logging.getLogger("ldm_video.train.data")
 

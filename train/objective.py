@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from ldm_video.noise import video_noise
 
-
 TIMESTEP_BIAS = ("none", "earlier", "later")
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from ldm_video.train.config import TrainConfig
-from ldm_video.train.transforms import parse_resolution
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.train.config import TrainConfig
+from ldm_video.train.transforms import parse_resolution
 
 GB = 1e9
 
@@ -217,9 +217,10 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
 def encoder_bytes(config: TrainConfig) -> int:
     """Bytes of the VAE and text encoder weights in the weight dtype (what a latent cache keeps off the GPU)."""
     from diffusers import AutoencoderKL
-    from ldm_video.train.setup import WEIGHT_DTYPES
     from torch._subclasses.fake_tensor import FakeTensorMode
     from transformers import CLIPTextConfig, CLIPTextModel
+
+    from ldm_video.train.setup import WEIGHT_DTYPES
 
     _, vae_cfg, text_cfg = base_configs(config.base)
     with FakeTensorMode(allow_non_fake_inputs=True):

@@ -48,10 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ldm_video.base import load_base
     from ldm_video.train.cache import prepare_cache
     from ldm_video.train.data import DataConfig
-
-    from ldm_video.base import load_base
     from ldm_video.vae import load_video_vae
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

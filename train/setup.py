@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.data import (
     ClipBatchSampler,
@@ -21,9 +24,6 @@ from ldm_video.train.data import (
     image_flags,
 )
 from ldm_video.train.transforms import parse_resolution
-from torch.utils.data import DataLoader
-
-from ldm_video.errors import LdmVideoError
 
 logger = logging.getLogger("ldm_video.train")
 
@@ -186,10 +186,10 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
 def setup_run(config: TrainConfig) -> Run:
     """Everything a training run needs, on the accelerator's device."""
     from accelerate.utils import set_seed
-    from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.base import load_base
+    from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
     one_frame_batches = config.images == "frame"
     accelerator = _accelerator(config, unused_parameters=one_frame_batches)

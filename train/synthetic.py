@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from ldm_video.train.writer import write_video
 
 

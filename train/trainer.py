@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from typing_extensions import Self
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.train import objective
 from ldm_video.train.config import CONFIG_NAME, TrainConfig, config_from_dict, save_config
 from ldm_video.train.setup import Run, setup_run
@@ -31,11 +36,6 @@ from ldm_video.train.state import (
     save_state_dict,
     set_rng_state,
 )
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
-from typing_extensions import Self
-
-from ldm_video.errors import LdmVideoError
 
 logger = logging.getLogger("ldm_video.train")
 

@@ -12,6 +12,7 @@ import gc
 from pathlib import Path
 
 import torch
+
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, to_uint8
 from ldm_video.infer.vidrd import VidRDConfig
 from ldm_video.train.writer import write_video

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.vae.causal_layers import (
     Cache,
     CausalBlock,
@@ -38,9 +41,6 @@ from ldm_video.vae.checkpoint import (
     save_folder,
 )
 from ldm_video.vae.interface import VideoVAE, frame_chunks
-from torch import nn
-
-from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 KIND = "causal3d"
 

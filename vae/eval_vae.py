@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.loading import load_video_vae
 from ldm_video.vae.losses import temporal_loss
 from ldm_video.vae.metrics import flicker, psnr, ssim, to_unit
-from tqdm.auto import tqdm
-
-from ldm_video.errors import LdmVideoError
 
 
 @dataclass(frozen=True)

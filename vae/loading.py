@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 
 import torch
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.vae.causal3d import KIND as CAUSAL3D
 from ldm_video.vae.causal3d import check_base_matches, load_causal_vae
 from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
 from ldm_video.vae.interface import ImageVAE, VideoVAE
 from ldm_video.vae.temporal_decoder import KIND as TEMPORAL_DECODER
 from ldm_video.vae.temporal_decoder import load_base_vae, load_temporal_decoder
-
-from ldm_video.errors import LdmVideoError
 
 KINDS = ("2d", TEMPORAL_DECODER, CAUSAL3D)
 

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.vae.checkpoint import (
     arch_config,
     check_arch,
@@ -27,10 +31,6 @@ from ldm_video.vae.checkpoint import (
     save_folder,
 )
 from ldm_video.vae.interface import ImageVAE, frame_chunks
-from torch import nn
-from torch.utils.checkpoint import checkpoint
-
-from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
 KIND = "temporal-decoder"
 

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from ldm_video.errors import LdmVideoError
 from ldm_video.vae.causal3d import CausalVAE, load_causal_vae
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.losses import LPIPSLoss, kl_per_pixel, l1_loss, temporal_loss
@@ -31,8 +33,6 @@ from ldm_video.vae.train_state import (
     read_counters,
     step_folder,
 )
-
-from ldm_video.errors import LdmVideoError
 
 TRAIN_KINDS = ("temporal-decoder", "causal3d")
 
@@ -175,8 +175,9 @@ def _check_resume(counters: dict, cfg: TrainVAEConfig, data_cfg, where: Path) ->
 def train(cfg: TrainVAEConfig, data_cfg, resume: bool = False) -> Path:
     """Run training (or, with `resume`, continue from the newest checkpoint); return the final model folder."""
     from accelerate import Accelerator
-    from ldm_video.train.data import ClipBatchSampler, VideoFolderDataset, image_flags, make_dataloader
     from tqdm.auto import tqdm
+
+    from ldm_video.train.data import ClipBatchSampler, VideoFolderDataset, image_flags, make_dataloader
 
     output = Path(cfg.output)
     resume_from = latest_checkpoint(output) if resume else None
