@@ -91,6 +91,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
+    for run in args.motion:
+        if not (Path(run) / CONFIG_NAME).is_file():
+            parser.error(f"{run}: no {CONFIG_NAME} there; --motion takes the output folder of `ldm-video train`")
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
