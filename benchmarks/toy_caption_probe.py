@@ -35,7 +35,8 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 
 def held_out_clips(count: int, frames: int, seed: int) -> list:
-    """`count` toy clips with a straight motion, drawn from a seed range no training folder uses."""
+    """`count` toy clips with a straight motion, from sample seeds >= 10^7 (`write_folder --seed 0`, as the
+    demo writes, uses 0 .. count-1)."""
     clips, i = [], 0
     while len(clips) < count:
         item = sample(10_000_000 + seed * 100_003 + i, frames)
@@ -97,10 +98,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    from diffusers import DDPMScheduler
-
-    base = load_base(args.base, components=("vae", "tokenizer", "text_encoder"))
-    scheduler = DDPMScheduler.from_pretrained(args.base, subfolder="scheduler")
+    base = load_base(args.base, components=("vae", "tokenizer", "text_encoder", "scheduler"))
+    scheduler = base.scheduler  # the base's training schedule (DDPM), which add_noise follows
     clips = held_out_clips(args.clips, args.frames, args.seed)
     frames = torch.stack([torch.from_numpy(c.frames) for c in clips])  # uint8 (n, f, h, w, 3)
     pixels = frames.permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (n, 3, f, h, w) in [-1, 1]
