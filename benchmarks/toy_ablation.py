@@ -1,17 +1,19 @@
-"""PYoCo's Table 5 / Fig. 7 and VidRD's long-video comparison in miniature, on the toy world.
+"""PYoCo's prior ablation (Ge et al., ICCV 2023, Table 5 / Fig. 7) in miniature, on a motion the toy world can learn.
 
-Temporal fine-tuning of the shipped toy image model with iid, mixed and progressive noise priors (several
-alphas), each over several seeds, against training the same video U-Net from scratch (random spatial weights,
-every weight trained, same data, steps and prior as the demo's). Every run generates the same 24 captions as
-8-frame clips, scored with the toy world's ground-truth metrics and a Frechet distance to 64 held-out real toy
-clips. Then, for long videos, VidRD (FNR + PNS + DSG) against independent clips.
+The demo's task (`ldm-video demo`): toy clips of one straight motion ("moving right"), one shape held out of
+training. The temporal layers of the shipped toy image model are fine-tuned with iid, mixed and progressive
+noise priors, and the same video U-Net is trained from scratch (random spatial weights, every weight trained),
+each over several seeds. Every run is scored after 1/4, 1/2 and all of its steps: 8-frame clips of every colour
+x shape, the learnt direction on seen and on held-out shapes, jitter, identity and a Frechet distance to real
+one-motion toy clips.
 
-    python benchmarks/toy_ablation.py --seeds 3 --steps 1500 > ablation.md
+    python benchmarks/toy_ablation.py --seeds 3 --steps 3000 > ablation.md
 
-All fine-tuning runs read one latent cache made by `ldm-video prepare` (so they see identical clips) and train
-through the product trainer; the from-scratch baseline is a short loop over the same cache and the same
-objective functions (the trainer only trains temporal layers and LoRA). Prints markdown tables (mean +- std
-over seeds). PYoCo's UCF-101 numbers for comparison are in SPEC §3.
+Fine-tuning runs read one latent cache made by `ldm-video prepare` (identical clips for every run) and train
+through the product trainer; a run is scored at each quarter by stopping and resuming it (resume equals an
+uninterrupted run: tests/test_train.py). The from-scratch baseline is a short loop over the same cache and the
+same objective functions (the trainer trains only temporal layers and LoRA). Prints markdown (mean +- std over
+seeds). PYoCo's UCF-101 numbers are in SPEC §3.
 """
 
 from __future__ import annotations
@@ -25,52 +27,38 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ldm_video.cli import main
-from ldm_video.infer.video_io import read_video
 from ldm_video.toy import TOY_BASE
-from ldm_video.toy.metrics import score_video, toy_frechet_distance
-from ldm_video.toy.world import all_captions, write_folder
+from ldm_video.toy.metrics import toy_frechet_distance
+from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
+from ldm_video.toy.world import SHAPES, WorldConfig, write_folder
 from ldm_video.toy.world import sample as toy_sample
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.trainer import train
 
-PRIORS = (("iid", 0.0), ("mixed", 1.0), ("mixed", 4.0), ("progressive", 0.5), ("progressive", 2.0),
-          ("progressive", 4.0))
-METRICS = ("direction", "identity", "colour", "shape", "jitter")
-LONG_PROMPTS = ("a red circle bouncing", "a blue square moving down")
+PRIORS = (("iid", 0.0), ("mixed", 1.0), ("progressive", 0.5), ("progressive", 2.0))
+COLUMNS = ("direction seen", "direction held out", "jitter", "identity", "fd")
 
 
-def prompts(count: int) -> list[str]:
-    """`count` toy captions, a fixed draw from all 60."""
-    rng = np.random.default_rng(7)
-    return [str(c) for c in rng.choice(all_captions(), size=count, replace=False)]
+def score(base: str, motion: Path, prior: str, alpha: float, motion_word: str, held_out: str, seeds: int,
+          real: list) -> dict[str, float]:
+    """The demo's short-clip scores of one model, plus the toy FD against `real` clips."""
+    generator = ToyGenerator(base, str(motion), ClipSampling(noise_prior=prior, noise_alpha=alpha))
+    clips = sample_clips(generator, motion_word, seeds, seed_offset=1000)
+    groups = group_scores(clips, (held_out,))
+    return {"direction seen": groups["seen"]["direction"], "direction held out": groups["held out"]["direction"],
+            "jitter": 1.0 - groups["all"]["speed_consistency"], "identity": groups["all"]["identity"],
+            "fd": toy_frechet_distance(real, [c.frames for c in clips])}
 
 
-def generate(base: str, motion: Path, prompt: str, out: Path, frames: int, seed: int, extend: str,
-             prior: str, alpha: float, steps: int) -> dict:
-    args = ["generate", "--base", base, "--motion", str(motion), "--prompt", prompt, "--frames", str(frames),
-            "--clip-frames", "8", "--steps", str(steps), "--guidance", "5", "--height", "64", "--width", "64",
-            "--seed", str(seed), "--noise-prior", prior, "--noise-alpha", str(alpha), "--extend", extend,
-            "--out", str(out), "--quiet"]
-    if extend == "vidrd":
-        args += ["--overlap", "4"]
-    assert main(args) == 0
-    video = read_video(out)
-    scores = score_video(video, prompt, clip_frames=8, seam_drop=1 if extend == "vidrd" else 0).as_dict()
-    # jitter: how far the object's step departs from the clip's mean step (0 for constant-velocity motion)
-    scores["jitter"] = 1.0 - scores["speed_consistency"]
-    return {**scores, "video": video}
-
-
-def train_from_scratch(base: str, cache: Path, out: Path, steps: int, prior: str, alpha: float, seed: int,
-                       lr: float) -> Path:
+def train_from_scratch(base: str, cache: Path, out: Path, stops: list[int], prior: str, alpha: float, seed: int,
+                       lr: float):
     """The video U-Net of the toy base's shape with random spatial weights, all weights trained on the cache.
 
-    Writes a toy-base copy whose unet/ holds the trained spatial weights plus the temporal layers in
-    `out / "motion"`, so `ldm-video generate --base OUT --motion OUT/motion` samples it; returns `out`.
+    Yields, at each step count in `stops`, a toy-base copy whose unet/ holds the trained spatial weights and
+    whose motion/ holds the temporal layers (`generate --base OUT --motion OUT/motion` samples it).
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -91,8 +79,8 @@ def train_from_scratch(base: str, cache: Path, out: Path, steps: int, prior: str
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(steps):
+    for step in range(1, max(stops) + 1):
+        model.train()
         idx = torch.randint(0, len(latents), (4,), generator=generator)  # (b,)
         x0, cond = latents[idx], text[idx].clone()
         drop = torch.rand(4, generator=generator) < 0.1  # caption dropout, as the trainer does
@@ -106,12 +94,14 @@ def train_from_scratch(base: str, cache: Path, out: Path, steps: int, prior: str
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
-    model.eval()
-    shutil.copytree(base, out)
-    shutil.rmtree(out / "unet")
-    model.unet.save_pretrained(out / "unet")
-    save_temporal(model, out / "motion", {"frames": 8, "noise_prior": prior, "noise_alpha": alpha})
-    return out
+        if step in stops:
+            model.eval()
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(base, out)
+            shutil.rmtree(out / "unet")
+            model.unet.save_pretrained(out / "unet")
+            save_temporal(model, out / "motion", {"frames": 8, "noise_prior": prior, "noise_alpha": alpha})
+            yield step, out
 
 
 def mean_std(values: list[float]) -> str:
@@ -123,101 +113,73 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def score_run(base: str, motion: Path, out: Path, captions: list[str], seed: int, prior: str, alpha: float,
-              sample_steps: int, real: list[np.ndarray]) -> dict[str, float]:
-    """Generate every caption as one 8-frame clip; mean toy metrics and the toy FD against `real`."""
-    generated, scores = [], []
-    for i, prompt in enumerate(captions):
-        s = generate(base, motion, prompt, out / f"v{i}.mp4", 8, seed * 100 + i, "independent", prior, alpha,
-                     sample_steps)
-        generated.append(s.pop("video"))
-        scores.append(s)
-    row = {m: statistics.mean(s[m] for s in scores) for m in METRICS}
-    row["fd"] = toy_frechet_distance(real, generated)
-    return row
-
-
 def main_cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default=str(TOY_BASE), help="toy base folder (default: the shipped one)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1500, help="fine-tuning steps per run (batch 4)")
+    parser.add_argument("--steps", type=int, default=3000, help="fine-tuning steps per run, batch 4 (the demo's)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--videos", type=int, default=480, help="toy training clips (8 frames each)")
-    parser.add_argument("--prompts", type=int, default=24, help="generated clips per run (for the metrics and FD)")
-    parser.add_argument("--sample-steps", type=int, default=20)
+    parser.add_argument("--motion", default="right", help="the one motion taught")
+    parser.add_argument("--held-out", default="triangle", help="shape left out of training")
+    parser.add_argument("--clip-seeds", type=int, default=2, help="clips per colour x shape per scoring")
     parser.add_argument("--scratch-prior", default="progressive", help="prior of the from-scratch baseline")
     parser.add_argument("--scratch-alpha", type=float, default=0.5)
-    parser.add_argument("--long-prior", default="progressive", help="prior of the model the long-video rows use")
-    parser.add_argument("--long-alpha", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="toy-ablation-"))
-    write_folder(work / "data", args.videos, num_frames=8, seed=1234, progress=False)
+    seen = tuple(s for s in SHAPES if s != args.held_out)
+    write_folder(work / "data", args.videos, num_frames=8, seed=1234, progress=False,
+                 config=WorldConfig(motions=(args.motion,), shapes=seen))
     assert main(["prepare", "--base", args.base, "--data", str(work / "data"), "--output", str(work / "cache"),
                  "--frames", "8", "--resolution", "64", "--images", "off"]) == 0
-    real = [toy_sample(10_000 + i, 8).frames for i in range(64)]  # held-out real toy clips
-    captions = prompts(args.prompts)
+    real_world = WorldConfig(motions=(args.motion,))  # every shape, the taught motion
+    real = [toy_sample(10_000 + i, 8, real_world).frames for i in range(64)]
+    stops = [args.steps // 4, args.steps // 2, args.steps]
 
-    rows: dict[str, dict[str, list]] = {}
+    rows: dict[str, dict[int, dict[str, list]]] = {}
     for prior, alpha in PRIORS:
         key = f"{prior} (alpha {alpha:g})" if prior != "iid" else "iid"
-        rows[key] = {m: [] for m in (*METRICS, "fd")}
+        rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
         for seed in range(args.seeds):
             out = work / f"{prior}-{alpha}-{seed}"
-            train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
-                              resolution="64", images="off", batch_size=4, lr=args.lr, max_steps=args.steps, noise_prior=prior, noise_alpha=alpha,
-                              temporal_layers="attn", attention_heads=4, checkpoint_every=args.steps, seed=seed),
-                  progress=False)
-            for m, v in score_run(args.base, out, out, captions, seed, prior, alpha, args.sample_steps,
+            for stop in stops:  # stop and resume at each quarter: the same run as one uninterrupted
+                train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
+                                  resolution="64", images="off", batch_size=4, lr=args.lr, max_steps=stop,
+                                  noise_prior=prior, noise_alpha=alpha, temporal_layers="attn", attention_heads=4,
+                                  checkpoint_every=stops[0], keep_checkpoints=1, seed=seed,
+                                  resume="latest" if stop != stops[0] else None), progress=False)
+                for c, v in score(args.base, out, prior, alpha, args.motion, args.held_out, args.clip_seeds,
                                   real).items():
-                rows[key][m].append(v)
+                    rows[key][stop][c].append(v)
             print(f"# done {key} seed {seed} ({time.perf_counter() - start:.0f} s)", flush=True)
     key = f"from scratch, {args.scratch_prior} (alpha {args.scratch_alpha:g})"
-    rows[key] = {m: [] for m in (*METRICS, "fd")}
+    rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
     for seed in range(args.seeds):
-        out = train_from_scratch(args.base, work / "cache", work / f"scratch-{seed}", args.steps, args.scratch_prior,
-                                 args.scratch_alpha, seed, args.lr)
-        for m, v in score_run(str(out), out / "motion", out, captions, seed, args.scratch_prior, args.scratch_alpha,
-                              args.sample_steps, real).items():
-            rows[key][m].append(v)
+        for stop, out in train_from_scratch(args.base, work / "cache", work / f"scratch-{seed}", stops,
+                                            args.scratch_prior, args.scratch_alpha, seed, args.lr):
+            for c, v in score(str(out), out / "motion", args.scratch_prior, args.scratch_alpha, args.motion,
+                              args.held_out, args.clip_seeds, real).items():
+                rows[key][stop][c].append(v)
         print(f"# done {key} seed {seed} ({time.perf_counter() - start:.0f} s)", flush=True)
-    untrained = [toy_sample(10_000 + i, 8).frames for i in range(64, 128)]
-    real_fd = toy_frechet_distance(real, untrained)
+    other = [toy_sample(20_000 + i, 8, real_world).frames for i in range(64)]
+    real_fd = toy_frechet_distance(real, other)
 
-    print(f"\n## Toy ablation: noise priors (benchmarks/toy_ablation.py --seeds {args.seeds} --steps {args.steps})\n")
-    print(f"Machine: {platform.machine()} CPU, torch {torch.__version__}, {args.threads} thread(s); "
-          f"{args.videos} toy training clips of 8 frames, batch 4, lr {args.lr:g}; {args.prompts} captions x 8 "
-          f"frames generated per run; mean ± std over {args.seeds} seeds. Toy FD of 64 more real clips against "
-          f"the 64 real reference clips: {real_fd:.2f}.\n")
-    print("| training | moves as captioned | identity | colour | shape | jitter (lower is better) | "
-          "toy FD (lower is better) |")
+    print(f"\n## Toy ablation on one motion (benchmarks/toy_ablation.py --seeds {args.seeds} --steps {args.steps})\n")
+    print(f"Machine: {platform.machine()} CPU, torch {torch.__version__}, {args.threads} thread(s); {args.videos} "
+          f"toy clips 'moving {args.motion}' of {', '.join(seen)} ({args.held_out} held out), 8 frames, batch 4, "
+          f"lr {args.lr:g}; each scoring: {args.clip_seeds} x 12 colour x shape clips of 8 frames (DDIM 20, "
+          f"guidance 5, the run's prior); mean ± std over {args.seeds} seeds; {time.perf_counter() - start:.0f} s "
+          f"in all. Toy FD of 64 more real clips against the 64 real reference clips: {real_fd:.2f}.\n")
+    print(f"| training | steps | moves {args.motion}, seen shapes | moves {args.motion}, held-out shape | "
+          "jitter (lower is better) | "
+          "identity | toy FD (lower is better) |")
     print("|---|---|---|---|---|---|---|")
-    for key, r in rows.items():
-        print(f"| {key} | " + " | ".join(mean_std(r[m]) for m in (*METRICS, "fd")) + " |")
-
-    # long videos: VidRD vs independent clips on one of the fine-tuned models, every seed's
-    long_rows: dict[str, dict[str, list]] = {}
-    for extend in ("vidrd", "independent"):
-        acc: dict[str, list] = {"seam_jump": [], "direction": [], "identity": []}
-        for seed in range(args.seeds):
-            motion = work / f"{args.long_prior}-{args.long_alpha}-{seed}"
-            for i, prompt in enumerate(LONG_PROMPTS):
-                s = generate(args.base, motion, prompt, work / f"long-{extend}-{seed}-{i}.mp4", 64, seed, extend,
-                             args.long_prior, args.long_alpha, args.sample_steps)
-                for m, values in acc.items():
-                    values.append(s[m])
-        long_rows[extend] = acc
-    print(f"\n### Long videos (64 frames, clips of 8): VidRD vs independent clips, {args.long_prior} alpha "
-          f"{args.long_alpha:g} models of every seed, prompts {', '.join(LONG_PROMPTS)}\n")
-    print("| extension | seam jump ratio (1 = seamless) | moves as captioned | identity |")
-    print("|---|---|---|---|")
-    for extend, acc in long_rows.items():
-        print(f"| {extend} | {mean_std(acc['seam_jump'])} | {mean_std(acc['direction'])} | "
-              f"{mean_std(acc['identity'])} |")
-    print(f"\nTotal time: {time.perf_counter() - start:.0f} s")
+    for key, by_stop in rows.items():
+        for stop, r in by_stop.items():
+            print(f"| {key} | {stop} | " + " | ".join(mean_std(r[c]) for c in COLUMNS) + " |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`ldm-video demo` end to end at toy sizes (the real run is the README's main command, minutes long)."""
+"""`ldm-video demo` end to end at toy sizes (the real run is the README's main command, minutes long), and a
+small version of its recipe on the shipped toy base that must teach the motion."""
 
 import json
 
@@ -7,26 +8,43 @@ import pytest
 
 from ldm_video.cli import main
 from ldm_video.demo import DemoConfig, run_demo
+from ldm_video.errors import LdmVideoError
+
+
+def _frames(path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
 
 
 @pytest.mark.parametrize("reuse_order", ["reversed", "forward"])
 def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, reuse_order):
-    cfg = DemoConfig(base=tiny_base, videos=4, steps=2, batch_size=2, long_frames=12, sample_steps=2,
-                     prompts=("a red circle moving right",), reuse_order=reuse_order)
+    cfg = DemoConfig(base=tiny_base, motion="down", held_out="square", videos=6, steps=2, batch_size=2,
+                     clip_seeds=1, long_frames=12, sample_steps=2, reuse_order=reuse_order)
     report = run_demo(tmp_path / "demo", cfg, progress=False)
     out = tmp_path / "demo"
     assert json.loads((out / "report.json").read_text())["train"]["steps"] == 2
-    for name in ("video_0_tuned.mp4", "video_0_untrained.mp4"):
-        with av.open(str(out / name)) as c:
-            assert sum(1 for _ in c.decode(video=0)) == 12
+    # the training data: the one motion, the held-out shape left out
+    specs = json.loads((out / "data" / "toy_world.json").read_text())["videos"]
+    assert {s["motion"] for s in specs} == {"down"} and "square" not in {s["shape"] for s in specs}
+    for i in range(2):
+        for kind in ("tuned", "untrained"):
+            assert _frames(out / f"video_{i}_{kind}.mp4") == 12
+    for kind in ("tuned", "untrained"):
+        assert _frames(out / f"clips_{kind}.mp4") == 8  # the colour x shape mosaic of short clips
     assert (out / "motion_adapter" / "config.json").exists()
-    scores = report["videos"]["a red circle moving right"]["tuned"]
-    assert scores["frames"] == 12 and 0.0 <= scores["present"] <= 1.0
-    assert "moves as captioned" in (out / "report.md").read_text()
+    clips = report["clips"]["tuned"]
+    assert clips["held out"]["videos"] == 4 and clips["seen"]["videos"] == 8 and clips["all"]["videos"] == 12
+    assert all(clips[c]["videos"] == 3 for c in ("red", "yellow", "green", "blue"))
+    assert 0.0 <= clips["held out"]["direction"] <= 1.0
+    assert list(report["long"]) == ["a red circle moving down", "a blue square moving down"]
+    long = report["long"]["a blue square moving down"]["tuned"]
+    assert long["frames"] == 12 and "seam_direction" in long
+    md = (out / "report.md").read_text()
+    assert "held-out shape (square)" in md and "moves down" in md and "across seams" in md
     assert report["config"]["reuse_order"] == reuse_order
 
 
-def test_demo_refuses_a_non_empty_output_and_a_missing_base(tmp_path, capsys):
+def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_path, capsys):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("keep me")
     assert main(["demo", "--out", str(tmp_path / "busy")]) == 2
@@ -34,3 +52,8 @@ def test_demo_refuses_a_non_empty_output_and_a_missing_base(tmp_path, capsys):
     assert (tmp_path / "busy" / "x").read_text() == "keep me"
     assert main(["demo", "--out", str(tmp_path / "new"), "--base", str(tmp_path / "nowhere")]) == 2
     assert "no toy base model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit 2
+        main(["demo", "--out", str(tmp_path / "new"), "--motion", "bouncing"])
+    assert exit_info.value.code == 2
+    with pytest.raises(LdmVideoError, match="straight motion"):
+        DemoConfig(motion="bouncing")

@@ -91,6 +91,10 @@ def test_jump_at_seams_is_caught_by_seam_ratio():
     assert bad.seam_jump > 3 * smooth.seam_jump and bad.seam_jump > 3
     # the seam position matters: with the wrong clip length, the jumps mostly count as within-clip steps
     assert metrics.score_video(jumped, item.caption, clip_frames=5).seam_jump < bad.seam_jump
+    # the seam steps go 6 px down (sideways to "right"): they fail the direction, the within-clip steps pass
+    assert smooth.seam_direction == 1.0 and bad.seam_direction == 0.0
+    assert bad.direction == pytest.approx(1 - 3 / 31)
+    assert metrics.score_video(item.frames, item.caption).seam_direction is None  # no clip layout given
 
 
 def test_seam_ratio_definition():

@@ -85,3 +85,17 @@ def test_cli_world(tmp_path, capsys):
     assert len(list((tmp_path / "w").glob("*.mp4"))) == 2 and (tmp_path / "w" / "metadata.jsonl").exists()
     assert main(["toy", "world", str(tmp_path / "x"), "--count", "0"]) == 2
     assert "--count" in capsys.readouterr().err
+
+
+def test_a_restricted_world_draws_only_what_it_is_given():
+    """The demo's one-motion data: one motion, one shape held out; the full world draws as it always did."""
+    config = world.WorldConfig(motions=("right",), shapes=("circle", "square"), min_speed=0.5, max_speed=1.0)
+    specs = [world.sample(seed, 8, config).spec for seed in range(60)]
+    assert {s.motion for s in specs} == {"right"} and {s.shape for s in specs} == {"circle", "square"}
+    assert {s.colour for s in specs} == set(world.COLOURS)
+    assert all(0.5 <= s.speed <= 1.0 for s in specs)
+    assert world.sample(3, 8, world.WorldConfig()).caption == world.sample(3, 8).caption
+    with pytest.raises(ValueError, match="motions"):
+        world.WorldConfig(motions=("sideways",))
+    with pytest.raises(ValueError, match="shapes"):
+        world.WorldConfig(shapes=())

@@ -161,6 +161,8 @@ class VideoScores:
     speed_consistency: float  # 1 - std / mean of centroid step lengths, clipped to [0, 1]
     mean_speed: float  # mean centroid step length in pixels per frame
     seam_jump: float | None  # seam jump ratio of the centroid track (None without clip_frames)
+    seam_direction: float | None  # fraction of the steps that cross a clip seam moving as captioned (None
+    #                               without clip_frames or seams)
     motion_right: bool  # direction >= 0.8 (and, for bouncing, vertical steps dominate)
 
     def as_dict(self) -> dict:
@@ -190,9 +192,13 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
     identities = Counter((a.colour, a.shape) for a in present)
     identity = identities.most_common(1)[0][1] / len(present) if present else 0.0
     track = centroid_track(analyses)  # (f, 2)
-    steps = track[1:] - track[:-1]  # (f-1, 2)
-    steps = steps[~np.isnan(steps).any(axis=1)]  # consecutive pairs where both frames have the object
+    steps = track[1:] - track[:-1]  # (f-1, 2); steps[t-1] is the pair (t-1, t)
+    starts = clip_starts(n, clip_frames, clip_frames - seam_drop) if clip_frames else []
+    valid = ~np.isnan(steps).any(axis=1)  # consecutive pairs where both frames have the object
+    crosses = np.isin(np.arange(1, n), starts)[valid]  # (s,) the pair straddles a clip seam
+    steps = steps[valid]
     lengths = np.linalg.norm(steps, axis=1)  # (s,)
+    seam_direction = None
     if len(steps) == 0:
         direction, reversals, consistency, mean_speed = 0.0, 0, 0.0, 0.0
     else:
@@ -205,6 +211,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
             across = np.abs(steps @ np.array([-dy, dx]))  # (s,) sideways component
             good = moving & (along > across)
         direction = float(good.mean())
+        seam_direction = float(good[crosses].mean()) if crosses.any() else None
         vertical = np.sign(steps[np.abs(steps[:, 1]) > MIN_STEP, 1])
         reversals = int((vertical[1:] != vertical[:-1]).sum())
         mean_speed = float(lengths.mean())
@@ -212,7 +219,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
     backgrounds = np.array([a.background for a in analyses], dtype=np.float64)  # (f, 3)
     usual = np.median(backgrounds, axis=0) if n else np.zeros(3)
     steady = float((np.linalg.norm(backgrounds - usual, axis=1) <= BACKGROUND_TOLERANCE).mean()) if n else 0.0
-    seam = seam_jump_ratio(track, clip_starts(n, clip_frames, clip_frames - seam_drop)) if clip_frames else None
+    seam = seam_jump_ratio(track, starts) if clip_frames else None
     return VideoScores(
         frames=n,
         present=len(present) / n if n else 0.0,
@@ -225,6 +232,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
         speed_consistency=consistency,
         mean_speed=mean_speed,
         seam_jump=None if seam is None or np.isnan(seam) else seam,
+        seam_direction=seam_direction,
         motion_right=direction >= 0.8,
     )
 

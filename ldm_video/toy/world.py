@@ -46,6 +46,20 @@ class WorldConfig:
     min_speed: float = 0.75  # slowest motion in pixels per frame
     max_speed: float = 2.0  # fastest motion in pixels per frame (lowered when the path would leave the frame)
     supersample: int = 8  # coverage is computed on a (size*supersample)^2 grid, then box-averaged
+    # what random videos draw from (the demo's one-motion data: motions=("right",), one shape held out);
+    # the full world by default, so every seed draws what it always drew
+    shapes: tuple[str, ...] = SHAPES
+    colours: tuple[str, ...] = tuple(COLOURS)
+    motions: tuple[str, ...] = MOTIONS
+
+    def __post_init__(self) -> None:
+        for kind, chosen, names in (("shapes", self.shapes, SHAPES), ("colours", self.colours, tuple(COLOURS)),
+                                    ("motions", self.motions, MOTIONS)):
+            unknown = [c for c in chosen if c not in names]
+            if not chosen or unknown:
+                raise ValueError(f"{kind} must be a non-empty choice of {', '.join(names)}, got {list(chosen)}")
+        if not 0 < self.min_speed <= self.max_speed:
+            raise ValueError(f"need 0 < min_speed <= max_speed, got {self.min_speed} and {self.max_speed}")
 
 
 @dataclass(frozen=True)
@@ -93,9 +107,9 @@ def sample_spec(rng: np.random.Generator, num_frames: int, config: WorldConfig =
                 caption: tuple[str, str, str] | None = None) -> ToySpec:
     """Draw a random video spec; `caption` = (colour, shape, motion) fixes the captioned attributes."""
     if caption is None:
-        colour = str(rng.choice(list(COLOURS)))
-        shape = str(rng.choice(SHAPES))
-        motion = str(rng.choice(MOTIONS))
+        colour = str(rng.choice(list(config.colours)))
+        shape = str(rng.choice(config.shapes))
+        motion = str(rng.choice(config.motions))
     else:
         colour, shape, motion = caption
     background = str(rng.choice(list(BACKGROUNDS)))
