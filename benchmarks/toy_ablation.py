@@ -38,7 +38,7 @@ from ldm_video.toy.world import sample as toy_sample
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.trainer import train
 
-PRIORS = (("iid", 0.0), ("mixed", 1.0), ("progressive", 0.5), ("progressive", 2.0))
+PRIORS = (("progressive", 0.5), ("iid", 0.0), ("mixed", 1.0), ("progressive", 2.0))  # the demo's first
 COLUMNS = ("direction seen", "direction held out", "jitter", "identity", "fd")
 
 
@@ -151,19 +151,22 @@ def main_cli() -> None:
                                   noise_prior=prior, noise_alpha=alpha, temporal_layers="attn", attention_heads=4,
                                   checkpoint_every=stops[0], keep_checkpoints=1, seed=seed,
                                   resume="latest" if stop != stops[0] else None), progress=False)
-                for c, v in score(args.base, out, prior, alpha, args.motion, args.held_out, args.clip_seeds,
-                                  real).items():
+                scores = score(args.base, out, prior, alpha, args.motion, args.held_out, args.clip_seeds, real)
+                for c, v in scores.items():
                     rows[key][stop][c].append(v)
-            print(f"# done {key} seed {seed} ({time.perf_counter() - start:.0f} s)", flush=True)
+                print(f"# {key} seed {seed} step {stop}: " + ", ".join(f"{c} {v:.3f}" for c, v in scores.items())
+                      + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     key = f"from scratch, {args.scratch_prior} (alpha {args.scratch_alpha:g})"
     rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
     for seed in range(args.seeds):
         for stop, out in train_from_scratch(args.base, work / "cache", work / f"scratch-{seed}", stops,
                                             args.scratch_prior, args.scratch_alpha, seed, args.lr):
-            for c, v in score(str(out), out / "motion", args.scratch_prior, args.scratch_alpha, args.motion,
-                              args.held_out, args.clip_seeds, real).items():
+            scores = score(str(out), out / "motion", args.scratch_prior, args.scratch_alpha, args.motion,
+                           args.held_out, args.clip_seeds, real)
+            for c, v in scores.items():
                 rows[key][stop][c].append(v)
-        print(f"# done {key} seed {seed} ({time.perf_counter() - start:.0f} s)", flush=True)
+            print(f"# {key} seed {seed} step {stop}: " + ", ".join(f"{c} {v:.3f}" for c, v in scores.items())
+                  + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     other = [toy_sample(20_000 + i, 8, real_world).frames for i in range(64)]
     real_fd = toy_frechet_distance(real, other)
 

@@ -11,6 +11,10 @@ from ldm_video.vae.causal3d import CausalVAE, load_causal_vae
 from ldm_video.vae.causal_layers import CausalConv3d
 from ldm_video.vae.temporal_decoder import load_base_vae
 
+# float32 tolerance: the conv kernels round differently per CPU (up to 1.3e-5 measured on an AMD EPYC VM, where
+# 1e-5 had held on earlier machines); the float64 test below checks the same maths to 1e-10
+TOL32 = 3e-5
+
 
 @pytest.fixture(scope="module")
 def base_vae(tiny_base):
@@ -50,11 +54,11 @@ def test_single_image_matches_2d_vae(causal, base_vae):
         lat = causal.encode(image)  # (1, 4, 1, 4, 4)
         ref = _encode2d(base_vae, image[:, :, 0])
         assert lat.shape == (1, 4, 1, 4, 4)
-        assert (lat[:, :, 0] - ref).abs().max().item() <= 1e-5
+        assert (lat[:, :, 0] - ref).abs().max().item() <= TOL32
         out = causal.decode(lat)
         ref_out = base_vae.decode(ref / base_vae.config.scaling_factor).sample
     assert out.shape == (1, 3, 1, 32, 32)
-    assert (out[:, :, 0] - ref_out).abs().max().item() <= 1e-5
+    assert (out[:, :, 0] - ref_out).abs().max().item() <= TOL32
 
 
 def test_static_video_matches_2d_vae_on_every_frame(causal, base_vae):
@@ -65,12 +69,12 @@ def test_static_video_matches_2d_vae_on_every_frame(causal, base_vae):
         ref = _encode2d(base_vae, frame[:, :, 0])
         assert lat.shape == (1, 4, 3, 4, 4)  # 9 frames -> 3 latent frames
         for i in range(3):
-            assert (lat[:, :, i] - ref).abs().max().item() <= 1e-5
+            assert (lat[:, :, i] - ref).abs().max().item() <= TOL32
         out = causal.decode(lat)
         ref_out = base_vae.decode(ref / base_vae.config.scaling_factor).sample
     assert out.shape == (1, 3, 9, 32, 32)
     for i in range(9):
-        assert (out[:, :, i] - ref_out).abs().max().item() <= 1e-5
+        assert (out[:, :, i] - ref_out).abs().max().item() <= TOL32
 
 
 def test_frame_counts_and_4f_plus_1_errors(causal):
@@ -110,7 +114,7 @@ def _check_chunked(model, video, enc_chunks, dec_chunks, tol):
 
 
 def test_chunked_equals_one_shot_on_33_frames(trained_like):
-    _check_chunked(trained_like, _video(33, seed=3), enc_chunks=(4, 12), dec_chunks=(1, 4), tol=1e-5)
+    _check_chunked(trained_like, _video(33, seed=3), enc_chunks=(4, 12), dec_chunks=(1, 4), tol=TOL32)
 
 
 def test_chunked_equals_one_shot_float64(trained_like):
@@ -179,6 +183,6 @@ def test_encode_batch_and_sampling(causal):
         single = causal.encode(video[1:])
         s1 = causal.encode(video, sample=True, generator=torch.Generator().manual_seed(0))
         s2 = causal.encode(video, sample=True, generator=torch.Generator().manual_seed(0))
-    assert (both[1:] - single).abs().max().item() <= 1e-5
+    assert (both[1:] - single).abs().max().item() <= TOL32
     assert torch.equal(s1, s2) and not torch.equal(s1, both)
     assert rearrange(both, "b c f h w -> b (c f h w)").shape == (2, 4 * 2 * 16)

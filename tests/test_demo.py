@@ -57,3 +57,15 @@ def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_pat
     assert exit_info.value.code == 2
     with pytest.raises(LdmVideoError, match="straight motion"):
         DemoConfig(motion="bouncing")
+
+
+def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
+    """The demo's recipe, shrunk (4-frame clips, 1200 steps at lr 2e-3, the full world's speeds): on the shipped
+    toy base the fine-tuned temporal layers move held-out triangles right clearly more often than the untrained
+    ones (measured 0.62 against 0.33). About two minutes on 2 CPU cores: learning needs that many steps."""
+    cfg = DemoConfig(videos=96, frames=4, steps=1200, lr=2e-3, min_speed=0.75, max_speed=2.0, clip_seeds=2,
+                     clip_frames=4, overlap=2, long_frames=8, sample_steps=10)
+    report = run_demo(tmp_path / "demo", cfg, progress=False)
+    tuned, untrained = (report["clips"][k]["held out"]["direction"] for k in ("tuned", "untrained"))
+    assert report["clips"]["tuned"]["held out"]["videos"] == 8
+    assert tuned >= 0.5 and tuned - untrained >= 0.15, (tuned, untrained)
