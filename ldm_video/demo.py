@@ -153,15 +153,35 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def write_data(cfg: DemoConfig, out: Path, progress: bool = True) -> Path:
+    """Step 1: toy videos of the one motion, every colour, the seen shapes only."""
+    from ldm_video.toy.world import WorldConfig, write_folder
+
+    world = WorldConfig(motions=(cfg.motion,), shapes=cfg.seen_shapes, min_speed=cfg.min_speed,
+                        max_speed=cfg.max_speed)
+    return write_folder(out, cfg.videos, num_frames=cfg.frames, seed=cfg.seed, config=world, progress=progress)
+
+
+def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bool = True):
+    """Step 2: fine-tune the temporal layers on `data` into `out` (what --motion reads); the TrainResult."""
+    from ldm_video.train.config import TrainConfig
+    from ldm_video.train.trainer import train
+
+    result = train(TrainConfig(
+        base=base, data=str(data), output_dir=str(out), frames=cfg.frames, resolution="64",
+        cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
+        noise_alpha=cfg.noise_alpha, temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank,
+        checkpoint_every=max(cfg.steps, 1), seed=cfg.seed), progress=progress)
+    shutil.rmtree(out / "latent-cache", ignore_errors=True)  # the encoded clips; the data folder keeps the videos
+    return result
+
+
 def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True) -> dict:
     """Run every step of the demo into `out`; returns the report (also written as report.json / report.md)."""
     from ldm_video.export import export
     from ldm_video.toy import TOY_BASE
     from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
     from ldm_video.toy.video import write_video
-    from ldm_video.toy.world import WorldConfig, write_folder
-    from ldm_video.train.config import TrainConfig
-    from ldm_video.train.trainer import train
 
     out = Path(out)
     base = cfg.base or str(TOY_BASE)
@@ -178,21 +198,14 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     t0 = time.perf_counter()
     print(f"[demo] 1/5 writing {cfg.videos} toy videos 'moving {cfg.motion}' of {', '.join(cfg.seen_shapes)} "
           f"({cfg.held_out}s held out) to {out / 'data'}", flush=True)
-    world = WorldConfig(motions=(cfg.motion,), shapes=cfg.seen_shapes, min_speed=cfg.min_speed,
-                        max_speed=cfg.max_speed)
-    write_folder(out / "data", cfg.videos, num_frames=cfg.frames, seed=cfg.seed, config=world, progress=progress)
+    write_data(cfg, out / "data", progress)
     lap("data", t0)
 
     t0 = time.perf_counter()
     print(f"[demo] 2/5 fine-tuning the temporal layers ({cfg.steps} steps, {cfg.noise_prior} prior, "
           f"alpha {cfg.noise_alpha})", flush=True)
-    result = train(TrainConfig(
-        base=base, data=str(out / "data"), output_dir=str(out / "motion"), frames=cfg.frames, resolution="64",
-        cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
-        noise_alpha=cfg.noise_alpha, temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank,
-        checkpoint_every=max(cfg.steps, 1), seed=cfg.seed), progress=progress)
+    result = train_motion(cfg, base, out / "data", out / "motion", progress)
     losses = [x for x in result.losses if not math.isnan(x)]
-    shutil.rmtree(out / "motion" / "latent-cache", ignore_errors=True)  # the encoded clips; out/data keeps the videos
     lap("train", t0)
 
     t0 = time.perf_counter()
