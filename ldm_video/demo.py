@@ -61,7 +61,7 @@ class DemoConfig:
         from ldm_video.toy.world import DIRECTIONS, SHAPES
 
         if self.motion not in DIRECTIONS:
-            raise LdmVideoError(f"--motion {self.motion!r}: choose a straight motion, one of {', '.join(DIRECTIONS)}")
+            raise LdmVideoError(f"--direction {self.motion!r}: choose a straight motion, one of {', '.join(DIRECTIONS)}")
         if self.held_out not in SHAPES:
             raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of {', '.join(SHAPES)}")
         if self.clip_seeds < 1 or self.videos < 1 or self.steps < 1:
@@ -270,8 +270,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "OUT/report.md). About 17 minutes (15 of them training) and 0.7 GB of memory on a 2-core CPU.")
     parser.add_argument("--out", default="ldm-video-demo", help="output folder (default: ./ldm-video-demo)")
     parser.add_argument("--base", default=None, help="toy base folder (default: the shipped toy base)")
-    parser.add_argument("--motion", choices=("left", "right", "up", "down"), default=d.motion,
-                        help=f"the one motion to teach (default {d.motion})")
+    parser.add_argument("--direction", choices=("left", "right", "up", "down"), default=d.motion,
+                        help=f"the one straight motion to teach (default {d.motion})")
     parser.add_argument("--held-out", choices=("circle", "square", "triangle"), default=d.held_out,
                         help=f"shape left out of training, to test transfer (default {d.held_out})")
     parser.add_argument("--steps", type=int, default=d.steps, help=f"fine-tuning steps (default {d.steps})")
@@ -284,8 +284,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-rank", type=int, default=d.lora_rank,
                         help="also train LoRA of this rank on the spatial attention, exported as a kohya file (default 0)")
     parser.add_argument("--reuse-order", choices=REUSE_ORDERS, default=d.reuse_order,
-                        help=f"VidRD prompt-frame order of the long videos (default {d.reuse_order}: keeps the "
-                             "learnt direction across seams; reversed is VidRD's released code, see README)")
+                        help=f"VidRD prompt-frame order of the long videos (default {d.reuse_order}: measured "
+                             "better than reversed, VidRD's released code, on a model that moves; neither keeps the "
+                             "direction across seams, see README)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
 
 
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --out")
-    cfg = DemoConfig(base=args.base, motion=args.motion, held_out=args.held_out, steps=args.steps, videos=args.videos,
+    cfg = DemoConfig(base=args.base, motion=args.direction, held_out=args.held_out, steps=args.steps, videos=args.videos,
                      long_frames=args.long_frames, seed=args.seed, lr=args.lr, lora_rank=args.lora_rank,
                      reuse_order=args.reuse_order)
     run_demo(args.out, cfg)

@@ -55,7 +55,7 @@ def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_pat
     assert main(["demo", "--out", str(tmp_path / "new"), "--base", str(tmp_path / "nowhere")]) == 2
     assert "no toy base model" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit 2
-        main(["demo", "--out", str(tmp_path / "new"), "--motion", "bouncing"])
+        main(["demo", "--out", str(tmp_path / "new"), "--direction", "bouncing"])
     assert exit_info.value.code == 2
     with pytest.raises(LdmVideoError, match="straight motion"):
         DemoConfig(motion="bouncing")
