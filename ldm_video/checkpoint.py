@@ -205,14 +205,18 @@ def is_motion_adapter_folder(path: str | os.PathLike) -> bool:
         return False
 
 
-def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
-    """`--motion`: a native folder / .safetensors (save_temporal) or a diffusers MotionAdapter folder."""
+def read_motion_adapter(path: str | os.PathLike, unet_config):
+    """A diffusers MotionAdapter folder or an AnimateDiff original-layout file -> (MotionAdapter, VideoUNetConfig).
+
+    The config describes the attention-only temporal layers that hold the module on a base with `unet_config`.
+    """
     from diffusers import MotionAdapter
 
-    from ldm_video.video_unet import inflate_unet
+    path = Path(path)
+    if path.is_file():
+        from ldm_video.animatediff import load_original
 
-    if not is_motion_adapter_folder(path):
-        return load_temporal(path, unet2d, strict=strict)
+        return load_original(path, unet_config)
     try:
         adapter = MotionAdapter.from_pretrained(str(path))
     except (OSError, ValueError, RuntimeError) as err:
@@ -228,10 +232,58 @@ def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
         raise LdmVideoError(f"{path}: per-block head or layer counts ({heads}, {layers}) are not supported")
     config = VideoUNetConfig(temporal_layers="attn", attention_heads=heads, attention_layers=layers,
                              max_frames=c.motion_max_seq_length, mid_block=c.use_motion_mid_block)
-    if tuple(c.block_out_channels) != tuple(unet2d.config.block_out_channels):
+    if tuple(c.block_out_channels) != tuple(unet_config["block_out_channels"]):
         raise CheckpointMismatchError(f"{path}: MotionAdapter for channels {tuple(c.block_out_channels)}, "
-                                      f"the base U-Net has {tuple(unet2d.config.block_out_channels)}")
+                                      f"the base U-Net has {tuple(unet_config['block_out_channels'])}")
+    return adapter, config
+
+
+def is_motion_module_file(path: str | os.PathLike) -> bool:
+    """True for a .safetensors / .ckpt file that is not an ldm-video temporal-layer file (AnimateDiff's own)."""
+    path = Path(path)
+    if not path.is_file() or path.suffix not in (".safetensors", ".ckpt", ".pt", ".pth"):
+        return False
+    if path.suffix != ".safetensors":
+        return True
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("format") != FORMAT
+    except (SafetensorError, OSError):
+        return False  # read_temporal_record names the problem
+
+
+def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
+    """`--motion`: a native folder / .safetensors (save_temporal), a diffusers MotionAdapter folder, or an
+    AnimateDiff motion-module file in the original layout (.safetensors / .ckpt)."""
+    from ldm_video.video_unet import inflate_unet
+
+    if not is_motion_adapter_folder(path) and not is_motion_module_file(path):
+        return load_temporal(path, unet2d, strict=strict)
+    adapter, config = read_motion_adapter(path, unet2d.config)
     model = inflate_unet(unet2d, config)
     state = {f"motion.{k}": v for k, v in adapter.state_dict().items()}
     load_temporal_state(model, state, source=str(path))
     return model
+
+
+def read_motion_module(path: str | os.PathLike, unet_config) -> tuple[dict[str, torch.Tensor], VideoUNetConfig]:
+    """`train --init-motion`: the temporal attention of anything `--motion` reads, as MotionAdapter tensors,
+    with the temporal config that describes it. Raises CheckpointMismatchError when it does not fit the base."""
+    if is_motion_adapter_folder(path) or is_motion_module_file(path):
+        adapter, config = read_motion_adapter(path, unet_config)
+        return adapter.state_dict(), config
+    record, weights = read_temporal_record(path)
+    config = VideoUNetConfig.from_dict(record["temporal"])
+    if not config.use_attention:
+        raise CheckpointMismatchError(f"{path}: has no temporal attention (temporal_layers="
+                                      f"{config.temporal_layers!r}); nothing to start from")
+    if record["base"].get("unet_hash") != unet_hash(unet_config):
+        detail = _describe_mismatch(record["base"].get("unet_config"), unet_architecture(unet_config))
+        raise CheckpointMismatchError(f"{path}: trained for another base U-Net{detail}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
+    return {k[len("motion."):]: v for k, v in state.items() if k.startswith("motion.")}, config

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 TEMPORAL_LAYERS = ("attn", "conv", "attn+conv")
+MOTION_NORMS = ("all-frames", "per-frame")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class VideoUNetConfig:
     mid_block: bool = True  # temporal layers in the U-Net's mid block too
     lora_rank: int = 0  # LoRA rank on the spatial attention projections (to_q, to_k, to_v, to_out.0); 0 = off
     lora_alpha: float = 0.0  # LoRA scaling numerator; 0 means "same as the rank" (scale 1)
+    # GroupNorm at the input of each motion module: over all frames of a clip (diffusers' AnimateDiffTransformer3D)
+    # or per frame (the original AnimateDiff code, A1111 sd-webui-animatediff, ComfyUI-AnimateDiff-Evolved)
+    motion_norm: str = "all-frames"
 
     def __post_init__(self) -> None:
         if self.temporal_layers not in TEMPORAL_LAYERS:
@@ -27,6 +31,8 @@ class VideoUNetConfig:
         for name in ("attention_heads", "attention_layers", "conv_depth", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.motion_norm not in MOTION_NORMS:
+            raise ValueError(f"motion_norm must be one of {MOTION_NORMS}, got {self.motion_norm!r}")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
 

@@ -2,6 +2,8 @@
 
 - motion-adapter: the temporal attention as a diffusers `MotionAdapter` folder (AnimateDiff layout), for
   `UNetMotionModel.from_unet2d` / `AnimateDiffPipeline`. It has no place for VidRD temporal convolutions.
+- animatediff: the same temporal attention as one safetensors file in AnimateDiff's original key layout
+  (A1111 sd-webui-animatediff, ComfyUI-AnimateDiff-Evolved, `MotionAdapter.from_single_file`).
 - diffusers-lora: `pytorch_lora_weights.safetensors` for `StableDiffusionPipeline.load_lora_weights`.
 - kohya-lora: one safetensors file in kohya naming (A1111, ComfyUI).
 - native: everything, as `ldm-video generate --motion` reads it.
@@ -65,23 +67,42 @@ def _lora(state: dict, record: dict, source: Path) -> tuple[dict, float]:
     return lora, config.lora_alpha or float(config.lora_rank)
 
 
-def export_motion_adapter(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+def _adapter(state: dict, record: dict, source: Path, drop_conv: bool, fmt: str):
+    """The checkpoint's temporal attention as a diffusers MotionAdapter (refusing what the format cannot hold)."""
     from ldm_video.video_unet import motion_adapter_for
 
     config = VideoUNetConfig.from_dict(record["temporal"])
     if not config.use_attention:
         raise LdmVideoError(f"{source}: has no temporal attention (temporal_layers={config.temporal_layers!r}); "
-                            "a MotionAdapter would be empty")
+                            f"a {fmt} motion module would be empty")
     if config.use_conv and not drop_conv:
-        raise LdmVideoError(f"{source}: holds VidRD temporal convolutions, which the MotionAdapter format has no "
+        raise LdmVideoError(f"{source}: holds VidRD temporal convolutions, which the {fmt} format has no "
                             "place for; pass --drop-temporal-conv to export the attention alone")
     adapter = motion_adapter_for(record["base"]["unet_config"], config)
     adapter.load_state_dict(_split(state, "motion"), strict=True)
+    return adapter
+
+
+def export_motion_adapter(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+    adapter = _adapter(state, record, source, drop_conv, "MotionAdapter")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         adapter.save_pretrained(tmp, safe_serialization=True)
         for weights in Path(tmp).glob("*.safetensors"):
             _add_header(weights, export_metadata(record))
         _replace_folder(Path(tmp), out)
+    return out
+
+
+def export_animatediff(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+    from ldm_video.animatediff import to_original
+
+    adapter = _adapter(state, record, source, drop_conv, "AnimateDiff")
+    if out.suffix != ".safetensors":
+        out = out / "motion_module.safetensors"
+    tensors = to_original(adapter.state_dict())
+    norm = VideoUNetConfig.from_dict(record["temporal"]).motion_norm
+    header = {"ldm_video_motion_norm": norm, **export_metadata(record)}
+    atomic_write(out, lambda p: save_file(tensors, str(p), metadata=header))
     return out
 
 
@@ -144,6 +165,7 @@ def _replace_folder(tmp: Path, out: Path) -> None:
 Exporter = Callable[[dict, dict, Path, Path, bool], Path]
 FORMATS: dict[str, Exporter] = {
     "motion-adapter": export_motion_adapter,
+    "animatediff": export_animatediff,
     "diffusers-lora": export_diffusers_lora,
     "kohya-lora": export_kohya_lora,
     "native": export_native,
@@ -166,13 +188,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion", required=True,
                         help="training output folder (or native temporal-layer folder / .safetensors file)")
     parser.add_argument("--format", required=True, choices=list(FORMATS),
-                        help="motion-adapter: diffusers MotionAdapter folder; diffusers-lora: "
+                        help="motion-adapter: diffusers MotionAdapter folder; animatediff: one .safetensors in "
+                             "AnimateDiff's original layout (A1111 / ComfyUI motion model); diffusers-lora: "
                              "pytorch_lora_weights.safetensors; kohya-lora: A1111/ComfyUI LoRA file; "
                              "native: everything, for ldm-video generate --motion")
     parser.add_argument("--out", required=True,
-                        help="output folder (motion-adapter, native) or folder / .safetensors file (LoRA formats)")
+                        help="output folder (motion-adapter, native) or folder / .safetensors file (animatediff, LoRA formats)")
     parser.add_argument("--drop-temporal-conv", action="store_true",
-                        help="motion-adapter only: export the temporal attention without the temporal convolutions")
+                        help="motion-adapter / animatediff: export the temporal attention without the temporal convolutions")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,6 +43,26 @@ class TemporalConvStack(nn.Module):
         return rearrange(video, "b c f h w -> (b f) c h w")  # ((b f), c, h, w)
 
 
+class PerFrameGroupNorm(nn.GroupNorm):
+    """GroupNorm of a (b, c, f, h, w) clip taken over each frame alone, as the original AnimateDiff motion module
+    (and A1111 / ComfyUI) normalise; diffusers' AnimateDiffTransformer3D normalises over all frames at once.
+    Same parameters as nn.GroupNorm, so a module's weights are unchanged by switching."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = x.shape[2]
+        frames = rearrange(x, "b c f h w -> (b f) c h w")
+        out = nn.functional.group_norm(frames, self.num_groups, self.weight, self.bias, self.eps)
+        return rearrange(out, "(b f) c h w -> b c f h w", f=f)
+
+
+def set_motion_norm(adapter: nn.Module, mode: str) -> None:
+    """Switch the input GroupNorm of every motion module of a MotionAdapter to all-frames or per-frame."""
+    cls = PerFrameGroupNorm if mode == "per-frame" else nn.GroupNorm
+    for name, module in adapter.named_modules():
+        if name.endswith(".norm") and isinstance(module, nn.GroupNorm):
+            module.__class__ = cls
+
+
 @dataclass
 class FrameContext:
     """What the video U-Net's forward tells its temporal layers: the frame count of the current call."""

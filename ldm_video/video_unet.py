@@ -21,7 +21,7 @@ from torch import nn
 
 from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
-from ldm_video.temporal import FrameContext, TemporalConvStack, attach, detach
+from ldm_video.temporal import FrameContext, TemporalConvStack, attach, detach, set_motion_norm
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial attention projections only (SPEC §2)
 
@@ -72,6 +72,8 @@ class VideoUNet(nn.Module):
         unet.requires_grad_(False)  # the spatial image model stays frozen
         self.unet = unet
         self.motion = motion_adapter_for(unet.config, config) if config.use_attention else None
+        if self.motion is not None:
+            set_motion_norm(self.motion, config.motion_norm)
         self.temporal_convs = nn.ModuleDict()
         groups = unet.config.norm_num_groups
         for name, block, motion in _blocks(unet, self.motion):

@@ -38,6 +38,16 @@ class TrainConfig:
     conv_dropout: float = field(default=0.1, metadata=_opt("dropout inside the temporal-conv stacks (VidRD: 0.1)"))
     lora_rank: int = field(default=0, metadata=_opt(
         "LoRA rank on the spatial attention projections, trained with the temporal layers (0 = off)"))
+    lora_alpha: float = field(default=0.0, metadata=_opt(
+        "LoRA alpha: the LoRA update is scaled by alpha / rank (0 = the rank, scale 1); exports keep it"))
+    motion_norm: str = field(default="all-frames", metadata=_opt(
+        "GroupNorm at the input of each motion module: over all frames (diffusers' AnimateDiff) or per frame "
+        "(original AnimateDiff, A1111, ComfyUI-AnimateDiff-Evolved); train for the tool you will run the module in",
+        ("all-frames", "per-frame")))
+    init_motion: str | None = field(default=None, metadata=_opt(
+        "start the temporal attention from a motion module: AnimateDiff .safetensors/.ckpt (e.g. mm_sd_v15_v2), a "
+        "MotionAdapter folder or an ldm-video run; its heads, transformer layers and mid block are taken over",
+        metavar="FILE|DIR"))
     vae: str | None = field(default=None, metadata=_opt(
         "video VAE folder from `ldm-video train-vae` (temporal-decoder or causal3d) to encode clips with; "
         "a causal3d VAE needs 4f+1 --frames and the U-Net trains on its f+1 latent frames (default: the base's VAE)"))
@@ -131,6 +141,13 @@ class TrainConfig:
             raise LdmVideoError("--cache and --data are alternatives: the cache already holds the encoded clips")
         if self.validate_every and not self.validation_prompt:
             raise LdmVideoError("--validate-every needs at least one --validation-prompt")
+        if not self.lora_alpha >= 0:
+            raise LdmVideoError(f"--lora-alpha must be >= 0, got {self.lora_alpha}")
+        if self.lora_alpha and not self.lora_rank:
+            raise LdmVideoError("--lora-alpha needs --lora-rank > 0 (there is no LoRA to scale)")
+        if self.init_motion and self.temporal_layers == "conv":
+            raise LdmVideoError("--init-motion loads temporal attention; --temporal-layers conv has none "
+                                "(use attn or attn+conv)")
         if not 0.0 <= self.conv_dropout < 1.0:
             raise LdmVideoError(f"--conv-dropout must be in [0, 1), got {self.conv_dropout}")
         if not 0.0 <= self.caption_dropout <= 1.0:
@@ -204,7 +221,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs.update(type=kind, choices=meta.get("choices"), metavar=meta.get("metavar"))
         section = "model" if f.name in ("base", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
-                                        "lora_rank") \
+                                        "lora_rank", "lora_alpha", "motion_norm", "init_motion") \
             else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume") \
             or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",
                                                                       "frame_stride", "fps", "resolution",

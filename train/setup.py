@@ -4,6 +4,7 @@ optimiser, LR schedule and EMA. The loop itself is in `ldm_video.train.trainer`.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib.util
 import logging
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ldm_video.errors import LdmVideoError
+from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.data import (
     ClipBatchSampler,
@@ -183,6 +184,31 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
     return dataset, collate, image_flags(dataset), bucket_keys(dataset)
 
 
+def _init_motion(config: TrainConfig, unet_config, wanted):
+    """--init-motion: the module's MotionAdapter tensors, and the temporal config with its attention layout."""
+    from ldm_video.checkpoint import read_motion_module
+
+    state, found = read_motion_module(config.init_motion, unet_config)
+    taken = dataclasses.replace(wanted, attention_heads=found.attention_heads,
+                                attention_layers=found.attention_layers, mid_block=found.mid_block)
+    logger.info("--init-motion %s: %d heads, %d transformer layer(s) per module, mid block %s", config.init_motion,
+                taken.attention_heads, taken.attention_layers, "yes" if taken.mid_block else "no")
+    if found.motion_norm != wanted.motion_norm:
+        logger.warning("--init-motion %s was made for %s GroupNorm; training with --motion-norm %s",
+                       config.init_motion, found.motion_norm, wanted.motion_norm)
+    return state, taken
+
+
+def _load_init_motion(model, state: dict, source: str) -> None:
+    """Copy a motion module into the model's temporal attention; frame positions are rebuilt for max_frames."""
+    state = {k: v for k, v in state.items() if not k.endswith("pos_embed.pe")}
+    result = model.motion.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("pos_embed.pe")]
+    if missing or result.unexpected_keys:
+        raise CheckpointMismatchError(f"{source}: motion module does not fit (missing {missing[:2]}, "
+                                      f"unexpected {result.unexpected_keys[:2]})")
+
+
 def setup_run(config: TrainConfig) -> Run:
     """Everything a training run needs, on the accelerator's device."""
     from accelerate.utils import set_seed
@@ -229,12 +255,17 @@ def setup_run(config: TrainConfig) -> Run:
     set_seed(config.seed)
     unet_config = VideoUNetConfig(temporal_layers=config.temporal_layers, attention_heads=config.attention_heads,
                                   conv_depth=config.conv_depth, conv_dropout=config.conv_dropout,
-                                  max_frames=max(32, config.frames),
-                                  lora_rank=config.lora_rank)
+                                  max_frames=max(32, config.frames), motion_norm=config.motion_norm,
+                                  lora_rank=config.lora_rank, lora_alpha=config.lora_alpha)
+    init_state = None
+    if config.init_motion:
+        init_state, unet_config = _init_motion(config, base.unet.config, unet_config)
     try:
         model = inflate_unet(base.unet, unet_config)
     except ValueError as err:
         raise LdmVideoError(f"{config.base}: {err}") from None
+    if init_state is not None:
+        _load_init_motion(model, init_state, config.init_motion)
     base.unet = None  # owned by the model now
     for module in model.temporal_modules().values():
         module.float()  # fp32 temporal weights and buffers (frame positions), whatever the frozen weights' dtype
