@@ -227,4 +227,4 @@ def test_lora_alpha_reaches_the_exports(tiny_base, tmp_path, clips):
                  "--out", str(tmp_path / "d.safetensors")]) == 0
     with safe_open(str(tmp_path / "d.safetensors"), "pt") as f:
         meta = f.metadata()
-    assert json.loads(meta["lora_adapter_metadata"])["lora_alpha"] == 2.0
+    assert json.loads(meta["lora_adapter_metadata"])["unet.lora_alpha"] == 2.0
