@@ -44,9 +44,13 @@ def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("--base", required=True, help="SD 2.x diffusers folder or hub id")
-    g.add_argument("--motion", metavar="DIR", help="temporal layers: a folder saved by training (save_temporal) or a "
-                   "diffusers MotionAdapter folder; without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
+    g.add_argument("--base", required=True, help="SD 2.x base: diffusers folder, hub id, or one checkpoint file "
+                   "(.safetensors / .ckpt, original layout; loaded offline)")
+    g.add_argument("--base-variant", metavar="2.1-base|2.1-768-v|DIR", help="which SD 2.x a single-file --base is: "
+                   "2.1-base (epsilon, 512 px) or 2.1-768-v (v-prediction, 768 px), or a diffusers folder of configs "
+                   "(default: read from a .yaml beside the file, its header or its name, else 2.1-base)")
+    g.add_argument("--motion", metavar="PATH", help="temporal layers: a folder saved by training (save_temporal), a "
+                   "diffusers MotionAdapter folder, or an AnimateDiff motion module (.safetensors / .ckpt); without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
     g.add_argument("--lora", metavar="FILE", help="a LoRA .safetensors for the spatial U-Net, diffusers or kohya format")
     g.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (default 1.0)")
     g.add_argument("--vae", metavar="DIR", help="decoder: a temporal-decoder folder from `ldm-video train-vae`, or "
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
     device, dtype = resolve_device(args.device, args.dtype)
     if args.motion and not Path(args.motion).exists():
-        raise LdmVideoError(f"{args.motion}: no such --motion folder")
+        raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
     if args.lora and not Path(args.lora).exists():
         raise LdmVideoError(f"{args.lora}: no such LoRA file")
     if args.vae and not Path(args.vae).exists():
@@ -188,12 +192,12 @@ def run(args: argparse.Namespace) -> int:
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
     parts = ("unet", "text_encoder", "tokenizer", "scheduler") + (() if args.vae else ("vae",))
-    base = load_base(args.base, components=parts, dtype=dtype, device=device)
+    base = load_base(args.base, components=parts, dtype=dtype, device=device, variant=args.base_variant)
     vae = base.vae
     if args.vae:
         from ldm_video.vae import load_video_vae
 
-        vae = load_video_vae(args.vae, base=args.base, dtype=dtype, device=device)
+        vae = load_video_vae(args.vae, base=args.base, dtype=dtype, device=device, variant=args.base_variant)
         if vae.temporal_compression != 1:  # causal 3D VAE: the U-Net makes (F - 1) / 4 + 1 latent frames
             vae.check_num_frames(args.frames, what="--frames")
             video = replace(video, num_frames=vae.latent_frames(args.frames))

@@ -1,4 +1,5 @@
-"""Loading the Stable Diffusion 2.x base model (SPEC §1) from a hub id or a local diffusers folder.
+"""Loading the Stable Diffusion 2.x base model (SPEC §1) from a hub id, a local diffusers folder or a single
+checkpoint file (`model.safetensors` / `.ckpt`, see `ldm_video.single_file`).
 
 Before any weights are read, the folder's configs are checked: an SD 1.x, SDXL or bare-UNet folder is
 refused with one line saying what was found. The prediction type (epsilon for SD 2.1-base, v_prediction
@@ -82,12 +83,23 @@ def _load_configs(name: str) -> tuple[dict, dict, dict]:
     return dict(index), dict(unet_cfg), dict(sched_cfg)
 
 
-def check_base(name: str) -> dict:
-    """Check that `name` is an SD 2.x diffusers pipeline; return its unet and scheduler configs.
+def check_base(name: str, variant: str | None = None) -> dict:
+    """Check that `name` is an SD 2.x pipeline (folder, hub id or single file); return its unet and scheduler
+    configs. `variant` picks the config of a single file (`ldm_video.single_file.choose_variant`).
 
     Raises BaseModelError naming what was found otherwise.
     """
-    index, unet_cfg, sched_cfg = _load_configs(name)
+    from ldm_video.single_file import check_single_file, choose_variant, is_single_file, single_file_configs
+
+    if is_single_file(name):
+        check_single_file(name)
+        chosen = choose_variant(name, variant)
+        unet_cfg, sched_cfg = single_file_configs(name, chosen)
+        index = _read_json(chosen.config_dir / "model_index.json")
+    else:
+        if variant:
+            raise BaseModelError(f"--base-variant applies to single-file bases only; {name} carries its own configs")
+        index, unet_cfg, sched_cfg = _load_configs(name)
     cls = index.get("_class_name", "?")
     if "XL" in cls or "text_encoder_2" in index or unet_cfg.get("addition_embed_type") == "text_time":
         raise BaseModelError(f"{name}: found an SDXL model ({cls}); ldm-video needs Stable Diffusion 2.x")
@@ -111,16 +123,26 @@ def load_base(
     components: tuple[str, ...] = COMPONENTS,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    variant: str | None = None,
 ) -> BaseModel:
-    """Load the asked-for parts of an SD 2.x model with diffusers' / transformers' own `from_pretrained`."""
+    """Load the asked-for parts of an SD 2.x model with diffusers' / transformers' own `from_pretrained`
+    (or `from_single_file` for a checkpoint file; `variant` as in `check_base`)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    info = check_base(name)
+    from ldm_video.single_file import choose_variant, is_single_file, load_single_file
+
+    info = check_base(name, variant)
     unknown = set(components) - set(COMPONENTS)
     if unknown:
         raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
     base = BaseModel(name=str(name), prediction_type=info["prediction_type"])
+    if is_single_file(name):
+        for part, module in load_single_file(name, components, dtype, choose_variant(name, variant)).items():
+            if isinstance(module, torch.nn.Module):
+                module.requires_grad_(False).eval().to(device)
+            setattr(base, part, module)
+        return base
     loaders = {
         "unet": lambda: UNet2DConditionModel.from_pretrained(name, subfolder="unet", torch_dtype=dtype),
         "vae": lambda: AutoencoderKL.from_pretrained(name, subfolder="vae", torch_dtype=dtype),

@@ -30,7 +30,11 @@ class TrainConfig:
 
     # -- model ------------------------------------------------------------------------------------------
     base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(
-        "SD 2.x base: hub id or local diffusers folder (never modified)"))
+        "SD 2.x base: hub id, local diffusers folder or one checkpoint file (.safetensors / .ckpt); never modified"))
+    base_variant: str | None = field(default=None, metadata=_opt(
+        "which SD 2.x a single-file --base is: 2.1-base (epsilon, 512 px), 2.1-768-v (v-prediction, 768 px) or a "
+        "diffusers folder of configs (default: from a .yaml beside the file, its header or name, else 2.1-base)",
+        metavar="VARIANT"))
     temporal_layers: str = field(default="attn+conv", metadata=_opt(
         "temporal layers to inject and train", ("attn", "conv", "attn+conv")))
     attention_heads: int = field(default=8, metadata=_opt("heads of each temporal attention"))
@@ -220,7 +224,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", metavar="TEXT")
         else:
             kwargs.update(type=kind, choices=meta.get("choices"), metavar=meta.get("metavar"))
-        section = "model" if f.name in ("base", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
+        section = "model" if f.name in ("base", "base_variant", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
                                         "lora_rank", "lora_alpha", "motion_norm", "init_motion") \
             else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume") \
             or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",

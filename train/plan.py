@@ -107,15 +107,21 @@ def _read_json(path: Path) -> dict:
         raise LdmVideoError(f"{path}: unreadable config ({err})") from None
 
 
-def base_configs(base: str) -> tuple[dict, dict, dict]:
-    """(unet, vae, text encoder) configs of a local SD 2.x folder, or the built-in SD 2.1 ones for its hub ids."""
+def base_configs(base: str, variant: str | None = None) -> tuple[dict, dict, dict]:
+    """(unet, vae, text encoder) configs of a local SD 2.x folder or single file, or the built-in SD 2.1 ones for
+    its hub ids."""
+    from ldm_video.single_file import choose_variant, is_single_file
     from ldm_video.testing import sd21_unet_config
 
     root = Path(base).expanduser()
-    if root.is_dir():
-        from ldm_video.base import check_base
+    from ldm_video.base import check_base
 
+    if is_single_file(base):
+        check_base(base, variant)
+        root = choose_variant(base, variant).config_dir
+    elif root.is_dir():
         check_base(str(root))
+    if root.is_dir():
         return (_read_json(root / "unet" / "config.json"), _read_json(root / "vae" / "config.json"),
                 _read_json(root / "text_encoder" / "config.json"))
     if base in KNOWN_BASES:
@@ -141,7 +147,7 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
     from ldm_video.config import VideoUNetConfig
     from ldm_video.video_unet import VideoUNet
 
-    unet_cfg, vae_cfg, text_cfg = base_configs(config.base)
+    unet_cfg, vae_cfg, text_cfg = base_configs(config.base, config.base_variant)
     from ldm_video.train.setup import WEIGHT_DTYPES
 
     dtype = WEIGHT_DTYPES[config.mixed_precision]
@@ -222,7 +228,7 @@ def encoder_bytes(config: TrainConfig) -> int:
 
     from ldm_video.train.setup import WEIGHT_DTYPES
 
-    _, vae_cfg, text_cfg = base_configs(config.base)
+    _, vae_cfg, text_cfg = base_configs(config.base, config.base_variant)
     with FakeTensorMode(allow_non_fake_inputs=True):
         n = _numel(AutoencoderKL(**vae_cfg)) + _numel(CLIPTextModel(CLIPTextConfig(**text_cfg)))
     return n * torch.finfo(WEIGHT_DTYPES[config.mixed_precision]).bits // 8

@@ -22,8 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--base", default="stabilityai/stable-diffusion-2-1-base",
-                        help="SD 2.x base (hub id or folder) whose VAE and text encoder encode the data "
-                             "(default: %(default)s)")
+                        help="SD 2.x base (hub id, folder or single .safetensors / .ckpt file) whose VAE and text "
+                             "encoder encode the data (default: %(default)s)")
+    parser.add_argument("--base-variant", metavar="VARIANT", default=None,
+                        help="single-file --base only: 2.1-base, 2.1-768-v or a diffusers folder of configs "
+                             "(both SD 2.1 variants share the VAE and text encoder)")
     parser.add_argument("--data", required=True, help="folder of videos / images with captions")
     parser.add_argument("--output", required=True, metavar="CACHE_DIR", help="new folder for the cache")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default: %(default)s)")
@@ -60,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
                       resolution=args.resolution, crop=args.crop, images=args.images, buckets=args.buckets)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    base = load_base(args.base, ("text_encoder", "tokenizer"), dtype, device)
-    base.vae = load_video_vae(args.vae or args.base, base=args.base, dtype=dtype, device=device)
+    base = load_base(args.base, ("text_encoder", "tokenizer"), dtype, device, variant=args.base_variant)
+    base.vae = load_video_vae(args.vae or args.base, base=args.base, dtype=dtype, device=device,
+                              variant=args.base_variant)
     base.vae.check_num_frames(args.frames, what="--frames")
     out = prepare_cache(base, data, args.output, repeats=args.repeats, seed=args.seed, dtype=DTYPES[args.dtype],
                         vae_name=args.vae)

@@ -123,7 +123,8 @@ def training_vae(config: TrainConfig, dtype: torch.dtype, device):
     """
     from ldm_video.vae import load_video_vae
 
-    vae = load_video_vae(config.vae or config.base, base=config.base, dtype=dtype, device=device)
+    vae = load_video_vae(config.vae or config.base, base=config.base, dtype=dtype, device=device,
+                         variant=config.base_variant)
     vae.check_num_frames(config.frames, what="--frames")
     return vae
 
@@ -158,7 +159,7 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
             from ldm_video.base import load_base
 
             base = load_base(base_name, ("text_encoder", "tokenizer"), WEIGHT_DTYPES[config.mixed_precision],
-                             accelerator.device)
+                             accelerator.device, variant=config.base_variant)
             base.vae = training_vae(config, WEIGHT_DTYPES[config.mixed_precision], accelerator.device)
             prepare_cache(base, data_config(config), cache, seed=config.seed, vae_name=config.vae)
             del base
@@ -229,7 +230,7 @@ def setup_run(config: TrainConfig) -> Run:
     dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base)
     cached = not isinstance(dataset, VideoFolderDataset)
     parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "text_encoder", "tokenizer")
-    base = load_base(config.base, parts, weight_dtype, accelerator.device)
+    base = load_base(config.base, parts, weight_dtype, accelerator.device, variant=config.base_variant)
     if not cached:
         base.vae = training_vae(config, weight_dtype, accelerator.device)
 
@@ -239,7 +240,8 @@ def setup_run(config: TrainConfig) -> Run:
         empty_text = dataset.empty_text
         validation_embeds = None
         if prompts:
-            enc = load_base(config.base, ("text_encoder", "tokenizer"), weight_dtype, accelerator.device)
+            enc = load_base(config.base, ("text_encoder", "tokenizer"), weight_dtype, accelerator.device,
+                            variant=config.base_variant)
             from ldm_video.train.encode import encode_prompts
 
             validation_embeds = encode_prompts(enc.tokenizer, enc.text_encoder, prompts).cpu()

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", required=True, help="video VAE folder (from train-vae) or a base model")
     parser.add_argument("--data", required=True, help="folder of videos to reconstruct")
     parser.add_argument("--base", default=None,
-                        help="base whose 2D VAE is the reference (default: the base recorded in --vae)")
+                        help="base whose 2D VAE is the reference: folder, hub id or single file (default: the base recorded "
+                             "in --vae)")
     parser.add_argument("--frames", type=int, default=9, help="frames per clip (4f+1 for a causal VAE)")
     parser.add_argument("--resolution", default="256", help="clip size: N or HxW (multiples of 8)")
     parser.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame of a file")

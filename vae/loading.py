@@ -22,6 +22,7 @@ def load_video_vae(
     base: str | None = None,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    variant: str | None = None,
 ) -> VideoVAE:
     """A frozen, eval-mode `VideoVAE` from a saved video-VAE folder, or the plain 2D SD VAE of a base model.
 
@@ -30,21 +31,24 @@ def load_video_vae(
             pipeline folder / hub id / bare `vae/` folder (then the 2D VAE, frame by frame).
         base: the base model in use, when known; a saved VAE built for a different SD VAE is refused with
             CheckpointMismatchError. A temporal decoder is rebuilt on this base (else on the one it recorded).
+        variant: `--base-variant` of a single-file base (see ldm_video.single_file).
     """
+    from ldm_video.single_file import is_single_file
+
     path = str(path_or_base)
     if is_video_vae_folder(path):
         kind = read_config(path).get("kind")
         if kind == TEMPORAL_DECODER:
-            model: VideoVAE = load_temporal_decoder(path, base_vae=load_base_vae(base, dtype) if base else None,
+            model: VideoVAE = load_temporal_decoder(path, base_vae=load_base_vae(base, dtype, variant) if base else None,
                                                     dtype=dtype)
         elif kind == CAUSAL3D:
             model = load_causal_vae(path, dtype=dtype)
             if base:
-                check_base_matches(model, load_base_vae(base).config, path)
+                check_base_matches(model, load_base_vae(base, variant=variant).config, path)
         else:
             raise LdmVideoError(f"{path}: unknown video VAE kind {kind!r}; expected one of {', '.join(KINDS[1:])}")
-    elif os.path.isdir(path) or not os.path.exists(path):
-        model = ImageVAE(load_base_vae(path, dtype))
+    elif os.path.isdir(path) or not os.path.exists(path) or is_single_file(path):
+        model = ImageVAE(load_base_vae(path, dtype, variant if path == str(base) else None))
     else:
         raise LdmVideoError(f"{path}: expected a video VAE folder or an SD 2.x base model, found a file")
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)

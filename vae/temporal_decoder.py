@@ -172,8 +172,9 @@ def encoder_fingerprint(vae: nn.Module) -> str:
     return fingerprint(tensors)
 
 
-def load_base_vae(base: str, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The SD `AutoencoderKL` of a base pipeline (folder or hub id) or of a bare `vae/` folder, frozen."""
+def load_base_vae(base: str, dtype: torch.dtype = torch.float32, variant: str | None = None) -> nn.Module:
+    """The SD `AutoencoderKL` of a base pipeline (folder, hub id or single file, `variant` as in load_base) or of
+    a bare `vae/` folder, frozen."""
     from diffusers import AutoencoderKL
 
     from ldm_video.base import load_base
@@ -186,7 +187,7 @@ def load_base_vae(base: str, dtype: torch.dtype = torch.float32) -> nn.Module:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise LdmVideoError(f"{base}: could not load the SD VAE ({first})") from None
         return vae.requires_grad_(False).eval()
-    return load_base(base, components=("vae",), dtype=dtype).vae
+    return load_base(base, components=("vae",), dtype=dtype, variant=variant).vae
 
 
 def load_temporal_decoder(path: str | os.PathLike, base_vae: nn.Module | None = None,

@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--kind", required=True, choices=TRAIN_KINDS,
                    help="temporal-decoder: SD VAE + temporal convs in the decoder; causal3d: SD VAE inflated "
                         "to a causal 3D VAE with 4x temporal compression")
-    g.add_argument("--base", required=True, help="SD 2.x base model (diffusers folder or hub id)")
+    g.add_argument("--base", required=True, help="SD 2.x base model (diffusers folder, hub id or single "
+                   ".safetensors / .ckpt file; the SD 2.1 variants share one VAE)")
     g.add_argument("--output", required=True, help="run folder (checkpoints/, vae/, train_log.jsonl)")
     g.add_argument("--train-decoder", action="store_true",
                    help="temporal-decoder only: fine-tune the whole decoder, not just its temporal layers")
