@@ -22,7 +22,9 @@ import torch
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 
-A1111_PE_LENGTH = 32  # sd-webui-animatediff builds v2 / v3 modules with 32 frame positions
+# sd-webui-animatediff builds v2 / v3 modules with 32 frame positions and loads them strictly, so every export
+# has exactly 32 (the table is a fixed sinusoid: a longer one is rebuilt on loading, from the ldm-video header)
+A1111_PE_LENGTH = 32
 
 # diffusers MotionAdapter name piece -> original AnimateDiff name piece (inside a transformer block)
 _TO_ORIGINAL = (
@@ -53,7 +55,7 @@ def to_original(adapter_state: dict[str, torch.Tensor], pe_length: int = A1111_P
         prefix = f"{block}.motion_modules.{index}.temporal_transformer."
         if rest.endswith("pos_embed.pe"):
             tb = rest[: -len("pos_embed.pe")]  # "transformer_blocks.K."
-            pe = sinusoid(max(pe_length, value.shape[1]), value.shape[-1])
+            pe = sinusoid(pe_length, value.shape[-1])
             for j in (0, 1):  # the original gives each of the two attentions its own copy
                 out[f"{prefix}{tb}attention_blocks.{j}.pos_encoder.pe"] = pe.clone()
             continue
@@ -199,7 +201,8 @@ def load_original(path: str | Path, unet_config, attention_heads: int | None = N
     saved = json.loads(header.get("ldm_video_temporal_config", "{}"))
     heads = saved.get("attention_heads") or attention_heads or 8
     config = VideoUNetConfig(temporal_layers="attn", attention_heads=heads,
-                             attention_layers=layout.transformer_layers, max_frames=layout.pe_length,
+                             attention_layers=layout.transformer_layers,
+                             max_frames=saved.get("max_frames") or layout.pe_length,
                              mid_block=layout.mid_block, motion_norm=header.get("ldm_video_motion_norm", "per-frame"))
     try:
         expected = motion_adapter_for(unet_config, config)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,9 @@ def _adapter(state: dict, record: dict, source: Path, drop_conv: bool, fmt: str)
 
 def export_motion_adapter(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
     adapter = _adapter(state, record, source, drop_conv, "MotionAdapter")
+    if VideoUNetConfig.from_dict(record["temporal"]).motion_norm == "per-frame":
+        print(f"note: {source} was trained with per-frame motion GroupNorm; diffusers runs a MotionAdapter "
+              "all-frames (README: GroupNorm semantics); --format animatediff keeps per-frame", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         adapter.save_pretrained(tmp, safe_serialization=True)
         for weights in Path(tmp).glob("*.safetensors"):

@@ -215,10 +215,20 @@ def test_init_motion_refuses_a_module_for_another_unet(tiny_base, tmp_path, clip
     assert code == 2 and "channels" in err and "wide.safetensors" in err
 
 
-def test_lora_alpha_reaches_the_exports(tiny_base, tmp_path, clips):
+def test_lora_alpha_and_motion_norm_reach_the_exports(tiny_base, tmp_path, clips, capsys):
     assert main(["train", "--base", tiny_base, "--data", str(clips), "--output-dir", str(tmp_path / "out"),
                  "--frames", "4", "--resolution", "32", "--max-steps", "1", "--temporal-layers", "attn",
-                 "--lora-rank", "4", "--lora-alpha", "2", "--no-progress"]) == 0
+                 "--lora-rank", "4", "--lora-alpha", "2", "--motion-norm", "per-frame", "--no-progress"]) == 0
+    saved = json.loads((tmp_path / "out" / "temporal_config.json").read_text())["temporal"]
+    assert saved["lora_alpha"] == 2.0 and saved["motion_norm"] == "per-frame"
+    mm = tmp_path / "mm.safetensors"
+    assert main(["export", "--motion", str(tmp_path / "out"), "--format", "animatediff", "--out", str(mm)]) == 0
+    with safe_open(str(mm), "pt") as f:
+        assert f.metadata()["ldm_video_motion_norm"] == "per-frame"
+    assert load_motion(mm, load_base(tiny_base, components=("unet",)).unet).config.motion_norm == "per-frame"
+    assert main(["export", "--motion", str(tmp_path / "out"), "--format", "motion-adapter",
+                 "--out", str(tmp_path / "ma")]) == 0
+    assert "per-frame motion GroupNorm" in capsys.readouterr().err  # diffusers would run it all-frames
     out = tmp_path / "k.safetensors"
     assert main(["export", "--motion", str(tmp_path / "out"), "--format", "kohya-lora", "--out", str(out)]) == 0
     alphas = {float(v) for k, v in load_file(str(out)).items() if k.endswith(".alpha")}

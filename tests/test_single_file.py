@@ -39,9 +39,8 @@ def test_single_file_loads_the_folder_weights_exactly(files, tiny_base, tiny_bas
 
 
 def test_generate_and_train_take_a_single_file(files, tiny_base, tmp_path, capsys):
-    from ldm_video.train.synthetic import write_test_video
-
     from ldm_video import single_file
+    from ldm_video.train.synthetic import write_test_video
 
     single_file._told.clear()  # the choice is named once per file and process; earlier tests loaded this one
     common = ["--prompt", "a red circle", "--frames", "4", "--clip-frames", "4", "--steps", "2",
