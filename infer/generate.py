@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ from ldm_video.infer.pipeline import (
     encode_prompt,
     to_uint8,
 )
+from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, parse_seeds, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.noise import NOISE_PRIORS
@@ -35,6 +36,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # frames jumps (1.36); dropping the one near-duplicate gives 1.06, as smooth as inside a clip.
 VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # and overlap M = clip_frames // 2 (4 of 8)
 DEFAULT_SEAM_DROP = 1
+# --prompt-edit with --prompt-at: on the toy world 0.5 kept position across a colour switch (0.3 did not; README)
+DEFAULT_PROMPT_EDIT = 0.5
 
 
 def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
@@ -63,7 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "whose cores other jobs keep busy")
 
     g = parser.add_argument_group("sampling")
-    g.add_argument("--prompt", required=True, help="text prompt")
+    g.add_argument("--prompt", help="text prompt (or --prompts FILE)")
+    g.add_argument("--prompt-at", nargs=2, action="append", metavar=("FRAME", "TEXT"),
+                   help="prompt travel: from output frame FRAME on, the clips are asked for TEXT (repeatable); each "
+                        "clip takes the prompt scheduled at its first new frame")
+    g.add_argument("--prompt-blend", type=int, default=0, metavar="CLIPS",
+                   help="prompt travel: move the text embedding to the new prompt over CLIPS clips instead of "
+                        "switching at once (default 0)")
+    g.add_argument("--prompt-edit", type=float, default=None, metavar="FRACTION",
+                   help="prompt travel: every clip after a switch denoises this fraction of its first steps, where the "
+                        "layout forms, with the video's first prompt, so shape and position carry over (A1111's "
+                        "[old:new:when] prompt editing; default 0.5 with --prompt-at: measured in README; 0 switches outright)")
+    g.add_argument("--prompts", metavar="FILE", help="many videos: one prompt per line (# comments); with --seeds, one "
+                   "video per (prompt, seed), model loaded once, named OUT-p{index:03d}-s{seed}.ext")
     g.add_argument("--negative-prompt", default="", help="negative prompt for classifier-free guidance")
     g.add_argument("--guidance", type=float, default=7.5, help="guidance scale; <= 1 disables guidance (default 7.5)")
     g.add_argument("--scheduler", choices=tuple(SCHEDULERS), default="ddim", help="diffusers sampler (default ddim)")
@@ -73,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-alpha", type=float, default=0.0,
                    help="PYoCo alpha of --noise-prior (mixed: 1, progressive: 2 in the paper; default 0)")
     g.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0)")
+    g.add_argument("--seeds", metavar="LIST", help="many videos: seeds like 0-7 or 1,5,9 (overrides --seed)")
     g.add_argument("--height", type=int, default=256, help="pixels, multiple of 8 (default 256)")
     g.add_argument("--width", type=int, default=256, help="pixels, multiple of 8 (default 256)")
 
@@ -101,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of mp4 / gif (default 8)")
     g.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
     g.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode call (default 8)")
-    g.add_argument("--save-latents", metavar="FILE", help="also write the final latents to FILE.safetensors")
+    g.add_argument("--save-latents", metavar="FILE", help="also write the final latents to FILE.safetensors "
+                   "(a batch: FILE-p{index:03d}-s{seed}.safetensors)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -167,7 +184,134 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
     return sampling, video
 
 
+@dataclass(frozen=True)
+class Job:
+    """One video of a call: its prompts over time, seed and files."""
+
+    prompt_index: int
+    schedule: PromptSchedule
+    seed: int
+    out: Path
+    latents: Path | None
+
+
+def plan_jobs(args: argparse.Namespace, num_frames: int) -> list[Job]:
+    """The (prompt, seed) videos this call makes, with their output paths; LdmVideoError on bad flags."""
+    if bool(args.prompt) == bool(args.prompts):
+        raise LdmVideoError("give --prompt TEXT or --prompts FILE (one of them)")
+    if args.prompts and args.prompt_at:
+        raise LdmVideoError("--prompt-at schedules one video's prompt; it does not combine with --prompts")
+    if (args.prompt_blend or args.prompt_edit is not None) and not args.prompt_at:
+        raise LdmVideoError("--prompt-blend / --prompt-edit need --prompt-at (a prompt to travel to)")
+    if args.prompt_edit is None:
+        args.prompt_edit = DEFAULT_PROMPT_EDIT if args.prompt_at else 0.0
+    if not 0.0 <= args.prompt_edit < 1.0:
+        raise LdmVideoError(f"--prompt-edit must be in [0, 1), got {args.prompt_edit}")
+    prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    batch = len(prompts) * len(seeds) > 1
+    jobs = []
+    for i, prompt in enumerate(prompts):
+        schedule = PromptSchedule.build(prompt, args.prompt_at, args.prompt_blend, num_frames)
+        for seed in seeds:
+            out = output_path(args.out, i, seed, batch)
+            latents = output_path(args.save_latents, i, seed, batch) if args.save_latents else None
+            jobs.append(Job(i, schedule, seed, out, latents))
+    return jobs
+
+
+def sidecar_path(out: Path) -> Path:
+    """video.mp4 -> video.json; a PNG folder frames/ -> frames.json."""
+    return out.with_suffix(".json") if out.suffix in (".mp4", ".gif") else out.with_name(out.name + ".json")
+
+
+def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, video: LongVideoConfig) -> Path:
+    """The settings that made one video, as JSON next to it (written atomically)."""
+    from ldm_video import __version__
+    from ldm_video.checkpoint import atomic_write
+
+    record = {
+        "video": job.out.name, "prompt": job.schedule.prompts[0], "negative_prompt": args.negative_prompt,
+        "prompt_schedule": [{"frame": f, "prompt": p} for f, p in zip(job.schedule.starts, job.schedule.prompts)],
+        "prompt_blend": job.schedule.blend_clips, "prompt_edit": args.prompt_edit, "seed": job.seed, "frames": args.frames,
+        "base": args.base, "base_variant": args.base_variant, "motion": args.motion, "lora": args.lora,
+        "lora_scale": args.lora_scale if args.lora else None, "vae": args.vae,
+        "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
+        "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "fps": args.fps, "ldm_video_version": __version__,
+    }
+    path = sidecar_path(job.out)
+    atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=2)))
+    return path
+
+
+class PromptEmbeddings:
+    """Text embeddings per clip for a prompt schedule (each prompt encoded once, blends mixed per clip)."""
+
+    def __init__(self, base, schedule: PromptSchedule, negative: str, guidance: float, video: LongVideoConfig,
+                 frames_per_latent: int, device, dtype, edit: float = 0.0):
+        self.cache: dict[str, torch.Tensor] = {}
+        self.edit = edit  # fraction of each later prompt's clip steps that still use the first prompt
+        self.schedule = schedule
+        self.base, self.negative, self.guidance, self.device, self.dtype = base, negative, guidance, device, dtype
+        # the output (pixel) frame where each clip's new frames begin; a causal 3D VAE decodes latent frame
+        # l >= 1 to pixel frames (l - 1) * 4 + 1 .. l * 4
+        latent = [video.clip_start(c) for c in range(video.num_clips)]
+        starts = [0 if lat == 0 else (lat - 1) * frames_per_latent + 1 for lat in latent]
+        self.weights = clip_weights(schedule, starts)
+
+    def _encode(self, prompt: str) -> torch.Tensor:
+        if prompt not in self.cache:
+            self.cache[prompt] = encode_prompt(self.base.tokenizer, self.base.text_encoder, prompt, self.negative,
+                                               self.guidance, self.device, self.dtype)  # (2|1, seq, dim)
+        return self.cache[prompt]
+
+    def _mix(self, mix: dict[int, float]) -> torch.Tensor:
+        return sum(w * self._encode(self.schedule.prompts[i]) for i, w in mix.items())  # (2|1, seq, dim)
+
+    def __call__(self, clip: int):
+        now = self._mix(self.weights[clip])
+        if self.edit == 0 or self.weights[clip] == {0: 1.0}:
+            return now
+        layout = self._encode(self.schedule.prompts[0])  # the layout steps keep the video's first prompt
+        return lambda done: layout if done < self.edit else now
+
+
+def sample_one(job: Job, args, base, model, vae, sampling: SamplingConfig, video: LongVideoConfig,
+               frames_per_latent: int, progress: bool) -> None:
+    """One video of the call: sampled clip by clip, streamed to its file (and latents), then its sidecar."""
+    sampling = replace(sampling, seed=job.seed)
+    text = PromptEmbeddings(base, job.schedule, args.negative_prompt, sampling.guidance, video, frames_per_latent,
+                            model.device, model.dtype, edit=args.prompt_edit)
+    sampler = VideoSampler(model=model, vae=vae, scheduler_config=dict(base.scheduler.config),
+                           sampling=sampling, video=video, progress=progress)
+    latent_writer = None
+    if job.latents is not None:
+        meta = {"prompt": job.schedule.prompts[0], "negative_prompt": args.negative_prompt, "seed": str(job.seed),
+                "base": args.base, "vae_scaling_factor": str(sampler.vae_scale), "layout": "b c f h w",
+                "config": json.dumps({"sampling": vars(sampling), "frames": video.num_frames,
+                                      "extend": video.extend, "vidrd": vars(video.vidrd),
+                                      "seam_drop": video.seam_drop})}
+        latent_writer = LatentWriter(str(job.latents), (1, 4, video.num_frames, *sampler.latent_shape[3:]), meta)
+    try:
+        with VideoWriter(job.out, fps=args.fps, crf=args.crf) as writer:
+            for chunk in sampler(text):
+                writer.append(to_uint8(chunk.frames).cpu().numpy())  # (f, H, W, 3) uint8
+                if latent_writer is not None:
+                    latent_writer.append(chunk.latents)  # (1, 4, f, h, w)
+            if writer.frames_written != args.frames:  # the frame arithmetic is the contract
+                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {args.frames}")
+        if latent_writer is not None:
+            latent_writer.close()
+    except BaseException:
+        if latent_writer is not None:
+            latent_writer.abort()
+        raise
+    write_sidecar(job, args, sampling, video)
+
+
 def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from ldm_video import load_base
 
     if args.threads < 0:
@@ -175,9 +319,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sampling, video = build_configs(args)
-    output_format(args.out)  # refuse a bad --out / --save-latents before loading anything
-    if args.save_latents and not args.save_latents.endswith(".safetensors"):
-        raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
+    jobs = plan_jobs(args, args.frames)
+    for job in jobs:  # refuse a bad --out / --save-latents before loading anything
+        output_format(job.out)
+        if job.latents is not None and job.latents.suffix != ".safetensors":
+            raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
     device, dtype = resolve_device(args.device, args.dtype)
     if args.motion and not Path(args.motion).exists():
         raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
@@ -194,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
     parts = ("unet", "text_encoder", "tokenizer", "scheduler") + (() if args.vae else ("vae",))
     base = load_base(args.base, components=parts, dtype=dtype, device=device, variant=args.base_variant)
     vae = base.vae
+    frames_per_latent = 1
     if args.vae:
         from ldm_video.vae import load_video_vae
 
@@ -201,36 +348,14 @@ def run(args: argparse.Namespace) -> int:
         if vae.temporal_compression != 1:  # causal 3D VAE: the U-Net makes (F - 1) / 4 + 1 latent frames
             vae.check_num_frames(args.frames, what="--frames")
             video = replace(video, num_frames=vae.latent_frames(args.frames))
+            frames_per_latent = vae.temporal_compression
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")
-    text = encode_prompt(base.tokenizer, base.text_encoder, args.prompt, args.negative_prompt, sampling.guidance,
-                         device, dtype)  # (2|1, seq, dim), once per run
-    sampler = VideoSampler(model=model, vae=vae, scheduler_config=dict(base.scheduler.config),
-                           sampling=sampling, video=video, progress=not args.quiet)
-    latent_writer = None
-    if args.save_latents:
-        meta = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "seed": str(args.seed),
-                "base": args.base, "vae_scaling_factor": str(sampler.vae_scale), "layout": "b c f h w",
-                "config": json.dumps({"sampling": vars(sampling), "frames": video.num_frames,
-                                      "extend": video.extend, "vidrd": vars(video.vidrd),
-                                      "seam_drop": video.seam_drop})}
-        latent_writer = LatentWriter(args.save_latents, (1, 4, video.num_frames, *sampler.latent_shape[3:]), meta)
-    try:
-        with VideoWriter(args.out, fps=args.fps, crf=args.crf) as writer:
-            for chunk in sampler(text):
-                writer.append(to_uint8(chunk.frames).cpu().numpy())  # (f, H, W, 3) uint8
-                if latent_writer is not None:
-                    latent_writer.append(chunk.latents)  # (1, 4, f, h, w)
-            if writer.frames_written != args.frames:  # the frame arithmetic is the contract
-                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {args.frames}")
-        if latent_writer is not None:
-            latent_writer.close()
-    except BaseException:
-        if latent_writer is not None:
-            latent_writer.abort()
-        raise
-    if not args.quiet:
-        print(f"wrote {args.out} ({args.frames} frames, {video.num_clips} clips)")
+    batch = len(jobs) > 1
+    for job in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not batch):
+        sample_one(job, args, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
+        if not args.quiet:
+            print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips)")
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -89,8 +89,12 @@ class LongVideoConfig:
         n = self.clip_frames
         if clip == 0:
             return 0, n
-        done = n + (clip - 1) * (n - self.seam_drop)
-        return self.seam_drop, min(n, self.seam_drop + self.num_frames - done)
+        return self.seam_drop, min(n, self.seam_drop + self.num_frames - self.clip_start(clip))
+
+    def clip_start(self, clip: int) -> int:
+        """The output frame where clip `clip`'s frames in the output begin."""
+        n = self.clip_frames
+        return 0 if clip == 0 else n + (clip - 1) * (n - self.seam_drop)
 
     @property
     def num_clips(self) -> int:
@@ -161,8 +165,11 @@ class VideoSampler:
         return next_clip_noise(prev_noise, v.vidrd.overlap, v.vidrd.pns_alpha, generator,
                                v.vidrd.order)  # VidRD FNR + PNS
 
-    def denoise(self, clip: int, noise: torch.Tensor, text: torch.Tensor, generator) -> torch.Tensor:
-        """One clip from its initial noise to final latents (1, 4, N, h, w), with DSG from the previous clip."""
+    def denoise(self, clip: int, noise: torch.Tensor, text, generator) -> torch.Tensor:
+        """One clip from its initial noise to final latents (1, 4, N, h, w), with DSG from the previous clip.
+
+        `text`: embeddings (2|1, seq, dim), or a function of the fraction of steps done -> embeddings.
+        """
         s, v = self.sampling, self.video
         scheduler = make_scheduler(s.scheduler, self.scheduler_config)
         scheduler.set_timesteps(s.steps, device=self.device)
@@ -180,7 +187,8 @@ class VideoSampler:
                 record.record(k, latents)  # kept for the next clip (after this step's replacement)
             x = torch.cat([latents, latents]) if cfg else latents  # (2|1, 4, N, h, w)
             x = scheduler.scale_model_input(x, t).to(self.dtype)
-            pred = self.model(x, t, text).sample.float()  # (2|1, 4, N, h, w)
+            emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
+            pred = self.model(x, t, emb).sample.float()  # (2|1, 4, N, h, w)
             if cfg:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
@@ -197,12 +205,15 @@ class VideoSampler:
             yield z, rearrange(video, "1 c f h w -> f c h w")  # (F_chunk, 3, H, W)
 
     @torch.no_grad()
-    def __call__(self, text: torch.Tensor) -> Iterator[VideoChunk]:
+    def __call__(self, text: torch.Tensor | Callable[[int], torch.Tensor]) -> Iterator[VideoChunk]:
         """Yield the video's frames chunk by chunk, exactly `num_frames` in all.
 
         Args:
-            text: (2, seq, dim) [negative, prompt] embeddings when guidance > 1, else (1, seq, dim).
+            text: (2, seq, dim) [negative, prompt] embeddings when guidance > 1, else (1, seq, dim); or a
+                function clip index -> such embeddings, or -> a function of the fraction of the clip's steps
+                done -> embeddings (prompt travel, prompt editing).
         """
+        text_for = text if callable(text) else (lambda clip: text)
         generator = torch.Generator("cpu").manual_seed(self.sampling.seed)
         noise = None
         self.dsg = None
@@ -210,7 +221,7 @@ class VideoSampler:
         clips = tqdm(range(self.video.num_clips), desc="clips", disable=not self.progress)
         for clip in clips:
             noise = self.initial_noise(clip, noise, generator)  # (1, 4, N, h, w)
-            latents = self.denoise(clip, noise, text, generator)  # (1, 4, N, h, w)
+            latents = self.denoise(clip, noise, text_for(clip), generator)  # (1, 4, N, h, w)
             start, end = self.video.kept_frames(clip)
             for z, frames in self.decode(latents[:, :, start:end]):
                 yield VideoChunk(clip=clip, latents=z, frames=frames)

@@ -50,7 +50,7 @@ def test_done_when_command_writes_40_frame_mp4(tiny_base, motion_dir, tmp_path, 
     frames = mp4_frames(out)
     assert frames.shape == (40, 32, 32, 3)
     assert frames.std() > 1  # not a blank video
-    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json", "v.mp4"]  # the settings sidecar, no temporary
 
 
 def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir, tmp_path):
