@@ -97,7 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--clip-frames", type=int, default=8,
                    help="frames denoised together, N (default 8; latent frames with a causal 3D --vae)")
     g.add_argument("--extend", choices=EXTEND_MODES, default="vidrd",
-                   help="vidrd: FNR + PNS + DSG tie each clip to the last; independent: fresh noise per clip")
+                   help="vidrd: FNR + PNS + DSG tie each clip to the last; independent: fresh noise per clip; "
+                        "freenoise: diffusers' FreeNoise (context windows of --clip-frames, --clip-frames - "
+                        "--overlap apart; memory grows with --frames; attention-only --motion)")
+    g.add_argument("--freenoise-split", action="store_true",
+                   help="freenoise: diffusers' split inference (bounds the memory of long videos)")
     g.add_argument("--overlap", type=int, help="vidrd: prompt frames M (default clip-frames // 2, i.e. 4 of 8)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
@@ -157,6 +161,17 @@ def load_video_model(base, motion: str | None, lora: str | None, lora_scale: flo
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
+    if args.freenoise_split and args.extend != "freenoise":
+        raise LdmVideoError("--freenoise-split applies to --extend freenoise only")
+    if args.extend == "freenoise":
+        given = [f"--{k.replace('_', '-')}" for k in ("pns_alpha", "dsg_beta", "seam_drop", "save_latents",
+                                                       "prompt_blend", "prompt_edit") if getattr(args, k)]
+        given += ["--reuse-order"] if args.reuse_order != "reversed" else []
+        given += ["--noise-prior"] if args.noise_prior != "iid" else []
+        if given:
+            raise LdmVideoError(f"{', '.join(given)} do not apply to --extend freenoise (FreeNoise draws its own "
+                                "shuffled noise and fuses windows instead of clips)")
+        args.pns_alpha, args.dsg_beta, args.seam_drop = 0.0, 0.0, 0
     if args.extend == "independent":
         given = [f"--{k.replace('_', '-')}" for k, v in vidrd_flags.items() if v is not None]
         given += ["--reuse-order"] if args.reuse_order != "reversed" else []
@@ -204,7 +219,7 @@ def plan_jobs(args: argparse.Namespace, num_frames: int) -> list[Job]:
     if (args.prompt_blend or args.prompt_edit is not None) and not args.prompt_at:
         raise LdmVideoError("--prompt-blend / --prompt-edit need --prompt-at (a prompt to travel to)")
     if args.prompt_edit is None:
-        args.prompt_edit = DEFAULT_PROMPT_EDIT if args.prompt_at else 0.0
+        args.prompt_edit = DEFAULT_PROMPT_EDIT if args.prompt_at and args.extend != "freenoise" else 0.0
     if not 0.0 <= args.prompt_edit < 1.0:
         raise LdmVideoError(f"--prompt-edit must be in [0, 1), got {args.prompt_edit}")
     prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
@@ -309,6 +324,22 @@ def sample_one(job: Job, args, base, model, vae, sampling: SamplingConfig, video
     write_sidecar(job, args, sampling, video)
 
 
+def sample_one_freenoise(job: Job, args, pipe, sampling: SamplingConfig, video: LongVideoConfig,
+                         progress: bool) -> None:
+    """One video with diffusers' FreeNoise (a prompt schedule becomes its {frame: prompt} keyframes)."""
+    from ldm_video.infer.freenoise import freenoise_frames
+
+    s = job.schedule
+    prompt = s.prompts[0] if len(s.prompts) == 1 else dict(zip(s.starts, s.prompts))
+    frames = freenoise_frames(pipe, prompt, args.negative_prompt, video.num_frames, sampling.height,
+                              sampling.width, sampling.steps, sampling.guidance, job.seed, args.decode_chunk,
+                              progress)  # (f, 3, H, W)
+    with VideoWriter(job.out, fps=args.fps, crf=args.crf) as writer:
+        for start in range(0, frames.shape[0], args.decode_chunk):
+            writer.append(to_uint8(frames[start:start + args.decode_chunk]).cpu().numpy())
+    write_sidecar(job, args, replace(sampling, seed=job.seed), video)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -354,8 +385,19 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")
     batch = len(jobs) > 1
+    pipe = None
+    if video.extend == "freenoise":
+        from ldm_video.infer.freenoise import check_freenoise, freenoise_pipeline
+        from ldm_video.infer.pipeline import make_scheduler
+
+        check_freenoise(model, args.lora, args.vae)
+        pipe = freenoise_pipeline(base, model, make_scheduler(sampling.scheduler, base.scheduler.config),
+                                  video.clip_frames, video.vidrd.overlap, args.freenoise_split)
     for job in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not batch):
-        sample_one(job, args, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
+        if pipe is not None:
+            sample_one_freenoise(job, args, pipe, sampling, video, progress=not args.quiet)
+        else:
+            sample_one(job, args, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
         if not args.quiet:
             print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips)")
     return 0

@@ -32,7 +32,7 @@ SCHEDULERS: dict[str, tuple[type, dict]] = {
     "euler": (EulerDiscreteScheduler, {}),
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),  # PLMS, as SD's own PNDM config
 }
-EXTEND_MODES = ("vidrd", "independent")
+EXTEND_MODES = ("vidrd", "independent", "freenoise")  # freenoise: diffusers' pipeline (ldm_video.infer.freenoise)
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,9 @@ class VideoSampler:
     progress: bool = True  # tqdm bars over clips and steps
 
     def __post_init__(self) -> None:
+        if self.video.extend == "freenoise":
+            raise ValueError("FreeNoise runs in diffusers' AnimateDiffPipeline (ldm_video.infer.freenoise), "
+                             "not in VideoSampler")
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
         if not isinstance(self.vae, VideoVAE):

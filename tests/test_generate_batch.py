@@ -98,3 +98,49 @@ def test_schedule_arithmetic():
     assert output_path("v.mp4", 0, 0, batch=False).name == "v.mp4"
     with pytest.raises(LdmVideoError, match="given twice"):
         PromptSchedule.build("a", [("8", "b"), ("8", "c")], 0, 40)
+
+
+def _attn_motion(base, out):
+    import torch
+
+    from ldm_video import VideoUNetConfig, inflate_unet, load_base, save_temporal
+
+    torch.manual_seed(0)
+    model = inflate_unet(load_base(base, components=("unet",)).unet, VideoUNetConfig(temporal_layers="attn"))
+    with torch.no_grad():
+        for p in model.trainable_parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_temporal(model, out)
+    model.motion.save_pretrained(out / "adapter")
+    return out
+
+
+def test_extend_freenoise_is_diffusers_own(tiny_base, tmp_path, capsys):
+    """--extend freenoise gives exactly what AnimateDiffPipeline.enable_free_noise gives with the same settings."""
+    import torch
+    from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
+
+    from ldm_video import load_base
+
+    motion = _attn_motion(tiny_base, tmp_path / "motion")
+    flags = ["generate", "--base", tiny_base, "--motion", str(motion), "--prompt", "a red circle", "--frames", "12",
+             "--clip-frames", "4", "--overlap", "2", "--steps", "2", "--height", "16", "--width", "16",
+             "--extend", "freenoise", "--seed", "3", "--quiet"]
+    assert main([*flags, "--out", str(tmp_path / "ours")]) == 0
+    base = load_base(tiny_base)
+    pipe = AnimateDiffPipeline(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet,
+                               motion_adapter=MotionAdapter.from_pretrained(motion / "adapter"),
+                               scheduler=DDIMScheduler.from_config(base.scheduler.config))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_free_noise(context_length=4, context_stride=2)
+    frames = pipe("a red circle", num_frames=12, height=16, width=16, num_inference_steps=2, guidance_scale=7.5,
+                  generator=torch.Generator().manual_seed(3), output_type="np").frames[0]
+    theirs = (frames * 255).round().astype(np.uint8)
+    ours = read_video(tmp_path / "ours")
+    assert ours.shape == (12, 16, 16, 3) and np.abs(ours.astype(int) - theirs).max() <= 1
+    assert json.loads((tmp_path / "ours.json").read_text())["extend"] == "freenoise"
+    # what FreeNoise has no place for is refused in one line
+    assert main([*flags, "--pns-alpha", "2", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "do not apply to --extend freenoise" in capsys.readouterr().err
+    assert main([*flags[:3], *flags[5:], "--out", str(tmp_path / "x.mp4")]) == 2  # no --motion: fresh attn+conv
+    assert "no place for VidRD temporal convolutions" in capsys.readouterr().err.strip().splitlines()[-1]
