@@ -11,11 +11,29 @@ import logging
 # that one logger is quieted (its errors still show).
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
-from ldm_video.base import BaseModel, check_base, load_base
-from ldm_video.checkpoint import load_temporal, save_temporal
-from ldm_video.config import VideoUNetConfig
-from ldm_video.noise import NOISE_PRIORS, video_noise
-from ldm_video.video_unet import VideoUNet, inflate_unet
+import importlib
+
+# the public names, imported on first use (PEP 562), so that `ldm-video --help` does not load torch
+_EXPORTS = {
+    "BaseModel": "ldm_video.base", "check_base": "ldm_video.base", "load_base": "ldm_video.base",
+    "load_temporal": "ldm_video.checkpoint", "save_temporal": "ldm_video.checkpoint",
+    "VideoUNetConfig": "ldm_video.config",
+    "NOISE_PRIORS": "ldm_video.noise", "video_noise": "ldm_video.noise",
+    "VideoUNet": "ldm_video.video_unet", "inflate_unet": "ldm_video.video_unet",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ldm_video' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

@@ -40,6 +40,14 @@ def unet_hash(unet_config) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give a file or folder made by mkstemp / mkdtemp (0600 / 0700) the mode a plain open / mkdir would give
+    under the current umask (e.g. 0644 / 0755), so a shared run folder is readable by others as usual."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
+
+
 def atomic_write(path: Path, write) -> None:
     """Call `write(tmp_path)`, then rename onto `path`: readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +55,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

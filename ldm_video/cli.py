@@ -25,14 +25,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered sub-command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every registered sub-command.
+
+    Args:
+        only: fill in the flags of this sub-command alone ("" for none); the others are listed with their help
+            line but their modules (and torch) are not imported, so `ldm-video --help` is quick.
+    """
     parser = argparse.ArgumentParser(
         prog="ldm-video",
         description="Stable Diffusion 2.1 -> text-to-video: train temporal layers, generate long videos, export.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, description=help_text, add_help=False)
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().split("\n")[0])
         module.add_arguments(p)
@@ -40,9 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def requested_command(argv: list[str]) -> str:
+    """The sub-command named on the command line ("" when there is none)."""
+    return next((a for a in argv if not a.startswith("-")), "") if argv else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one line and exit 2."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = requested_command(argv)
+    parser = build_parser(only=command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] | None = getattr(args, "_run", None)
     if run is None:

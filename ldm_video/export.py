@@ -156,6 +156,9 @@ def export_native(state: dict, record: dict, source: Path, out: Path, drop_conv:
 
 def _replace_folder(tmp: Path, out: Path) -> None:
     """Move the finished folder `tmp` to `out`, replacing an earlier export only once the new one is whole."""
+    from ldm_video.checkpoint import usual_mode
+
+    usual_mode(tmp)  # TemporaryDirectory made it 0700
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

@@ -79,6 +79,9 @@ def save_folder(
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "kind": str(config.get("kind"))})
         for name, write in (extra or {}).items():
             write(tmp / name)
+        from ldm_video.checkpoint import usual_mode
+
+        usual_mode(tmp)  # mkdtemp made it 0700
         old = None
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
