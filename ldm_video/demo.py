@@ -171,7 +171,7 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
         base=base, data=str(data), output_dir=str(out), frames=cfg.frames, resolution="64",
         cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
         noise_alpha=cfg.noise_alpha, temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank,
-        checkpoint_every=max(cfg.steps, 1), seed=cfg.seed), progress=progress)
+        checkpoint_every=max(cfg.steps, 1), seed=cfg.seed, overwrite=True), progress=progress)  # the demo's own folder
     shutil.rmtree(out / "latent-cache", ignore_errors=True)  # the encoded clips; the data folder keeps the videos
     return result
 

@@ -289,3 +289,25 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     load_temporal_state(model, _weights(out))
     after = eval_loss()
     assert after <= 0.5 * before, (before, after)
+
+
+def test_a_second_run_into_a_run_folder_is_refused_unless_resume_or_overwrite(tmp_path, tiny_base, clips, capsys):
+    from ldm_video.cli import main
+
+    out = tmp_path / "run"
+    flags = ["train", "--base", tiny_base, "--data", str(clips), "--output-dir", str(out), "--frames", "4",
+             "--resolution", "32", "--max-steps", "2", "--checkpoint-every", "1", "--temporal-layers", "attn",
+             "--no-progress"]
+    assert main(flags) == 0
+    before = _tree_hash(str(out))
+    assert main([*flags, "--lr", "0.5"]) == 2  # another run, same folder: refused before anything is written
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "holds another training run" in err and "--resume latest" in err and "--overwrite" in err
+    assert _tree_hash(str(out)) == before  # train_config.yaml and the checkpoints are untouched
+    assert main([*flags, "--resume", "latest"]) == 0  # continuing it is fine (already at max steps)
+    assert main([*flags, "--overwrite", "--resume", "latest"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    (out / "checkpoints" / "step-0000099").mkdir()  # a stray old checkpoint must not survive --overwrite
+    assert main([*flags, "--max-steps", "1", "--overwrite"]) == 0
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000001"]
+    assert "max_steps: 1" in (out / "train_config.yaml").read_text()

@@ -118,6 +118,9 @@ class TrainConfig:
     keep_checkpoints: int = field(default=3, metadata=_opt("keep the last N checkpoints"))
     resume: str | None = field(default=None, metadata=_opt(
         "'latest' (newest checkpoint in OUTPUT_DIR/checkpoints) or a checkpoint folder", metavar="latest|DIR"))
+    overwrite: bool = field(default=False, metadata=_opt(
+        "start afresh in an OUTPUT_DIR that holds another run: its checkpoints, weights, config and validation "
+        "videos are deleted first (without it such a folder is refused unless --resume)"))
     validate_every: int = field(default=0, metadata=_opt(
         "every N steps (and at the end) sample the validation prompts to mp4 (0 = never)"))
     validation_prompt: tuple[str, ...] = field(default=(), metadata=_opt(
@@ -141,6 +144,8 @@ class TrainConfig:
                                 f"{self.timestep_bias_multiplier} and {self.timestep_bias_portion}")
         if not self.noise_alpha >= 0:
             raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
+        if self.overwrite and self.resume:
+            raise LdmVideoError("--overwrite starts afresh and --resume continues: give one of them")
         if self.cache and self.data:
             raise LdmVideoError("--cache and --data are alternatives: the cache already holds the encoded clips")
         if self.validate_every and not self.validation_prompt:
@@ -226,7 +231,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(type=kind, choices=meta.get("choices"), metavar=meta.get("metavar"))
         section = "model" if f.name in ("base", "base_variant", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
                                         "lora_rank", "lora_alpha", "motion_norm", "init_motion") \
-            else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume") \
+            else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume", "overwrite") \
             or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",
                                                                       "frame_stride", "fps", "resolution",
                                                                       "crop", "buckets", "images", "image_share",

@@ -163,3 +163,24 @@ def read_state(path: Path) -> dict:
         return json.loads((path / STATE_NAME).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise LdmVideoError(f"{path}: unreadable {STATE_NAME} ({err})") from None
+
+
+# what a training run writes into OUTPUT_DIR (the latent cache of --cache-latents is not a run's own result)
+RUN_FILES = ("checkpoints", "temporal_config.json", "temporal_layers.safetensors", "train_config.yaml", "validation")
+
+
+def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool, clear: bool = True) -> None:
+    """Refuse to mix two runs: an OUTPUT_DIR holding a run needs --resume or --overwrite (which clears it;
+    `clear` is False on all processes but the main one). Nothing is written before this check."""
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise LdmVideoError(f"{out}: --output-dir is a file")
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found or resume:
+        return
+    if not overwrite:
+        raise LdmVideoError(f"{out}: holds another training run ({', '.join(found)}); continue it with --resume "
+                            "latest, replace it with --overwrite, or choose another --output-dir")
+    for name in found if clear else ():
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -28,6 +28,7 @@ from ldm_video.train.setup import Run, setup_run
 from ldm_video.train.state import (
     Position,
     begin_checkpoint,
+    check_output_dir,
     finish_checkpoint,
     load_state_dict,
     read_state,
@@ -203,6 +204,10 @@ def _validate(run: Run, step: int) -> None:
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `config`; returns what it did."""
+    from accelerate import PartialState
+
+    check_output_dir(config.output_dir, config.resume, config.overwrite, clear=PartialState().is_main_process)
+    resume_from = resolve_resume(config.resume, config.output_dir)  # a bad --resume fails before any work
     run = setup_run(config)
     acc, cfg = run.accelerator, config
     out = Path(cfg.output_dir)
@@ -210,7 +215,6 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         save_config(cfg, out / CONFIG_NAME)
     generator = torch.Generator().manual_seed(cfg.seed * 7919 + acc.process_index)  # noise, t, dropout, VAE
     position = Position(0, 0, 0)
-    resume_from = resolve_resume(cfg.resume, cfg.output_dir)
     if resume_from is not None:
         position = _load_checkpoint(run, resume_from, generator)
         if acc.is_main_process:
