@@ -161,6 +161,14 @@ def load_video_model(base, motion: str | None, lora: str | None, lora_scale: flo
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
+    if args.negative_prompt and args.guidance <= 1:
+        raise LdmVideoError(f"--negative-prompt needs classifier-free guidance; --guidance {args.guidance} (<= 1) "
+                            "turns it off")
+    if args.lora_scale != 1.0 and not args.lora:
+        raise LdmVideoError("--lora-scale needs --lora FILE")
+    if args.noise_alpha and args.noise_prior == "iid":
+        raise LdmVideoError(f"--noise-alpha {args.noise_alpha} has no effect with --noise-prior iid; choose "
+                            "mixed or progressive")
     if args.freenoise_split and args.extend != "freenoise":
         raise LdmVideoError("--freenoise-split applies to --extend freenoise only")
     if args.extend == "freenoise":

@@ -183,6 +183,9 @@ def export(motion: str | Path, fmt: str, out: str | Path, drop_temporal_conv: bo
     """Export the checkpoint at `motion` (a training output or native folder) as `fmt` to `out`."""
     if fmt not in FORMATS:
         raise LdmVideoError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if drop_temporal_conv and fmt not in ("motion-adapter", "animatediff"):
+        raise LdmVideoError(f"--drop-temporal-conv applies to motion-adapter / animatediff; {fmt} keeps what it "
+                            "exports as it is")
     source = Path(motion)
     record, weights = read_temporal_record(source)
     state = load_file(str(weights))

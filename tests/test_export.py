@@ -113,3 +113,7 @@ def test_native_roundtrip_and_bad_inputs(tiny_base, tmp_path, capsys):
     assert "no LoRA" in capsys.readouterr().err
     assert main(["export", "--motion", str(tmp_path / "missing"), "--format", "native", "--out", str(tmp_path / "x")]) == 2
     assert "no such file" in capsys.readouterr().err
+    # a flag that does not apply is refused, not ignored
+    assert main(["export", "--motion", str(run), "--format", "native", "--out", str(tmp_path / "y"),
+                 "--drop-temporal-conv"]) == 2
+    assert "applies to motion-adapter / animatediff" in capsys.readouterr().err

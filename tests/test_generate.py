@@ -99,6 +99,9 @@ def test_other_output_formats(tiny_base, tmp_path, fmt):
     (["--dtype", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
     (["--out", "v.avi"], "unsupported output extension"),
     (["--save-latents", "z.pt"], "name it *.safetensors"),
+    (["--negative-prompt", "blurry", "--guidance", "1"], "--negative-prompt needs classifier-free guidance"),
+    (["--lora-scale", "0.5"], "--lora-scale needs --lora"),
+    (["--noise-alpha", "2"], "no effect with --noise-prior iid"),
 ])
 def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message):
     args = ["generate", "--base", tiny_base, "--prompt", "x", "--steps", "1", "--height", "16", "--width", "16",

@@ -94,7 +94,7 @@ def test_config_file_and_flags(tmp_path, tiny_base, clips):
     from ldm_video.cli import build_parser
     from ldm_video.train.config import load_yaml, resolve_config, save_config
 
-    cfg = _config(tiny_base, clips, tmp_path / "o", validation_prompt=("a", "b"), ema=True)
+    cfg = _config(tiny_base, clips, tmp_path / "o", validation_prompt=("a", "b"), validate_every=5, ema=True)
     path = save_config(cfg, tmp_path / "c.yaml")
     args = build_parser().parse_args(["train", "--config", str(path), "--frames", "6", "--no-ema"])
     resolved = resolve_config(args)
@@ -289,6 +289,21 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     load_temporal_state(model, _weights(out))
     after = eval_loss()
     assert after <= 0.5 * before, (before, after)
+
+
+def test_validation_prompt_without_validate_every_is_refused(tmp_path, tiny_base, clips):
+    with pytest.raises(LdmVideoError, match="--validation-prompt needs --validate-every"):
+        _config(tiny_base, clips, tmp_path / "o", validation_prompt=("a",))
+
+
+def test_no_progress_shows_no_bar(tmp_path, tiny_base, clips, capsys):
+    from ldm_video.cli import main
+
+    assert main(["train", "--base", tiny_base, "--data", str(clips), "--output-dir", str(tmp_path / "o"),
+                 "--frames", "4", "--resolution", "32", "--max-steps", "1", "--temporal-layers", "attn",
+                 "--cache-latents", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "encoding latents" not in err and "training:" not in err and "it/s" not in err
 
 
 def test_a_second_run_into_a_run_folder_is_refused_unless_resume_or_overwrite(tmp_path, tiny_base, clips, capsys):

@@ -150,6 +150,8 @@ class TrainConfig:
             raise LdmVideoError("--cache and --data are alternatives: the cache already holds the encoded clips")
         if self.validate_every and not self.validation_prompt:
             raise LdmVideoError("--validate-every needs at least one --validation-prompt")
+        if self.validation_prompt and not self.validate_every:
+            raise LdmVideoError("--validation-prompt needs --validate-every N (how often to sample it)")
         if not self.lora_alpha >= 0:
             raise LdmVideoError(f"--lora-alpha must be >= 0, got {self.lora_alpha}")
         if self.lora_alpha and not self.lora_rank:

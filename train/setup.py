@@ -148,7 +148,7 @@ def _accelerator(config: TrainConfig, unused_parameters: bool):
     )
 
 
-def _dataset(config: TrainConfig, accelerator, base_name: str):
+def _dataset(config: TrainConfig, accelerator, base_name: str, progress: bool = True):
     """(dataset, collate function, image flags, bucket keys) from --cache, --cache-latents or --data."""
     from ldm_video.train.cache import LatentCacheDataset, collate_cached, prepare_cache, read_cache_index
 
@@ -161,7 +161,7 @@ def _dataset(config: TrainConfig, accelerator, base_name: str):
             base = load_base(base_name, ("text_encoder", "tokenizer"), WEIGHT_DTYPES[config.mixed_precision],
                              accelerator.device, variant=config.base_variant)
             base.vae = training_vae(config, WEIGHT_DTYPES[config.mixed_precision], accelerator.device)
-            prepare_cache(base, data_config(config), cache, seed=config.seed, vae_name=config.vae)
+            prepare_cache(base, data_config(config), cache, seed=config.seed, vae_name=config.vae, progress=progress)
             del base
             gc.collect()
         accelerator.wait_for_everyone()
@@ -210,7 +210,7 @@ def _load_init_motion(model, state: dict, source: str) -> None:
                                       f"unexpected {result.unexpected_keys[:2]})")
 
 
-def setup_run(config: TrainConfig) -> Run:
+def setup_run(config: TrainConfig, progress: bool = True) -> Run:
     """Everything a training run needs, on the accelerator's device."""
     from accelerate.utils import set_seed
 
@@ -227,7 +227,7 @@ def setup_run(config: TrainConfig) -> Run:
     if not accelerator.is_main_process:
         logging.getLogger("ldm_video").setLevel(logging.ERROR)  # one copy of each warning
     weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
-    dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base)
+    dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base, progress)
     cached = not isinstance(dataset, VideoFolderDataset)
     parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "text_encoder", "tokenizer")
     base = load_base(config.base, parts, weight_dtype, accelerator.device, variant=config.base_variant)

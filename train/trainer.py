@@ -208,7 +208,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
 
     check_output_dir(config.output_dir, config.resume, config.overwrite, clear=PartialState().is_main_process)
     resume_from = resolve_resume(config.resume, config.output_dir)  # a bad --resume fails before any work
-    run = setup_run(config)
+    run = setup_run(config, progress=progress)
     acc, cfg = run.accelerator, config
     out = Path(cfg.output_dir)
     if acc.is_main_process:
