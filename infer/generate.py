@@ -26,7 +26,7 @@ from ldm_video.infer.pipeline import (
     to_uint8,
 )
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, parse_seeds, read_prompts
-from ldm_video.infer.video_io import VideoWriter, output_format
+from ldm_video.infer.video_io import VideoWriter, check_writable, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.noise import NOISE_PRIORS
 
@@ -361,6 +361,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(args, args.frames)
     for job in jobs:  # refuse a bad --out / --save-latents before loading anything
         output_format(job.out)
+        check_writable(job.out, "video")
+        if job.latents is not None:
+            check_writable(job.latents, "latents")
         if job.latents is not None and job.latents.suffix != ".safetensors":
             raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
     device, dtype = resolve_device(args.device, args.dtype)

@@ -33,6 +33,17 @@ def output_format(path: str | os.PathLike) -> str:
                         f"(no extension) for PNG frames")
 
 
+def check_writable(path: str | os.PathLike, what: str = "output") -> None:
+    """LdmVideoError (one line) unless files can be written where `path` goes; makes its parent folders."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LdmVideoError(f"{path}: cannot write the {what} there ({err.strerror or err})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LdmVideoError(f"{path}: cannot write the {what} there ({parent} is not writable)")
+
+
 class VideoWriter:
     """Append uint8 frames (f, h, w, 3) to an mp4 / gif / PNG folder; atomic rename on close."""
 
@@ -47,7 +58,7 @@ class VideoWriter:
             raise LdmVideoError(f"{self.path}: output folder exists and is not empty")
         if self.format != "png" and self.path.is_dir():
             raise LdmVideoError(f"{self.path}: is a folder; cannot write a {self.format} file there")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path, "video")
         self.fps = Fraction(fps).limit_denominator(1001)
         self.crf = crf
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}{self.path.suffix}")

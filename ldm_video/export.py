@@ -186,11 +186,18 @@ def export(motion: str | Path, fmt: str, out: str | Path, drop_temporal_conv: bo
     if drop_temporal_conv and fmt not in ("motion-adapter", "animatediff"):
         raise LdmVideoError(f"--drop-temporal-conv applies to motion-adapter / animatediff; {fmt} keeps what it "
                             "exports as it is")
+    from safetensors import SafetensorError
+
+    from ldm_video.infer.video_io import check_writable
+
     source = Path(motion)
     record, weights = read_temporal_record(source)
-    state = load_file(str(weights))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out, f"{fmt} export")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
     return FORMATS[fmt](state, record, source, out, drop_temporal_conv)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -204,9 +205,9 @@ def _validate(run: Run, step: int) -> None:
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `config`; returns what it did."""
-    from accelerate import PartialState
-
-    check_output_dir(config.output_dir, config.resume, config.overwrite, clear=PartialState().is_main_process)
+    # before the accelerator exists (its process group must be set up by setup_run alone): the launcher's rank
+    main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    check_output_dir(config.output_dir, config.resume, config.overwrite, clear=main_process)
     resume_from = resolve_resume(config.resume, config.output_dir)  # a bad --resume fails before any work
     run = setup_run(config, progress=progress)
     acc, cfg = run.accelerator, config

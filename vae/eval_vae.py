@@ -106,6 +106,10 @@ def format_table(results: list[VAEScores]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.clips < 1:
         raise LdmVideoError(f"--clips must be >= 1, got {args.clips}")
+    if args.json:  # before the scoring, not after it
+        from ldm_video.infer.video_io import check_writable
+
+        check_writable(args.json, "JSON scores")
     results = evaluate(args.vae, args.data, args.base, args.frames, args.resolution, args.frame_stride,
                        args.clips, args.device)
     print(format_table(results))
