@@ -65,8 +65,8 @@ def test_train_cache_latents_without_vae_and_validation_mp4(tmp_path, tiny_base,
     seen = {}
     real_setup = setup_module.setup_run
 
-    def spy(config):
-        run = real_setup(config)
+    def spy(config, **kwargs):
+        run = real_setup(config, **kwargs)
         seen["vae"], seen["text_encoder"] = run.base.vae, run.base.text_encoder
         return run
 
