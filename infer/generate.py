@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ldm_video.checkpoint import check_writable
 from ldm_video.errors import LdmVideoError
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
@@ -26,7 +27,7 @@ from ldm_video.infer.pipeline import (
     to_uint8,
 )
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, parse_seeds, read_prompts
-from ldm_video.infer.video_io import VideoWriter, check_writable, output_format
+from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.noise import NOISE_PRIORS
 

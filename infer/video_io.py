@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldm_video.checkpoint import check_writable
 from ldm_video.errors import LdmVideoError
 
 FORMATS = ("mp4", "gif", "png")  # by --out extension; a path without an extension is a PNG folder
@@ -31,17 +32,6 @@ def output_format(path: str | os.PathLike) -> str:
         return "png"
     raise LdmVideoError(f"{path}: unsupported output extension {suffix!r}; use .mp4, .gif, or a folder name "
                         f"(no extension) for PNG frames")
-
-
-def check_writable(path: str | os.PathLike, what: str = "output") -> None:
-    """LdmVideoError (one line) unless files can be written where `path` goes; makes its parent folders."""
-    parent = Path(path).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LdmVideoError(f"{path}: cannot write the {what} there ({err.strerror or err})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise LdmVideoError(f"{path}: cannot write the {what} there ({parent} is not writable)")
 
 
 class VideoWriter:

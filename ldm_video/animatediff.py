@@ -147,24 +147,20 @@ def check_positions(state: dict[str, torch.Tensor], source: str) -> None:
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors or .ckpt/.pt file (pickles only with weights_only=True)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Tensors of a .safetensors or .ckpt/.pt file, read by diffusers' single-file loader (pickles only with
+    weights_only=True; a "state_dict" wrapper is taken off)."""
+    from diffusers.loaders.single_file_utils import load_single_file_checkpoint
+
+    from ldm_video.single_file import refused_pickle
 
     try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, EOFError) as err:
+        state = load_single_file_checkpoint(str(path), local_files_only=True)
+    except Exception as err:  # noqa: BLE001 -- safetensors, pickle and OS errors all end here; one line is the point
+        if path.suffix != ".safetensors" and refused_pickle(path):
+            raise LdmVideoError(f"{path}: holds Python objects besides tensors; ldm-video reads .ckpt files only "
+                                "with weights_only=True (convert it to .safetensors)") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LdmVideoError(f"{path}: unreadable weights file ({first})") from None
-    except Exception as err:  # noqa: BLE001 -- weights_only refusals come as UnpicklingError and others
-        raise LdmVideoError(f"{path}: not a plain tensor file ({type(err).__name__}); "
-                            "ldm-video loads .ckpt files only with weights_only=True") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise LdmVideoError(f"{path}: holds a {type(state).__name__}, not a dict of tensors")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 

@@ -48,6 +48,31 @@ def usual_mode(path: str | os.PathLike) -> None:
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
 
 
+def _folder_problem(folder: Path) -> str | None:
+    """Make `folder` (and its parents); why files cannot be written in it, or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return str(err.strerror or err)
+    return None if os.access(folder, os.W_OK | os.X_OK) else f"{folder} is not writable"
+
+
+def writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Make `folder` and check files can be written in it; LdmVideoError naming it otherwise."""
+    folder = Path(folder)
+    problem = _folder_problem(folder)
+    if problem:
+        raise LdmVideoError(f"{folder}: cannot write the {what} there ({problem})")
+    return folder
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> None:
+    """LdmVideoError (one line, naming `path`) unless a file can be written at `path`; makes its parents."""
+    problem = _folder_problem(Path(path).parent)
+    if problem:
+        raise LdmVideoError(f"{path}: cannot write the {what} there ({problem})")
+
+
 def atomic_write(path: Path, write) -> None:
     """Call `write(tmp_path)`, then rename onto `path`: readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

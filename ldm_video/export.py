@@ -188,7 +188,7 @@ def export(motion: str | Path, fmt: str, out: str | Path, drop_temporal_conv: bo
                             "exports as it is")
     from safetensors import SafetensorError
 
-    from ldm_video.infer.video_io import check_writable
+    from ldm_video.checkpoint import check_writable
 
     source = Path(motion)
     record, weights = read_temporal_record(source)

@@ -115,19 +115,13 @@ def variant_configs(variant: str) -> dict[str, dict]:
             "text_encoder/config.json": text_encoder, "scheduler/scheduler_config.json": scheduler}
 
 
-def _byte_alphabet() -> list[str]:
-    """CLIP's (GPT-2's) reversible byte -> printable-character alphabet, in vocabulary order: the bytes that are
-    printable stand for themselves and come first; the other 68 map to U+0100.. in byte order and follow."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    rest = [b for b in range(256) if b not in keep]
-    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(rest))]
-
-
 def clip_tokenizer_files(bpe_gz: bytes) -> tuple[dict[str, int], list[str]]:
     """vocab.json and merges.txt lines of CLIP's tokenizer from the gzipped BPE merge list CLIP ships."""
     lines = gzip.decompress(bpe_gz).decode("utf-8").split("\n")
     merges = lines[1:49152 - 256 - 2 + 1]  # the first line is a header; CLIP uses 48894 merges
-    alphabet = _byte_alphabet()
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    alphabet = list(bytes_to_unicode().values())  # CLIP's (GPT-2's) byte alphabet, in vocabulary order
     tokens = alphabet + [t + "</w>" for t in alphabet] + ["".join(m.split()) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}, merges

@@ -156,7 +156,7 @@ def _tell(path: Path, variant: Variant) -> None:
           file=sys.stderr)
 
 
-def _refused_pickle(path: Path) -> bool:
+def refused_pickle(path: Path) -> bool:
     """True when torch's weights_only loader refuses the file (diffusers reports that as a missing file)."""
     import pickle
 
@@ -206,7 +206,7 @@ def load_single_file(path: str | Path, components: tuple[str, ...], dtype: torch
                 safety_checker=None, feature_extractor=None, requires_safety_checker=False, **skip)
     except Exception as err:  # noqa: BLE001 -- diffusers raises many types here; the user needs one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if path.suffix.lower() == ".ckpt" and _refused_pickle(path):
+        if path.suffix.lower() == ".ckpt" and refused_pickle(path):
             raise BaseModelError(f"{path}: the .ckpt holds Python objects besides tensors, and ldm-video reads "
                                  "pickles only with weights_only=True; convert it to .safetensors") from None
         raise BaseModelError(f"{path}: could not load as SD {variant.name} ({first})") from None

@@ -175,12 +175,9 @@ def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrit
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise LdmVideoError(f"{out}: --output-dir is a file")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LdmVideoError(f"{out}: cannot make the --output-dir ({err.strerror or err})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise LdmVideoError(f"{out}: --output-dir is not writable")
+    from ldm_video.checkpoint import writable_folder
+
+    writable_folder(out, "--output-dir")
     found = [name for name in RUN_FILES if (out / name).exists()]
     if not found or resume:
         return
