@@ -140,6 +140,7 @@ def _accelerator(config: TrainConfig, unused_parameters: bool):
         "tensorboardX") else None
     return Accelerator(
         mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.grad_accum,  # the engine's accumulate()
         cpu=not on_gpu,  # lets `accelerate launch --multi_gpu --num_processes N` run N CPU processes (gloo)
         log_with=tracker,
         project_config=ProjectConfiguration(project_dir=config.output_dir,

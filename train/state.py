@@ -166,7 +166,8 @@ def read_state(path: Path) -> dict:
 
 
 # what a training run writes into OUTPUT_DIR (the latent cache of --cache-latents is not a run's own result)
-RUN_FILES = ("checkpoints", "temporal_config.json", "temporal_layers.safetensors", "train_config.yaml", "validation")
+RUN_FILES = ("checkpoints", "temporal_config.json", "temporal_layers.safetensors", "train_config.yaml", "train_log.jsonl",
+             "validation")
 
 
 def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool, clear: bool = True) -> None:
