@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -30,8 +32,8 @@ def messy(tmp_path_factory):
 
 
 def _train(kind, tiny_base, messy, out, steps, *extra):
-    return main(["train-vae", "--kind", kind, "--base", tiny_base, "--data", str(messy), "--output", str(out),
-                 "--frames", "5", "--resolution", "32", "--steps", str(steps), *extra])
+    return main(["train-vae", "--kind", kind, "--base", tiny_base, "--data", str(messy), "--output-dir", str(out),
+                 "--frames", "5", "--resolution", "32", "--max-steps", str(steps), "--no-progress", *extra])
 
 
 def _recon_l1(vae, clips) -> float:
@@ -64,8 +66,8 @@ def test_resume_continues_exactly(tiny_base, messy, tmp_path):
     common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder", "--gradient-checkpointing")
     assert _train("temporal-decoder", tiny_base, messy, straight, 4, *common) == 0
     assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 0
-    assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 2  # refuses to overwrite
-    assert _train("temporal-decoder", tiny_base, messy, split, 4, *common, "--resume") == 0
+    assert _train("temporal-decoder", tiny_base, messy, split, 2, *common) == 2  # refuses to mix two runs
+    assert _train("temporal-decoder", tiny_base, messy, split, 4, *common, "--resume") == 0  # bare: latest
     a = load_file(str(straight / "vae" / "video_vae.safetensors"))
     b = load_file(str(split / "vae" / "video_vae.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("vae.decoder.") for k in a)
@@ -75,8 +77,8 @@ def test_resume_continues_exactly(tiny_base, messy, tmp_path):
 
 
 def test_bad_flags_are_one_line_errors(tiny_base, messy, tmp_path, capsys):
-    assert main(["train-vae", "--kind", "causal3d", "--base", tiny_base, "--data", str(messy), "--output",
-                 str(tmp_path / "x"), "--frames", "8", "--resolution", "32", "--steps", "1"]) == 2
+    assert main(["train-vae", "--kind", "causal3d", "--base", tiny_base, "--data", str(messy), "--output-dir",
+                 str(tmp_path / "x"), "--frames", "8", "--resolution", "32", "--max-steps", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "nearest valid lengths: 5 or 9" in err and len(err.splitlines()) == 1
     assert _train("causal3d", tiny_base, messy, tmp_path / "y", 1, "--train-decoder") == 2
@@ -89,6 +91,66 @@ def test_bad_flags_are_one_line_errors(tiny_base, messy, tmp_path, capsys):
     # LPIPS is only used when the package and its weights are on this machine; otherwise a clear error
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "u", 1, "--lpips-weight", "0.1") == 2
     assert "lpips" in capsys.readouterr().err.lower()
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_matches_an_uninterrupted_run(tiny_base, messy, tmp_path,
+                                                                           monkeypatch, capsys):
+    from ldm_video.vae import train_vae
+
+    common = ("--lr", "3e-3", "--checkpoint-every", "4", "--grad-accum", "2")
+    assert _train("causal3d", tiny_base, messy, tmp_path / "full", 4, *common) == 0
+    calls = {"n": 0}
+    real = train_vae.l1_loss
+
+    def interrupting_l1(recon, video):
+        calls["n"] += 1
+        if calls["n"] == 3:  # first micro-batch of step 2: Ctrl-C arrives mid-step
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(recon, video)
+
+    monkeypatch.setattr(train_vae, "l1_loss", interrupting_l1)
+    assert _train("causal3d", tiny_base, messy, tmp_path / "part", 4, *common) == 130
+    assert "checkpoint written to" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "part" / "checkpoints").iterdir()] == ["step-0000002"]
+    assert not (tmp_path / "part" / "vae").exists()
+    monkeypatch.setattr(train_vae, "l1_loss", real)
+    assert _train("causal3d", tiny_base, messy, tmp_path / "part", 4, *common, "--resume", "latest") == 0
+    a = load_file(str(tmp_path / "full" / "vae" / "video_vae.safetensors"))
+    b = load_file(str(tmp_path / "part" / "vae" / "video_vae.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit on CPU
+    logs = [[json.loads(line) for line in (tmp_path / r / "train_log.jsonl").read_text().splitlines()]
+            for r in ("full", "part")]
+    assert logs[0] == [{k: v for k, v in r.items()} for r in logs[1]]  # one history, not two appended
+    # the run folder is what generate --vae / train --vae read
+    assert isinstance(load_video_vae(tmp_path / "part", base=tiny_base), CausalVAE)
+
+
+def test_one_grammar_refusals_and_old_spellings(tiny_base, messy, tmp_path, capsys):
+    if not torch.cuda.is_available():
+        assert _train("temporal-decoder", tiny_base, messy, tmp_path / "a", 1, "--mixed-precision", "fp16") == 2
+        assert "fp16 needs a CUDA GPU" in capsys.readouterr().err
+    assert _train("temporal-decoder", tiny_base, messy, tmp_path / "b", 1, "--keep-checkpoints", "0") == 2
+    assert "--keep-checkpoints must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+    # the old spellings still work for one release, each with a one-line notice
+    assert main(["train-vae", "--kind", "temporal-decoder", "--base", tiny_base, "--data", str(messy), "--output",
+                 str(tmp_path / "old"), "--frames", "5", "--resolution", "32", "--steps", "1",
+                 "--gradient-accumulation", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    for old, new in (("--output", "--output-dir"), ("--steps", "--max-steps"),
+                     ("--gradient-accumulation", "--grad-accum")):
+        assert f"{old} is deprecated and will be removed in the next release; use {new}" in err
+    assert (tmp_path / "old" / "vae" / "video_vae.json").is_file()
+    # the saved config reproduces the run: --config OUT/train_config.yaml
+    from ldm_video.train.config import load_yaml
+    from ldm_video.vae.train_vae import TrainVAEConfig
+
+    saved = TrainVAEConfig(**load_yaml(tmp_path / "old" / "train_config.yaml", TrainVAEConfig))
+    assert saved.max_steps == 1 and saved.output_dir == str(tmp_path / "old") and saved.kind == "temporal-decoder"
+    # --overwrite starts afresh: the old log does not carry over
+    assert _train("temporal-decoder", tiny_base, messy, tmp_path / "old", 2, "--overwrite") == 0
+    log = [json.loads(line)["step"] for line in (tmp_path / "old" / "train_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2]
 
 
 def test_eval_vae_reports_both_vaes(tiny_base, messy, tmp_path, capsys):

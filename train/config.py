@@ -1,5 +1,8 @@
-"""The training configuration: one frozen dataclass; CLI flags, `--config FILE.yaml` and the saved
-`train_config.yaml` are three views of it. Precedence: dataclass defaults < YAML file < flags given.
+"""The training configurations: one frozen dataclass per trainer (`TrainConfig` here, `TrainVAEConfig` for
+train-vae), one machinery for all of them: CLI flags, `--config FILE.yaml` and the saved `train_config.yaml`
+are three views of a config. Precedence: dataclass defaults < YAML file < flags given. Fields carry their help
+text; a class's `SECTIONS` groups its flags in --help and `DEPRECATED` maps old flag spellings (still accepted
+for one release, with a one-line notice) to fields.
 """
 
 from __future__ import annotations
@@ -7,9 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -27,6 +32,16 @@ def _opt(help_text: str, choices: tuple | None = None, metavar: str | None = Non
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything `ldm-video train` (and `plan`) needs; each field is the flag of the same name."""
+
+    SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "model": ("base", "base_variant", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
+                  "lora_rank", "lora_alpha", "motion_norm", "init_motion", "vae"),
+        "data": ("data", "cache", "cache_latents", "frames", "frame_stride", "fps", "resolution", "crop", "buckets",
+                 "images", "image_share", "caption_dropout", "num_workers"),
+        "output": ("output_dir", "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "validate_every",
+                   "validation_prompt", "validation_steps", "validation_guidance"),
+    }  # the rest: "optimisation"
+    DEPRECATED: ClassVar[dict[str, str]] = {}
 
     # -- model ------------------------------------------------------------------------------------------
     base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(
@@ -177,20 +192,17 @@ class TrainConfig:
         return d
 
 
-_HINTS = typing.get_type_hints(TrainConfig)
-
-
-def _base_type(name: str) -> type:
-    hint = _HINTS[name]
+def _base_type(cls: type, name: str) -> type:
+    hint = typing.get_type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is tuple:
         return tuple
     return args[0] if args else hint
 
 
-def _coerce(name: str, value: object, source: str) -> object:
+def _coerce(cls: type, name: str, value: object, source: str) -> object:
     """A YAML / flag value as the field's type; LdmVideoError naming the source otherwise."""
-    kind = _base_type(name)
+    kind = _base_type(cls, name)
     if value is None:
         return None
     try:
@@ -211,16 +223,36 @@ def _coerce(name: str, value: object, source: str) -> object:
         raise LdmVideoError(f"{source}: {name} must be a {kind.__name__}, got {value!r}") from None
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (default shown, value only set when given) plus --config."""
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class _DeprecatedFlag(argparse.Action):
+    """An old spelling of a flag: stores into the new field and says so once on stderr."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated and will be removed in the next release; use "
+              f"{self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, self.const if values is None else values)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type | None = None) -> None:
+    """One flag per field of `cls` (default TrainConfig; default shown, value only set when given), the old
+    spellings in `cls.DEPRECATED` (hidden), plus --config."""
+    cls = cls or TrainConfig
     parser.add_argument("--config", metavar="FILE.yaml", default=argparse.SUPPRESS,
-                        help="read settings from a YAML file (keys are the flag names) or a shipped preset "
-                             f"({', '.join(preset_names())}); flags given win")
-    defaults = TrainConfig()
+                        help="read settings from a YAML file (keys are the flag names, e.g. a run's "
+                             f"{CONFIG_NAME}) or a shipped preset ({', '.join(preset_names())}); flags given win")
+    defaults = cls()
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _base_type(f.name)
+    section_of = {name: section for section, names in cls.SECTIONS.items() for name in names}
+    specs: dict[str, dict] = {}
+    for f in dataclasses.fields(cls):
+        kind = _base_type(cls, f.name)
         meta = f.metadata
         default = getattr(defaults, f.name)
         shown = "" if default in (None, ()) else f" (default: {default})"
@@ -231,17 +263,19 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", metavar="TEXT")
         else:
             kwargs.update(type=kind, choices=meta.get("choices"), metavar=meta.get("metavar"))
-        section = "model" if f.name in ("base", "base_variant", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
-                                        "lora_rank", "lora_alpha", "motion_norm", "init_motion") \
-            else "output" if f.name in ("output_dir", "checkpoint_every", "keep_checkpoints", "resume", "overwrite") \
-            or f.name.startswith("validat") else "data" if f.name in ("data", "cache", "cache_latents", "frames",
-                                                                      "frame_stride", "fps", "resolution",
-                                                                      "crop", "buckets", "images", "image_share",
-                                                                      "caption_dropout", "num_workers") \
-            else "optimisation"
+            if f.name == "resume":  # a bare --resume means the newest checkpoint
+                kwargs.update(nargs="?", const="latest")
+        section = section_of.get(f.name, "optimisation")
         if section not in groups:
             groups[section] = parser.add_argument_group(section)
-        groups[section].add_argument(flag, **kwargs)
+        groups[section].add_argument(flag_name(f.name), **kwargs)
+        specs[f.name] = kwargs
+    for old, name in cls.DEPRECATED.items():
+        spec = {k: v for k, v in specs[name].items() if k in ("type", "choices", "metavar", "nargs", "const")}
+        if specs[name].get("action") is argparse.BooleanOptionalAction:
+            spec.update(nargs=0, const=True)
+        parser.add_argument(old, dest=name, action=_DeprecatedFlag, new=flag_name(name), default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS, **spec)
 
 
 PRESETS_DIR = Path(__file__).with_name("presets")
@@ -263,8 +297,10 @@ def config_path(value: str | os.PathLike) -> Path:
     raise LdmVideoError(f"{value}: no such config file or preset (presets: {', '.join(preset_names())})")
 
 
-def load_yaml(path: str | os.PathLike) -> dict:
-    """A config YAML (or preset name) as {field: value}; unknown keys and bad values are LdmVideoError."""
+def load_yaml(path: str | os.PathLike, cls: type | None = None) -> dict:
+    """A config YAML (or preset name) as {field: value} of `cls` (default TrainConfig); unknown keys and bad
+    values are LdmVideoError."""
+    cls = cls or TrainConfig
     path = config_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -274,29 +310,30 @@ def load_yaml(path: str | os.PathLike) -> dict:
         raise LdmVideoError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise LdmVideoError(f"{path}: a config must be a mapping of flag names to values")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(cls)}
     out = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in known:
             raise LdmVideoError(f"{path}: unknown setting {key!r}")
-        out[name] = _coerce(name, value, str(path))
+        out[name] = _coerce(cls, name, value, str(path))
     return out
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then --config FILE.yaml, then the flags given on the command line."""
+def resolve_config(args: argparse.Namespace, cls: type | None = None):
+    """Defaults, then --config FILE.yaml, then the flags given on the command line: a `cls` (TrainConfig)."""
+    cls = cls or TrainConfig
     values: dict = {}
     if getattr(args, "config", None):
-        values.update(load_yaml(args.config))
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+        values.update(load_yaml(args.config, cls))
+    known = {f.name for f in dataclasses.fields(cls)}
     for name, value in vars(args).items():
         if name in known:
-            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
-    return TrainConfig(**values)
+            values[name] = _coerce(cls, name, value, flag_name(name))
+    return cls(**values)
 
 
-def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+def save_config(config, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (atomically); `--config` reads it back to the same config."""
     from ldm_video.checkpoint import atomic_write
 
@@ -306,7 +343,9 @@ def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
     return path
 
 
-def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
-    """A TrainConfig from a saved dict (e.g. a checkpoint's), with the same checks as a YAML file."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: _coerce(k, v, source) for k, v in data.items() if k in known})
+def config_from_dict(data: dict, source: str = "config", cls: type | None = None):
+    """A config (default TrainConfig) from a saved dict (e.g. a checkpoint's), with the same checks as a YAML
+    file."""
+    cls = cls or TrainConfig
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _coerce(cls, k, v, source) for k, v in data.items() if k in known})

@@ -170,16 +170,17 @@ RUN_FILES = ("checkpoints", "temporal_config.json", "temporal_layers.safetensors
              "validation")
 
 
-def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool, clear: bool = True) -> None:
-    """Refuse to mix two runs: an OUTPUT_DIR holding a run needs --resume or --overwrite (which clears it;
-    `clear` is False on all processes but the main one). Nothing is written before this check."""
+def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool, clear: bool = True,
+                     run_files: tuple[str, ...] = RUN_FILES) -> None:
+    """Refuse to mix two runs: an OUTPUT_DIR holding a run (any of `run_files`) needs --resume or --overwrite
+    (which clears them; `clear` is False on all processes but the main one). Nothing is written before this."""
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise LdmVideoError(f"{out}: --output-dir is a file")
     from ldm_video.checkpoint import writable_folder
 
     writable_folder(out, "--output-dir")
-    found = [name for name in RUN_FILES if (out / name).exists()]
+    found = [name for name in run_files if (out / name).exists()]
     if not found or resume:
         return
     if not overwrite:

@@ -27,7 +27,8 @@ def load_video_vae(
     """A frozen, eval-mode `VideoVAE` from a saved video-VAE folder, or the plain 2D SD VAE of a base model.
 
     Args:
-        path_or_base: a folder written by `ldm-video train-vae` (temporal-decoder or causal3d), or an SD 2.x
+        path_or_base: a video-VAE folder written by `ldm-video train-vae` (temporal-decoder or causal3d; its run
+            folder or a checkpoint of it, whose `vae/` is read), or an SD 2.x
             pipeline folder / hub id / bare `vae/` folder (then the 2D VAE, frame by frame).
         base: the base model in use, when known; a saved VAE built for a different SD VAE is refused with
             CheckpointMismatchError. A temporal decoder is rebuilt on this base (else on the one it recorded).
@@ -36,6 +37,8 @@ def load_video_vae(
     from ldm_video.single_file import is_single_file
 
     path = str(path_or_base)
+    if not is_video_vae_folder(path) and is_video_vae_folder(os.path.join(path, "vae")):
+        path = os.path.join(path, "vae")  # a train-vae run folder or one of its checkpoints
     if is_video_vae_folder(path):
         kind = read_config(path).get("kind")
         if kind == TEMPORAL_DECODER:

@@ -4,143 +4,164 @@ temporal-decoder: the frozen SD encoder gives posterior samples; the temporal-co
 `--train-decoder`, the whole decoder too) learn to reconstruct the clip, decoded with its true num_frames.
 causal3d: the whole inflated model trains on reconstruction + a small KL term (LDM's kl_weight 1e-6).
 Loss: L1 + temporal loss (frame differences, SPEC §5) [+ LPIPS when the lpips package and its weights are
-local] [+ KL]. accelerate runs devices, mixed precision, gradient accumulation and multi-process data
-sharding; checkpoints are atomic folders under OUT/checkpoints/step-N (each a loadable video VAE), resumed
-with `--resume` at the exact data position; the final model goes to OUT/vae.
+local] [+ KL]. The loop is `ldm_video.train.engine`, the one `ldm-video train` runs: accelerate's devices,
+precision, accumulate() and data parallelism; checkpoints under OUTPUT_DIR/checkpoints/step-N (their `vae/`
+is a loadable video VAE), `--resume latest` at the exact data position, Ctrl-C -> checkpoint -> exit 130, NaN
+steps skipped; the final model goes to OUTPUT_DIR/vae (`generate --vae OUTPUT_DIR` reads it). Settings are
+the flags below, `--config FILE.yaml` or a run's train_config.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-from dataclasses import asdict, dataclass
+import dataclasses
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from ldm_video.errors import LdmVideoError
-from ldm_video.vae.causal3d import CausalVAE, load_causal_vae
+from ldm_video.train.config import _opt
+from ldm_video.vae.causal3d import CausalVAE
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.losses import LPIPSLoss, kl_per_pixel, l1_loss, temporal_loss
-from ldm_video.vae.temporal_decoder import TemporalDecoderVAE, load_base_vae, load_temporal_decoder
-from ldm_video.vae.train_state import (
-    OPTIMIZER_NAME,
-    checkpoint_extra,
-    latest_checkpoint,
-    load_optimizer,
-    prune_checkpoints,
-    read_counters,
-    step_folder,
-)
+from ldm_video.vae.temporal_decoder import TemporalDecoderVAE, load_base_vae
 
 TRAIN_KINDS = ("temporal-decoder", "causal3d")
+# what a train-vae run writes into OUTPUT_DIR
+RUN_FILES = ("checkpoints", "vae", "train_config.yaml", "train_log.jsonl")
+# settings a checkpoint cannot be resumed under with other values
+_RESUME_MUST_MATCH = ("kind", "train_decoder", "frames", "batch_size", "grad_accum", "seed")
 
 
 @dataclass(frozen=True)
 class TrainVAEConfig:
-    """One train-vae run (saved with every checkpoint)."""
+    """One train-vae run; each field is the flag of the same name (the grammar of `ldm-video train`)."""
 
-    kind: str  # "temporal-decoder" or "causal3d"
-    base: str  # SD 2.x base model (folder or hub id) whose VAE is extended
-    output: str  # run folder: checkpoints/ step-N, vae/ (final), train_log.jsonl
-    steps: int = 1000  # optimizer steps in total (a resumed run continues up to this number)
-    batch_size: int = 1  # clips per micro-batch and process
-    lr: float = 1e-4  # AdamW learning rate (constant)
-    weight_decay: float = 0.0  # AdamW weight decay
-    gradient_accumulation: int = 1  # micro-batches per optimizer step
-    mixed_precision: str = "no"  # accelerate: "no", "fp16" or "bf16"
-    seed: int = 0  # data order, posterior samples and dropout all derive from it
-    checkpoint_every: int = 500  # optimizer steps between checkpoints (the last step is always saved)
-    keep_checkpoints: int = 2  # newest checkpoints kept on disk
-    train_decoder: bool = False  # temporal-decoder: fine-tune the whole 2D decoder as well
-    temporal_weight: float = 1.0  # weight of the frame-difference loss
-    lpips_weight: float = 0.0  # weight of LPIPS (0: off)
-    kl_weight: float = 1e-6  # causal3d: weight of the per-pixel KL term
-    num_workers: int = 0  # DataLoader worker processes
-    gradient_checkpointing: bool = False  # recompute activations in backward to save memory
+    SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "model": ("kind", "base", "base_variant", "train_decoder"),
+        "data": ("data", "frames", "resolution", "frame_stride", "fps", "images", "num_workers"),
+        "output": ("output_dir", "checkpoint_every", "keep_checkpoints", "resume", "overwrite"),
+    }
+    DEPRECATED: ClassVar[dict[str, str]] = {"--output": "output_dir", "--steps": "max_steps",
+                                            "--gradient-accumulation": "grad_accum"}
+
+    # -- model --
+    kind: str = field(default="temporal-decoder", metadata=_opt(
+        "temporal-decoder: SD VAE + temporal convs in the decoder; causal3d: SD VAE inflated to a causal 3D VAE "
+        "with 4x temporal compression", TRAIN_KINDS))
+    base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(
+        "SD 2.x base whose VAE is extended: diffusers folder, hub id or single .safetensors / .ckpt file"))
+    base_variant: str | None = field(default=None, metadata=_opt(
+        "which SD 2.x a single-file --base is (2.1-base or 2.1-768-v; they share one VAE)", metavar="VARIANT"))
+    train_decoder: bool = field(default=False, metadata=_opt(
+        "temporal-decoder only: fine-tune the whole decoder, not just its temporal layers"))
+    # -- data --
+    data: str | None = field(default=None, metadata=_opt("folder of videos / images (captions are not needed)"))
+    frames: int = field(default=9, metadata=_opt("frames per clip (causal3d needs 4f+1: 5, 9, 17, ...)"))
+    resolution: str = field(default="256", metadata=_opt("clip size: N or HxW (multiples of 8)", metavar="RES"))
+    frame_stride: int = field(default=1, metadata=_opt("take every n-th frame of a file"))
+    fps: float | None = field(default=None, metadata=_opt("sample clips at this frame rate instead of a stride"))
+    images: str = field(default="pseudo-video", metadata=_opt(
+        "how still images are used: zoom/pan pseudo-videos, single frames, or not at all",
+        ("pseudo-video", "frame", "off")))
+    num_workers: int = field(default=0, metadata=_opt("data-loading worker processes"))
+    # -- optimisation --
+    max_steps: int = field(default=1000, metadata=_opt("optimiser steps to train (a resumed run continues to it)"))
+    batch_size: int = field(default=1, metadata=_opt("clips per process per micro-batch"))
+    grad_accum: int = field(default=1, metadata=_opt("micro-batches per optimiser step"))
+    lr: float = field(default=1e-4, metadata=_opt("AdamW learning rate"))
+    lr_scheduler: str = field(default="constant", metadata=_opt(
+        "learning-rate schedule (diffusers get_scheduler)", ("constant", "linear", "cosine")))
+    lr_warmup_steps: int = field(default=0, metadata=_opt("linear warm-up steps"))
+    weight_decay: float = field(default=0.0, metadata=_opt("AdamW weight decay"))
+    max_grad_norm: float = field(default=1.0, metadata=_opt("gradient clipping norm (0 = off)"))
+    mixed_precision: str = field(default="no", metadata=_opt(
+        "autocast precision (fp16 needs a CUDA GPU)", ("no", "fp16", "bf16")))
+    gradient_checkpointing: bool = field(default=False, metadata=_opt(
+        "recompute activations in the backward pass (less memory, about 30%% more time)"))
+    temporal_weight: float = field(default=1.0, metadata=_opt("weight of the frame-difference loss"))
+    lpips_weight: float = field(default=0.0, metadata=_opt(
+        "weight of LPIPS (needs the lpips package and local AlexNet weights; 0 = off)"))
+    kl_weight: float | None = field(default=None, metadata=_opt("causal3d only: KL weight (default 1e-6)"))
+    nan_patience: int = field(default=5, metadata=_opt(
+        "abort after this many NaN/inf steps in a row (each one is skipped with a warning)"))
+    seed: int = field(default=0, metadata=_opt("seed of data order, crops, posterior samples and dropout"))
+    # -- output --
+    output_dir: str = field(default="ldm-video-vae", metadata=_opt(
+        "run folder: vae/ (the trained VAE), checkpoints/, train_config.yaml, train_log.jsonl"))
+    checkpoint_every: int = field(default=500, metadata=_opt("write a resumable checkpoint every N steps"))
+    keep_checkpoints: int = field(default=2, metadata=_opt("keep the last N checkpoints"))
+    resume: str | None = field(default=None, metadata=_opt(
+        "'latest' (newest checkpoint in OUTPUT_DIR/checkpoints; a bare --resume means it) or a checkpoint folder",
+        metavar="latest|DIR"))
+    overwrite: bool = field(default=False, metadata=_opt(
+        "start afresh in an OUTPUT_DIR that holds another run (its checkpoints, VAE, config and log are deleted)"))
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "frame_stride", "max_steps", "batch_size", "grad_accum", "checkpoint_every",
+                     "keep_checkpoints", "nan_patience"):
+            if getattr(self, name) < 1:
+                raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_workers", "lr_warmup_steps", "max_grad_norm", "weight_decay", "temporal_weight",
+                     "lpips_weight"):
+            if getattr(self, name) < 0:
+                raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
+        if self.kl_weight is not None and self.kind != "causal3d":
+            raise LdmVideoError("--kl-weight applies to --kind causal3d only")
+        if self.train_decoder and self.kind != "temporal-decoder":
+            raise LdmVideoError("--train-decoder applies to --kind temporal-decoder only (causal3d trains everything)")
+        if self.overwrite and self.resume:
+            raise LdmVideoError("--overwrite starts afresh and --resume continues: give one of them")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise LdmVideoError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                    f"got {getattr(self, f.name)!r}")
+
+    @property
+    def kl(self) -> float:
+        return 1e-6 if self.kl_weight is None else self.kl_weight
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def data_config(self):
+        """The clip sampling of this run (random crops)."""
+        from ldm_video.train.data import DataConfig
+
+        if not self.data:
+            raise LdmVideoError("--data is required: a folder of videos / images")
+        data = DataConfig(root=self.data, num_frames=self.frames, frame_stride=self.frame_stride, fps=self.fps,
+                          resolution=self.resolution, crop="random", images=self.images)
+        if any(s % 8 for s in data.resolution):
+            raise LdmVideoError(f"--resolution {self.resolution}: height and width must be multiples of 8")
+        return data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model")
-    g.add_argument("--kind", required=True, choices=TRAIN_KINDS,
-                   help="temporal-decoder: SD VAE + temporal convs in the decoder; causal3d: SD VAE inflated "
-                        "to a causal 3D VAE with 4x temporal compression")
-    g.add_argument("--base", required=True, help="SD 2.x base model (diffusers folder, hub id or single "
-                   ".safetensors / .ckpt file; the SD 2.1 variants share one VAE)")
-    g.add_argument("--output", required=True, help="run folder (checkpoints/, vae/, train_log.jsonl)")
-    g.add_argument("--train-decoder", action="store_true",
-                   help="temporal-decoder only: fine-tune the whole decoder, not just its temporal layers")
-    d = parser.add_argument_group("data")
-    d.add_argument("--data", required=True, help="folder of videos / images (captions are not needed)")
-    d.add_argument("--frames", type=int, default=9, help="frames per clip (causal3d needs 4f+1: 5, 9, 17, ...)")
-    d.add_argument("--resolution", default="256", help="clip size: N or HxW (multiples of 8)")
-    d.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame of a file")
-    d.add_argument("--fps", type=float, default=None, help="sample clips at this frame rate instead of a stride")
-    d.add_argument("--images", default="pseudo-video", choices=("pseudo-video", "frame", "off"),
-                   help="how still images are used: zoom/pan pseudo-videos, single frames, or not at all")
-    d.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    o = parser.add_argument_group("optimisation")
-    o.add_argument("--steps", type=int, default=1000, help="total optimizer steps")
-    o.add_argument("--batch-size", type=int, default=1, help="clips per micro-batch and process")
-    o.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
-    o.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
-    o.add_argument("--gradient-accumulation", type=int, default=1, help="micro-batches per optimizer step")
-    o.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"), help="accelerate precision")
-    o.add_argument("--gradient-checkpointing", action="store_true",
-                   help="recompute activations in backward: less memory, about 30%% more time")
-    o.add_argument("--seed", type=int, default=0, help="seed of data order, posterior samples and dropout")
-    o.add_argument("--temporal-weight", type=float, default=1.0, help="weight of the frame-difference loss")
-    o.add_argument("--lpips-weight", type=float, default=0.0,
-                   help="weight of LPIPS (needs the lpips package and local AlexNet weights; 0 = off)")
-    o.add_argument("--kl-weight", type=float, default=None, help="causal3d only: KL weight (default 1e-6)")
-    c = parser.add_argument_group("checkpoints")
-    c.add_argument("--checkpoint-every", type=int, default=500, help="optimizer steps between checkpoints")
-    c.add_argument("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept")
-    c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
+    from ldm_video.train.config import add_config_arguments
+
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_arguments(parser, TrainVAEConfig)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
-def configs_from_args(args: argparse.Namespace):
-    """(TrainVAEConfig, DataConfig) from parsed flags, with the flag checks."""
-    from ldm_video.train.data import DataConfig
-
-    if args.kl_weight is not None and args.kind != "causal3d":
-        raise LdmVideoError("--kl-weight applies to --kind causal3d only")
-    if args.train_decoder and args.kind != "temporal-decoder":
-        raise LdmVideoError("--train-decoder applies to --kind temporal-decoder only (causal3d trains everything)")
-    for flag in ("steps", "batch_size", "gradient_accumulation", "checkpoint_every"):
-        if getattr(args, flag) < 1:
-            raise LdmVideoError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    if args.lr <= 0:
-        raise LdmVideoError(f"--lr must be > 0, got {args.lr}")
-    cfg = TrainVAEConfig(
-        kind=args.kind, base=args.base, output=args.output, steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, gradient_accumulation=args.gradient_accumulation,
-        mixed_precision=args.mixed_precision, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints, train_decoder=args.train_decoder,
-        temporal_weight=args.temporal_weight, lpips_weight=args.lpips_weight,
-        kl_weight=1e-6 if args.kl_weight is None else args.kl_weight, num_workers=args.num_workers,
-        gradient_checkpointing=args.gradient_checkpointing,
-    )
-    data = DataConfig(root=args.data, num_frames=args.frames, frame_stride=args.frame_stride, fps=args.fps,
-                      resolution=args.resolution, crop="random", images=args.images)
-    if any(s % 8 for s in data.resolution):
-        raise LdmVideoError(f"--resolution {args.resolution}: height and width must be multiples of 8")
-    return cfg, data
-
-
-def build_model(cfg: TrainVAEConfig, resume_from: Path | None) -> VideoVAE:
-    """A fresh model from the base, or the one saved in a checkpoint; trainable parameters set."""
+def build_model(cfg: TrainVAEConfig) -> VideoVAE:
+    """A fresh model from the base's VAE, trainable parameters set (a resume then loads its weights)."""
+    base_vae = load_base_vae(cfg.base, variant=cfg.base_variant)
     if cfg.kind == "temporal-decoder":
-        base_vae = load_base_vae(cfg.base)
-        if resume_from is not None:
-            model: VideoVAE = load_temporal_decoder(resume_from, base_vae=base_vae)
-        else:
-            model = TemporalDecoderVAE(base_vae, base=cfg.base)
+        model: VideoVAE = TemporalDecoderVAE(base_vae, base=cfg.base)
         model.set_trainable(cfg.train_decoder)
     else:
-        model = load_causal_vae(resume_from) if resume_from is not None else CausalVAE(load_base_vae(cfg.base),
-                                                                                       base=cfg.base)
+        model = CausalVAE(base_vae, base=cfg.base)
         model.requires_grad_(True)
     return model.train()
 
@@ -157,118 +178,130 @@ def loss_terms(model, video: torch.Tensor, cfg: TrainVAEConfig, generator: torch
         loss = loss + cfg.lpips_weight * terms["lpips"]
     if cfg.kind == "causal3d":
         terms["kl"] = kl_per_pixel(dist.mean.float(), dist.logvar.float(), video[0].numel())
-        loss = loss + cfg.kl_weight * terms["kl"]
+        loss = loss + cfg.kl * terms["kl"]
     terms["loss"] = loss
     return terms
 
 
-def _check_resume(counters: dict, cfg: TrainVAEConfig, data_cfg, where: Path) -> None:
-    saved = counters.get("config", {})
-    for key in ("kind", "train_decoder"):
-        if saved.get(key) != getattr(cfg, key):
-            raise LdmVideoError(f"{where}: checkpoint has {key}={saved.get(key)}, this run {getattr(cfg, key)}")
-    saved_data = counters.get("data", {})
-    if saved_data.get("num_frames") != data_cfg.num_frames:
-        raise LdmVideoError(f"{where}: checkpoint trained on {saved_data.get('num_frames')}-frame clips, "
-                            f"this run asks for --frames {data_cfg.num_frames}")
+class VAEJob:
+    """A video VAE as an engine job (`ldm_video.train.engine.Job`): the model and its reconstruction loss."""
+
+    model_part = "vae"  # checkpoint subfolder: a loadable video-VAE folder
+
+    def __init__(self, cfg: TrainVAEConfig, accelerator, model, optimizer, lr_scheduler, sampler, loader,
+                 lpips: LPIPSLoss | None) -> None:
+        self.cfg, self.accelerator, self.model, self.optimizer = cfg, accelerator, model, optimizer
+        self.lr_scheduler, self.sampler, self.loader, self.lpips = lr_scheduler, sampler, loader, lpips
+        self.params = [p for p in accelerator.unwrap_model(model).parameters() if p.requires_grad]
+
+    def loss(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        video = batch["pixel_values"].to(self.accelerator.device)  # (b, 3, F, H, W) in [-1, 1]
+        with self.accelerator.autocast():
+            return loss_terms(self.model, video, self.cfg, generator, self.lpips)
+
+    def trainable_parameters(self) -> list[torch.Tensor]:
+        return self.params
+
+    def save_model(self, folder: Path, step: int, final: bool) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        target = folder / "vae" if final else folder
+        model.save(target, metadata={"step": step, "config": self.cfg.to_dict()})
+        if final:
+            self.accelerator.print(f"train-vae: saved {self.cfg.kind} VAE after {step} steps to {target} "
+                                   f"(use it with --vae {folder})")
+
+    def load_model(self, folder: Path) -> None:
+        from ldm_video.vae.checkpoint import load_state_strict, read_config, read_weights
+
+        if read_config(folder).get("kind") != self.cfg.kind:
+            raise LdmVideoError(f"{folder}: holds a {read_config(folder).get('kind')!r} VAE, this run trains "
+                                f"--kind {self.cfg.kind}")
+        load_state_strict(self.accelerator.unwrap_model(self.model), read_weights(folder), str(folder))
+
+    def extra_states(self) -> dict[str, dict]:
+        return {}
+
+    def load_extra_states(self, folder: Path, read) -> None:
+        pass
+
+    def check_resume(self, state: dict, path: Path) -> None:
+        saved = state.get("config", {})
+        changed = [k for k in _RESUME_MUST_MATCH if saved.get(k) != getattr(self.cfg, k)]
+        if changed:
+            raise LdmVideoError(f"{path}: cannot resume with different " + ", ".join(
+                f"--{k.replace('_', '-')} ({saved.get(k)} in the checkpoint, {getattr(self.cfg, k)} now)"
+                for k in changed))
+
+    def config_dict(self) -> dict:
+        return self.cfg.to_dict()
+
+    def on_start(self) -> None:
+        from ldm_video.train.config import CONFIG_NAME, save_config
+
+        save_config(self.cfg, Path(self.cfg.output_dir) / CONFIG_NAME)
+
+    def after_optimizer_step(self) -> None:
+        pass
+
+    def after_step(self, step: int, last: bool) -> None:
+        pass
 
 
-def train(cfg: TrainVAEConfig, data_cfg, resume: bool = False) -> Path:
-    """Run training (or, with `resume`, continue from the newest checkpoint); return the final model folder."""
+def train(cfg: TrainVAEConfig, progress: bool = True):
+    """Run (or resume, with cfg.resume) a train-vae run; returns the engine's TrainResult."""
     from accelerate import Accelerator
-    from tqdm.auto import tqdm
+    from accelerate.utils import set_seed
 
     from ldm_video.train.data import ClipBatchSampler, VideoFolderDataset, image_flags, make_dataloader
+    from ldm_video.train.engine import LoopSettings, run_loop
+    from ldm_video.train.optim import build_lr_scheduler
+    from ldm_video.train.state import check_output_dir, resolve_resume
 
-    output = Path(cfg.output)
-    resume_from = latest_checkpoint(output) if resume else None
-    if resume and resume_from is None:
-        raise LdmVideoError(f"{output}: no checkpoint to resume (expected {output}/checkpoints/step-N)")
-    counters: dict = {}
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
-                              gradient_accumulation_steps=cfg.gradient_accumulation)
-    torch.manual_seed(cfg.seed)  # the temporal stacks' initialisation (all but their zeroed last conv)
-    model = build_model(cfg, resume_from)
+    data_cfg = cfg.data_config()
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+    main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, clear=main_process, run_files=RUN_FILES)
+    resume_from = resolve_resume(cfg.resume, cfg.output_dir)
+    if cfg.resume and resume_from is None:
+        raise LdmVideoError(f"{cfg.output_dir}: no checkpoint to resume (expected "
+                            f"{Path(cfg.output_dir) / 'checkpoints'}/step-N)")
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                              cpu=not torch.cuda.is_available())
+    set_seed(cfg.seed)  # the temporal stacks' initialisation (all but their zeroed last conv), the same everywhere
+    model = build_model(cfg)
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     model.check_num_frames(data_cfg.num_frames, what="--frames")
-    if resume_from is not None:
-        counters = read_counters(resume_from)
-        _check_resume(counters, cfg, data_cfg, resume_from)
     lpips = LPIPSLoss().to(accelerator.device) if cfg.lpips_weight > 0 else None
     dataset = VideoFolderDataset(data_cfg)
     sampler = ClipBatchSampler(image_flags(dataset), cfg.batch_size, seed=cfg.seed,
                                num_replicas=accelerator.num_processes, rank=accelerator.process_index)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if counters:
-        load_optimizer(optimizer, resume_from / OPTIMIZER_NAME, counters["param_groups"])
+    lr_scheduler = build_lr_scheduler(optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps, cfg.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    step, epoch, batch_index = (counters.get(k, 0) for k in ("step", "epoch", "batch"))
-    micro = step * cfg.gradient_accumulation  # micro-batches done, seeds the per-micro-batch randomness
-    log_path = output / "train_log.jsonl"
-    if accelerator.is_main_process:
-        output.mkdir(parents=True, exist_ok=True)
-        if resume_from is not None:
-            accelerator.print(f"train-vae: resuming {resume_from} at step {step}")
-    progress = tqdm(total=cfg.steps, initial=step, desc=f"train-vae {cfg.kind}", unit="step",
-                    disable=not accelerator.is_local_main_process)
-    while step < cfg.steps:  # step: one pass over the epoch's batches
-        sampler.set_epoch(epoch, start_batch=batch_index)
-        for batch in make_dataloader(dataset, sampler, cfg.num_workers):
-            batch_index += 1
-            video = batch["pixel_values"].to(accelerator.device)  # (b, 3, F, H, W) in [-1, 1]
-            torch.manual_seed(cfg.seed * 1_000_003 + micro)  # dropout
-            generator = torch.Generator(accelerator.device).manual_seed(cfg.seed * 7_919 + micro)
-            micro += 1
-            with accelerator.accumulate(model):
-                terms = loss_terms(model, video, cfg, generator, lpips)
-                if not math.isfinite(float(terms["loss"].detach())):
-                    raise LdmVideoError(f"loss became {float(terms['loss'])} at step {step}; lower --lr "
-                                        f"or use --mixed-precision no")
-                accelerator.backward(terms["loss"])
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            values = {k: round(float(v.detach()), 6) for k, v in terms.items()}
-            progress.update(1)
-            progress.set_postfix(loss=f"{values['loss']:.4f}")
-            if accelerator.is_main_process:
-                with log_path.open("a") as f:
-                    f.write(json.dumps({"step": step, **values}) + "\n")
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                state = {"step": step, "epoch": epoch, "batch": batch_index, "config": asdict(cfg),
-                         "data": json.loads(json.dumps(asdict(data_cfg), default=str))}
-                if accelerator.is_main_process:
-                    accelerator.unwrap_model(model).save(
-                        step_folder(output, step), metadata={"step": step},
-                        extra=checkpoint_extra(optimizer.optimizer if hasattr(optimizer, "optimizer")
-                                               else optimizer, state))
-                    prune_checkpoints(output, cfg.keep_checkpoints)
-                accelerator.wait_for_everyone()
-            if step >= cfg.steps:
-                break
-        else:
-            epoch, batch_index = epoch + 1, 0
-    progress.close()
-    final = output / "vae"
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save(final, metadata={"step": step, "config": asdict(cfg)})
-        accelerator.print(f"train-vae: saved {cfg.kind} VAE after {step} steps to {final} "
-                          f"(use it with --vae {final})")
-    accelerator.wait_for_everyone()
-    return final
+    set_seed(cfg.seed + accelerator.process_index)  # each process its own dropout stream
+    job = VAEJob(cfg, accelerator, model, optimizer, lr_scheduler, sampler,
+                 make_dataloader(dataset, sampler, cfg.num_workers), lpips)
+    settings = LoopSettings(output_dir=cfg.output_dir, max_steps=cfg.max_steps, seed=cfg.seed,
+                            checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints,
+                            max_grad_norm=cfg.max_grad_norm, nan_patience=cfg.nan_patience,
+                            mixed_precision=cfg.mixed_precision, progress=progress, desc=f"train-vae {cfg.kind}")
+    return run_loop(job, settings, resume_from)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, data_cfg = configs_from_args(args)
-    existing = latest_checkpoint(cfg.output)
-    if not args.resume and existing is not None:
-        raise LdmVideoError(f"{cfg.output}: already holds checkpoints ({existing.name}); pass --resume to "
-                            f"continue, or choose another --output")
-    train(cfg, data_cfg, resume=args.resume)
+    from ldm_video.train.config import resolve_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("accelerate", "diffusers", "transformers", "torch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cfg = resolve_config(args, TrainVAEConfig)
+    result = train(cfg, progress=not args.no_progress)
+    if result.interrupted:
+        if result.main_process:
+            print(f"interrupted at step {result.step}; checkpoint written to {result.checkpoint}; "
+                  "continue with --resume latest", file=sys.stderr)
+        return 130
     return 0
