@@ -153,7 +153,7 @@ def load_video_model(base, motion: str | None, lora: str | None, lora_scale: flo
     from ldm_video.checkpoint import load_motion
 
     device, dtype = base.unet.device, base.unet.dtype
-    model = load_motion(motion, base.unet) if motion else inflate_unet(base.unet)
+    model = load_motion(motion, base.unet, prediction_type=base.prediction_type) if motion else inflate_unet(base.unet)
     if lora:
         load_lora(model, lora, lora_scale)
     return model.to(device=device, dtype=dtype).eval()  # new temporal / LoRA layers come in float32

@@ -108,7 +108,7 @@ def check_base(name: str, variant: str | None = None) -> dict:
     if unet_cfg.get("_class_name") != "UNet2DConditionModel" or unet_cfg.get("in_channels") != 4:
         raise BaseModelError(f"{name}: unet is a {unet_cfg.get('_class_name')} with "
                              f"{unet_cfg.get('in_channels')} input channels; SD 2.x has a 4-channel UNet2DConditionModel")
-    if not unet_cfg.get("use_linear_projection", False):
+    if not unet_cfg.get("use_linear_projection", False) or unet_cfg.get("cross_attention_dim") == 768:
         raise BaseModelError(
             f"{name}: found an SD 1.x-shaped model (use_linear_projection=False, cross_attention_dim="
             f"{unet_cfg.get('cross_attention_dim')}); ldm-video needs Stable Diffusion 2.x")

@@ -177,15 +177,27 @@ def _describe_mismatch(saved: dict | None, given: dict) -> str:
     return f" ({shown}{', ...' if len(keys) > 3 else ''})" if shown else ""
 
 
-def load_temporal(path: str | os.PathLike, unet2d, strict: bool = True):
+def check_prediction_type(record: dict, prediction_type: str | None, path) -> None:
+    """Temporal layers learn the base's objective: refuse those trained on an epsilon base for a v-prediction
+    base of the same shape (or the reverse), which the U-Net hash cannot tell apart."""
+    saved = (record.get("metadata") or {}).get("prediction_type")
+    if prediction_type and saved and saved != prediction_type:
+        raise CheckpointMismatchError(
+            f"{path}: temporal layers were trained on a {saved} base, this base predicts {prediction_type} "
+            "(e.g. SD 2.1-base vs SD 2.1 768-v); train them on this base")
+
+
+def load_temporal(path: str | os.PathLike, unet2d, strict: bool = True, prediction_type: str | None = None):
     """Inflate `unet2d` with the config saved at `path` and load the saved temporal layers (and LoRA).
 
     With strict=False a different base is accepted (with a warning) as long as every tensor fits.
-    Raises CheckpointMismatchError when the checkpoint belongs to another base.
+    Raises CheckpointMismatchError when the checkpoint belongs to another base, or (given the base's
+    `prediction_type`) was trained for the other objective.
     """
     from ldm_video.video_unet import inflate_unet
 
     record, weights = read_temporal_record(path)
+    check_prediction_type(record, prediction_type, path)
     saved_hash = record["base"].get("unet_hash")
     given_hash = unet_hash(unet2d.config)
     if saved_hash != given_hash:
@@ -288,13 +300,13 @@ def is_motion_module_file(path: str | os.PathLike) -> bool:
         return False  # read_temporal_record names the problem
 
 
-def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
+def load_motion(path: str | os.PathLike, unet2d, strict: bool = True, prediction_type: str | None = None):
     """`--motion`: a native folder / .safetensors (save_temporal), a diffusers MotionAdapter folder, or an
     AnimateDiff motion-module file in the original layout (.safetensors / .ckpt)."""
     from ldm_video.video_unet import inflate_unet
 
     if not is_motion_adapter_folder(path) and not is_motion_module_file(path):
-        return load_temporal(path, unet2d, strict=strict)
+        return load_temporal(path, unet2d, strict=strict, prediction_type=prediction_type)
     adapter, config = read_motion_adapter(path, unet2d.config)
     model = inflate_unet(unet2d, config)
     state = {f"motion.{k}": v for k, v in adapter.state_dict().items()}
@@ -302,13 +314,15 @@ def load_motion(path: str | os.PathLike, unet2d, strict: bool = True):
     return model
 
 
-def read_motion_module(path: str | os.PathLike, unet_config) -> tuple[dict[str, torch.Tensor], VideoUNetConfig]:
+def read_motion_module(path: str | os.PathLike, unet_config,
+                       prediction_type: str | None = None) -> tuple[dict[str, torch.Tensor], VideoUNetConfig]:
     """`train --init-motion`: the temporal attention of anything `--motion` reads, as MotionAdapter tensors,
     with the temporal config that describes it. Raises CheckpointMismatchError when it does not fit the base."""
     if is_motion_adapter_folder(path) or is_motion_module_file(path):
         adapter, config = read_motion_adapter(path, unet_config)
         return adapter.state_dict(), config
     record, weights = read_temporal_record(path)
+    check_prediction_type(record, prediction_type, path)
     config = VideoUNetConfig.from_dict(record["temporal"])
     if not config.use_attention:
         raise CheckpointMismatchError(f"{path}: has no temporal attention (temporal_layers="

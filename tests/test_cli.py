@@ -78,3 +78,51 @@ def test_unwritable_outputs_and_truncated_weights_are_one_line_errors(tiny_base,
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     assert main(["export", "--motion", str(tmp_path / "run"), "--format", "native", "--out", str(tmp_path / "n")]) == 2
     assert "unreadable safetensors file" in capsys.readouterr().err
+
+
+def _one_line(capsys) -> str:
+    text = capsys.readouterr().err
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.strip() and "it/s]" not in line]  # not loading bars
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_runs_and_caches_are_never_mixed(tiny_base, tiny_base_v, tmp_path, capsys):
+    """A refused resume leaves the run's files as they were; a latent cache made from other data or another
+    base, temporal layers trained for the other objective and over-long clips are one-line errors (exit 2)."""
+    from ldm_video.train.synthetic import write_test_video
+
+    data, other = tmp_path / "data", tmp_path / "other"
+    for i in range(2):
+        write_test_video(data / f"c{i}.mp4", num_frames=6, height=32, width=32, seed=i)
+        write_test_video(other / f"c{i}.mp4", num_frames=6, height=32, width=32, seed=10 + i)
+    out = tmp_path / "run"
+    common = ["--frames", "4", "--resolution", "32", "--images", "off", "--no-progress"]
+    assert main(["train", "--base", tiny_base, "--data", str(data), "--output-dir", str(out), "--cache-latents",
+                 "--max-steps", "2", *common]) == 0
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # a resume under other settings: refused, and nothing of the run is rewritten (train_config.yaml included)
+    assert main(["train", "--base", tiny_base, "--data", str(data), "--output-dir", str(out), "--cache-latents",
+                 "--max-steps", "4", "--batch-size", "2", "--resume", "latest", *common]) == 2
+    assert "--batch-size (1 in the checkpoint, 2 now)" in _one_line(capsys)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    # OUTPUT_DIR/latent-cache was made from --data DATA: --data OTHER must not train on it
+    assert main(["train", "--base", tiny_base, "--data", str(other), "--output-dir", str(out), "--cache-latents",
+                 "--max-steps", "2", "--overwrite", *common]) == 2
+    assert "--data" in (err := _one_line(capsys)) and "prepare a new cache" in err
+    # ... nor another base
+    assert main(["train", "--base", tiny_base_v, "--data", str(data), "--output-dir", str(out), "--cache-latents",
+                 "--max-steps", "2", "--overwrite", *common]) == 2
+    assert "--base" in _one_line(capsys)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # --overwrite deletes only once set up
+    # layers trained on an epsilon base do not load onto a v-prediction base of the same shape
+    assert main(["generate", "--base", tiny_base_v, "--motion", str(out), "--prompt", "x", "--frames", "4",
+                 "--height", "32", "--width", "32", "--steps", "2", "--out", str(tmp_path / "v.mp4")]) == 2
+    assert "trained on a epsilon base, this base predicts v_prediction" in _one_line(capsys)
+    assert not (tmp_path / "v.mp4").exists()
+    # a clip no training step can hold
+    assert main(["train", "--base", tiny_base, "--data", str(data), "--output-dir", str(tmp_path / "long"),
+                 "--frames", "5000", "--max-steps", "1"]) == 2
+    assert "--frames 5000: training clips are at most 256 frames" in _one_line(capsys)
+    assert not (tmp_path / "long").exists()

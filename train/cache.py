@@ -91,6 +91,7 @@ def prepare_cache(
         index = {
             "format": CACHE_FORMAT,
             "base": str(base.name),
+            "data": str(Path(data.root).resolve()),
             "vae_scaling_factor": base.vae_scale,
             "text_dim": int(text_of("").shape[-1]),
             "frames": data.num_frames,
@@ -143,6 +144,12 @@ class LatentCacheDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def latent_channels(self) -> int:
+        """Channels of the cached latents (read off the first sample's tensor header)."""
+        entry = self.samples[0]
+        with safe_open(str(self.root / entry["shard"]), "pt") as f:
+            return int(f.get_slice(f"{entry['key']}.latents").get_shape()[0])
 
     def is_image(self) -> list[bool]:
         """Per sample: True when it came from an image (what the batch sampler groups by)."""

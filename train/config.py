@@ -23,6 +23,7 @@ from ldm_video.noise import NOISE_PRIORS
 from ldm_video.train.objective import TIMESTEP_BIAS
 
 CONFIG_NAME = "train_config.yaml"
+MAX_TRAIN_FRAMES = 256  # longest training clip: longer videos are generated clip by clip (VidRD), not trained on
 
 
 def _opt(help_text: str, choices: tuple | None = None, metavar: str | None = None) -> dict:
@@ -149,6 +150,10 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.frames > MAX_TRAIN_FRAMES:
+            raise LdmVideoError(f"--frames {self.frames}: training clips are at most {MAX_TRAIN_FRAMES} frames (SD video "
+                                "models train on 16-32); make long videos with `ldm-video generate --frames N`, which "
+                                "samples them clip by clip")
         for name in ("lora_rank", "lr_warmup_steps", "num_workers", "validate_every", "max_grad_norm"):
             if getattr(self, name) < 0:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

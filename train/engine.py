@@ -63,6 +63,7 @@ class LoopSettings:
     mixed_precision: str = "no"  # fp16's scaler skips inf steps itself: its gradient norms are not checked
     progress: bool = True
     desc: str = "training"
+    clear_first: tuple[str, ...] = ()  # --overwrite: the earlier run's files, deleted once setup has succeeded
 
 
 class Job(Protocol):
@@ -246,7 +247,10 @@ def run_loop(job: Job, settings: LoopSettings, resume_from: Path | None) -> Trai
         if acc.is_main_process:
             logger.warning("resumed from %s (step %d)", resume_from, position.step)
     if acc.is_main_process:
-        job.on_start()  # nothing of this run is written before a refused resume
+        from ldm_video.train.state import clear_run
+
+        clear_run(out, settings.clear_first)  # nothing is deleted or written before every check has passed
+        job.on_start()
     log = TrainLog(out / LOG_NAME, position.step, acc.is_main_process)
     result = TrainResult(step=position.step, interrupted=False, output_dir=out, main_process=acc.is_main_process)
     bar = tqdm(total=settings.max_steps, initial=position.step, desc=settings.desc, unit="step",

@@ -297,3 +297,33 @@ def format_plan(config: TrainConfig, plan: MemoryPlan, budget_gb: float,
     elif not fits:
         lines.append("to make it fit: fewer --frames, a lower --resolution, or --temporal-layers attn")
     return "\n".join(lines)
+
+
+LONG_CLIP = 64  # frames beyond the presets' and AnimateDiff's clip lengths: checked against memory first
+
+
+def device_memory() -> tuple[int, str]:
+    """(bytes, what) a training step may use: the GPU's total memory, or the RAM available on a CPU."""
+    import os
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory, "GPU memory"
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available RAM"
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return 0, "RAM"
+
+
+def check_clip_fits(config: TrainConfig) -> None:
+    """`train --frames N` with N > LONG_CLIP: refuse, before any work, a clip whose estimated training step does not
+    fit this machine (e.g. 3 images turned into 5000-frame pseudo-videos)."""
+    if config.frames <= LONG_CLIP:
+        return
+    available, what = device_memory()
+    if not available:
+        return
+    need = estimate_memory(config).total
+    if need > available:
+        raise LdmVideoError(f"--frames {config.frames}: one training step needs about {need / GB:.1f} GB, this "
+                            f"machine has {available / GB:.1f} GB of {what}; use shorter clips (SD video models "
+                            "train on 16-32 frames) or see `ldm-video plan`")

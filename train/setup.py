@@ -176,21 +176,34 @@ def _dataset(config: TrainConfig, accelerator, base_name: str, progress: bool = 
         made = {k: index.get(k) for k in ("frame_stride", "fps", "crop", "images", "buckets", "vae")}
         asked = {"frame_stride": config.frame_stride, "fps": config.fps, "crop": config.crop, "images": config.images,
                  "buckets": config.buckets, "vae": config.vae}
+        if not _same_source(index.get("base"), config.base):
+            made["base"], asked["base"] = index.get("base"), config.base
+        if config.cache_latents and not config.cache and not _same_source(index.get("data"), config.data):
+            made["data"], asked["data"] = index.get("data"), config.data  # OUTPUT_DIR/latent-cache of another run
         differ = [f"--{k.replace('_', '-')} {made[k]} (asked {asked[k]})" for k in made if made[k] != asked[k]]
         if differ:
             raise LdmVideoError(f"{cache}: cache was made with " + ", ".join(differ) +
-                                "; pass the same clip settings, or prepare a new cache")
+                                "; pass the same settings, or prepare a new cache (delete this one)")
         dataset = LatentCacheDataset(cache)
         return dataset, collate_cached, dataset.is_image(), dataset.bucket_keys()
     dataset = VideoFolderDataset(data_config(config))
     return dataset, collate, image_flags(dataset), bucket_keys(dataset)
 
 
-def _init_motion(config: TrainConfig, unet_config, wanted):
+def _same_source(recorded: str | None, given: str | None) -> bool:
+    """Whether a cache's recorded base / data folder is the one given (paths compared resolved)."""
+    if recorded is None or given is None:
+        return recorded == given or recorded is None  # caches older than the field recorded nothing
+    if Path(recorded).exists() and Path(given).exists():
+        return Path(recorded).resolve() == Path(given).resolve()
+    return recorded == given
+
+
+def _init_motion(config: TrainConfig, unet_config, wanted, prediction_type: str):
     """--init-motion: the module's MotionAdapter tensors, and the temporal config with its attention layout."""
     from ldm_video.checkpoint import read_motion_module
 
-    state, found = read_motion_module(config.init_motion, unet_config)
+    state, found = read_motion_module(config.init_motion, unet_config, prediction_type)
     taken = dataclasses.replace(wanted, attention_heads=found.attention_heads,
                                 attention_layers=found.attention_layers, mid_block=found.mid_block)
     logger.info("--init-motion %s: %d heads, %d transformer layer(s) per module, mid block %s", config.init_motion,
@@ -232,6 +245,12 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
     cached = not isinstance(dataset, VideoFolderDataset)
     parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "text_encoder", "tokenizer")
     base = load_base(config.base, parts, weight_dtype, accelerator.device, variant=config.base_variant)
+    text_width, latent_channels = base.unet.config.cross_attention_dim, base.unet.config.in_channels
+    if cached and (dataset.empty_text.shape[-1] != text_width or dataset.latent_channels() != latent_channels):
+        raise LdmVideoError(f"{config.cache or Path(config.output_dir) / 'latent-cache'}: cache holds "
+                            f"{dataset.latent_channels()}-channel latents and {dataset.empty_text.shape[-1]}-wide "
+                            f"text, the U-Net of {config.base} takes {latent_channels} and {text_width}; it was made "
+                            "with another base")
     if not cached:
         base.vae = training_vae(config, weight_dtype, accelerator.device)
 
@@ -262,7 +281,7 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
                                   lora_rank=config.lora_rank, lora_alpha=config.lora_alpha)
     init_state = None
     if config.init_motion:
-        init_state, unet_config = _init_motion(config, base.unet.config, unet_config)
+        init_state, unet_config = _init_motion(config, base.unet.config, unet_config, base.prediction_type)
     try:
         model = inflate_unet(base.unet, unet_config)
     except ValueError as err:

@@ -170,22 +170,27 @@ RUN_FILES = ("checkpoints", "temporal_config.json", "temporal_layers.safetensors
              "validation")
 
 
-def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool, clear: bool = True,
-                     run_files: tuple[str, ...] = RUN_FILES) -> None:
-    """Refuse to mix two runs: an OUTPUT_DIR holding a run (any of `run_files`) needs --resume or --overwrite
-    (which clears them; `clear` is False on all processes but the main one). Nothing is written before this."""
+def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool,
+                     run_files: tuple[str, ...] = RUN_FILES) -> tuple[str, ...]:
+    """Refuse to mix two runs: an OUTPUT_DIR holding a run (any of `run_files`) needs --resume or --overwrite.
+    Returns what --overwrite will delete (`clear_run`, once every other check has passed); deletes nothing."""
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise LdmVideoError(f"{out}: --output-dir is a file")
     from ldm_video.checkpoint import writable_folder
 
     writable_folder(out, "--output-dir")
-    found = [name for name in run_files if (out / name).exists()]
+    found = tuple(name for name in run_files if (out / name).exists())
     if not found or resume:
-        return
+        return ()
     if not overwrite:
         raise LdmVideoError(f"{out}: holds another training run ({', '.join(found)}); continue it with --resume "
                             "latest, replace it with --overwrite, or choose another --output-dir")
-    for name in found if clear else ():
-        path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return found
+
+
+def clear_run(output_dir: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """--overwrite: delete the earlier run's files (main process, after the new run's checks and setup)."""
+    for name in names:
+        path = Path(output_dir) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

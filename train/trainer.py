@@ -10,7 +10,6 @@ Built on accelerate (devices, mixed precision, several processes); resumable bit
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -142,10 +141,11 @@ def _validate(run: Run, step: int) -> None:
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `config`; returns what it did."""
-    # before the accelerator exists (its process group must be set up by setup_run alone): the launcher's rank
-    main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-    check_output_dir(config.output_dir, config.resume, config.overwrite, clear=main_process)
+    overwritten = check_output_dir(config.output_dir, config.resume, config.overwrite)
     resume_from = resolve_resume(config.resume, config.output_dir)  # a bad --resume fails before any work
+    from ldm_video.train.plan import check_clip_fits
+
+    check_clip_fits(config)  # a clip too long for this machine's memory fails before any work too
     run = setup_run(config, progress=progress)
     if run.accelerator.is_main_process and resume_from is None and config.resume == "latest":
         logger.warning("--resume latest: no checkpoint in %s yet, starting from scratch",
@@ -153,5 +153,6 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     settings = LoopSettings(output_dir=config.output_dir, max_steps=config.max_steps, seed=config.seed,
                             checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
                             max_grad_norm=config.max_grad_norm, nan_patience=config.nan_patience,
-                            mixed_precision=config.mixed_precision, progress=progress, desc="training")
+                            mixed_precision=config.mixed_precision, progress=progress, desc="training",
+                            clear_first=overwritten)
     return run_loop(TemporalJob(run), settings, resume_from)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +112,10 @@ class TrainVAEConfig:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
+        from ldm_video.train.config import MAX_TRAIN_FRAMES
+
+        if self.frames > MAX_TRAIN_FRAMES:
+            raise LdmVideoError(f"--frames {self.frames}: training clips are at most {MAX_TRAIN_FRAMES} frames")
         if self.kl_weight is not None and self.kind != "causal3d":
             raise LdmVideoError("--kl-weight applies to --kind causal3d only")
         if self.train_decoder and self.kind != "temporal-decoder":
@@ -260,8 +263,7 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
     data_cfg = cfg.data_config()
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
-    main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-    check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, clear=main_process, run_files=RUN_FILES)
+    overwritten = check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, run_files=RUN_FILES)
     resume_from = resolve_resume(cfg.resume, cfg.output_dir)
     if cfg.resume and resume_from is None:
         raise LdmVideoError(f"{cfg.output_dir}: no checkpoint to resume (expected "
@@ -287,7 +289,8 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
     settings = LoopSettings(output_dir=cfg.output_dir, max_steps=cfg.max_steps, seed=cfg.seed,
                             checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints,
                             max_grad_norm=cfg.max_grad_norm, nan_patience=cfg.nan_patience,
-                            mixed_precision=cfg.mixed_precision, progress=progress, desc=f"train-vae {cfg.kind}")
+                            mixed_precision=cfg.mixed_precision, progress=progress, desc=f"train-vae {cfg.kind}",
+                            clear_first=overwritten)
     return run_loop(job, settings, resume_from)
 
 
