@@ -53,6 +53,15 @@ def requested_command(argv: list[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "") if argv else ""
 
 
+def describe_io_error(err: Exception) -> str:
+    """One line for an OSError (the file and the system's reason) or a SafetensorError."""
+    if isinstance(err, OSError):
+        where = err.filename if err.filename is not None else ""
+        reason = err.strerror or str(err) or type(err).__name__
+        return f"{where}: {reason}" if where else reason
+    return f"unreadable weights file ({err})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one line and exit 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -67,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(run(args) or 0)
     except LdmVideoError as err:
         print(f"ldm-video {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the file system or a weights file said no: one line; anything else is a bug
+        if not (isinstance(err, OSError) or type(err).__name__ == "SafetensorError"):
+            raise
+        print(f"ldm-video {args.command}: error: {describe_io_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ldm-video {args.command}: interrupted", file=sys.stderr)

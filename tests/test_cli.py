@@ -126,3 +126,24 @@ def test_runs_and_caches_are_never_mixed(tiny_base, tiny_base_v, tmp_path, capsy
                  "--frames", "5000", "--max-steps", "1"]) == 2
     assert "--frames 5000: training clips are at most 256 frames" in _one_line(capsys)
     assert not (tmp_path / "long").exists()
+
+
+def test_library_errors_become_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys, tmp_path):
+    import errno
+
+    from ldm_video import export as export_module
+
+    def disk_full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out.safetensors"))
+
+    monkeypatch.setattr(export_module, "run", disk_full)
+    args = ["export", "--motion", str(tmp_path), "--format", "native", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert _one_line(capsys) == f"ldm-video export: error: {tmp_path / 'out.safetensors'}: No space left on device"
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(export_module, "run", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(args)
