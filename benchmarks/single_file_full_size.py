@@ -55,7 +55,7 @@ def main() -> None:
         del base, unet, vae, text
         t0 = time.time()
         code = cli(["generate", "--base", str(path), "--prompt", "a red circle moving right", "--frames", "2",
-                    "--clip-frames", "2", "--steps", "1", "--height", "64", "--width", "64", "--quiet",
+                    "--clip-frames", "2", "--steps", "1", "--height", "64", "--width", "64", "--no-progress",
                     "--out", str(work / f"{Path(name).stem}.mp4")])
         assert code == 0, code
         print(f"  generate --base {name}: exit {code}, {time.time() - t0:.0f} s", flush=True)

@@ -133,7 +133,7 @@ def main_cli() -> None:
     seen = tuple(s for s in SHAPES if s != args.held_out)
     write_folder(work / "data", args.videos, num_frames=8, seed=1234, progress=False,
                  config=WorldConfig(motions=(args.motion,), shapes=seen))
-    assert main(["prepare", "--base", args.base, "--data", str(work / "data"), "--output", str(work / "cache"),
+    assert main(["prepare", "--base", args.base, "--data", str(work / "data"), "--output-dir", str(work / "cache"),
                  "--frames", "8", "--resolution", "64", "--images", "off"]) == 0
     real_world = WorldConfig(motions=(args.motion,))  # every shape, the taught motion
     real = [toy_sample(10_000 + i, 8, real_world).frames for i in range(64)]

@@ -45,8 +45,8 @@ def main() -> None:
     for kind, lr in (("temporal-decoder", "1e-3"), ("causal3d", "3e-4")):
         out = work / f"run-{kind}"
         t0 = time.time()
-        flags = ["--kind", kind, "--base", str(base), "--data", str(work / "train"), "--output", str(out),
-                 "--frames", str(args.frames), "--resolution", args.resolution, "--steps", str(args.steps),
+        flags = ["--kind", kind, "--base", str(base), "--data", str(work / "train"), "--output-dir", str(out),
+                 "--frames", str(args.frames), "--resolution", args.resolution, "--max-steps", str(args.steps),
                  "--lr", lr, "--checkpoint-every", str(args.steps)]
         if (out / "checkpoints").exists():
             flags.append("--resume")

@@ -124,7 +124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode call (default 8)")
     g.add_argument("--save-latents", metavar="FILE", help="also write the final latents to FILE.safetensors "
                    "(a batch: FILE-p{index:03d}-s{seed}.safetensors)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bars")
+    from ldm_video.flags import add_deprecated
+
+    add_deprecated(g, "--quiet", "--no-progress", "quiet", switch=True)
 
 
 def resolve_device(name: str | None, dtype_name: str) -> tuple[torch.device, torch.dtype]:

@@ -89,7 +89,7 @@ def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path |
             "--clip-frames", str(cfg.clip_frames), "--overlap", str(cfg.overlap), "--steps", str(cfg.sample_steps),
             "--guidance", str(cfg.guidance), "--height", "64", "--width", "64", "--seed", str(cfg.seed),
             "--noise-prior", cfg.noise_prior, "--noise-alpha", str(cfg.noise_alpha), "--reuse-order", cfg.reuse_order,
-            "--out", str(out), "--quiet"]
+            "--out", str(out), "--no-progress"]
     if motion is not None:
         args += ["--motion", str(motion)]
     if main(args) != 0:
@@ -268,7 +268,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"({d.long_frames} frames, {d.reuse_order} reuse order; OUT/video_*.mp4) -> export a diffusers "
         "MotionAdapter (OUT/motion_adapter) -> report the toy world's ground truth per group (OUT/report.json, "
         "OUT/report.md). About 17 minutes (15 of them training) and 0.7 GB of memory on a 2-core CPU.")
-    parser.add_argument("--out", default="ldm-video-demo", help="output folder (default: ./ldm-video-demo)")
+    from ldm_video.flags import add_deprecated, add_threads
+
+    parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
+                        help="run folder for everything the demo writes (default: ./ldm-video-demo)")
+    add_deprecated(parser, "--out", "--output-dir", "out")
     parser.add_argument("--base", default=None, help="toy base folder (default: the shipped toy base)")
     parser.add_argument("--direction", choices=("left", "right", "up", "down"), default=d.motion,
                         help=f"the one straight motion to teach (default {d.motion})")
@@ -287,16 +291,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"VidRD prompt-frame order of the long videos (default {d.reuse_order}: measured "
                              "better than reversed, VidRD's released code, on a model that moves; neither keeps the "
                              "direction across seams, see README)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    add_threads(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the step lines stay)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from ldm_video.flags import set_threads
+
+    set_threads(args.threads)
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
-        raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --out")
+        raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --output-dir")
     cfg = DemoConfig(base=args.base, motion=args.direction, held_out=args.held_out, steps=args.steps, videos=args.videos,
                      long_frames=args.long_frames, seed=args.seed, lr=args.lr, lora_rank=args.lora_rank,
                      reuse_order=args.reuse_order)
-    run_demo(args.out, cfg)
+    run_demo(args.out, cfg, progress=not args.no_progress)
     return 0

@@ -49,13 +49,13 @@ def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, reuse_order):
 def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_path, capsys):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("keep me")
-    assert main(["demo", "--out", str(tmp_path / "busy")]) == 2
+    assert main(["demo", "--output-dir", str(tmp_path / "busy")]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "busy" / "x").read_text() == "keep me"
-    assert main(["demo", "--out", str(tmp_path / "new"), "--base", str(tmp_path / "nowhere")]) == 2
+    assert main(["demo", "--output-dir", str(tmp_path / "new"), "--base", str(tmp_path / "nowhere")]) == 2
     assert "no toy base model" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit 2
-        main(["demo", "--out", str(tmp_path / "new"), "--direction", "bouncing"])
+        main(["demo", "--output-dir", str(tmp_path / "new"), "--direction", "bouncing"])
     assert exit_info.value.code == 2
     with pytest.raises(LdmVideoError, match="straight motion"):
         DemoConfig(motion="bouncing")

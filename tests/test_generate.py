@@ -46,7 +46,7 @@ def mp4_frames(path) -> np.ndarray:
 def test_done_when_command_writes_40_frame_mp4(tiny_base, motion_dir, tmp_path, with_motion):
     out = tmp_path / "v.mp4"
     extra = ["--motion", motion_dir] if with_motion else []
-    assert main(["generate", "--base", tiny_base, *extra, *DONE_WHEN, "--out", str(out), "--quiet"]) == 0
+    assert main(["generate", "--base", tiny_base, *extra, *DONE_WHEN, "--out", str(out), "--no-progress"]) == 0
     frames = mp4_frames(out)
     assert frames.shape == (40, 32, 32, 3)
     assert frames.std() > 1  # not a blank video
@@ -55,7 +55,7 @@ def test_done_when_command_writes_40_frame_mp4(tiny_base, motion_dir, tmp_path, 
 
 def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir, tmp_path):
     args = ["generate", "--base", tiny_base, "--prompt", "a cat", "--frames", "6", "--clip-frames", "4",
-            "--overlap", "2", "--steps", "2", "--height", "16", "--width", "16", "--quiet"]
+            "--overlap", "2", "--steps", "2", "--height", "16", "--width", "16", "--no-progress"]
     for name, extra in [("a", []), ("b", []), ("m", ["--motion", motion_dir]), ("s", ["--seed", "1"])]:
         assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
     a, b, m, s = (read_video(tmp_path / n) for n in "abms")  # lossless PNG folders
@@ -72,7 +72,7 @@ def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
     out, lat = tmp_path / "frames", tmp_path / "z.safetensors"
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4",
                  "--overlap", "2", "--seam-drop", "1", "--steps", "2", "--height", "16", "--width", "16",
-                 "--scheduler", "euler", "--out", str(out), "--save-latents", str(lat), "--quiet"]) == 0
+                 "--scheduler", "euler", "--out", str(out), "--save-latents", str(lat), "--no-progress"]) == 0
     latents = load_file(str(lat))["latents"]
     assert latents.shape == (1, 4, 10, 2, 2)
     vae = load_base(tiny_base, components=("vae",)).vae
@@ -85,7 +85,7 @@ def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
 def test_other_output_formats(tiny_base, tmp_path, fmt):
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "5", "--clip-frames", "4",
                  "--steps", "1", "--height", "16", "--width", "24", "--out", str(tmp_path / fmt),
-                 "--extend", "independent", "--scheduler", "pndm", "--quiet"]) == 0
+                 "--extend", "independent", "--scheduler", "pndm", "--no-progress"]) == 0
     assert read_video(tmp_path / fmt).shape == (5, 16, 24, 3)
 
 
@@ -105,7 +105,7 @@ def test_other_output_formats(tiny_base, tmp_path, fmt):
 ])
 def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message):
     args = ["generate", "--base", tiny_base, "--prompt", "x", "--steps", "1", "--height", "16", "--width", "16",
-            "--out", str(tmp_path / "v.mp4"), "--quiet"]
+            "--out", str(tmp_path / "v.mp4"), "--no-progress"]
     assert main([*args, *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
@@ -115,7 +115,7 @@ def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message
 def test_bf16_runs_with_temporal_layers_cast(tiny_base, motion_dir, tmp_path):
     """New temporal layers are built in float32; generate casts them to the weights' dtype."""
     args = ["generate", "--base", tiny_base, "--motion", motion_dir, "--prompt", "x", "--frames", "6",
-            "--clip-frames", "4", "--steps", "2", "--height", "16", "--width", "16", "--quiet"]
+            "--clip-frames", "4", "--steps", "2", "--height", "16", "--width", "16", "--no-progress"]
     assert main([*args, "--dtype", "bf16", "--out", str(tmp_path / "bf16")]) == 0
     assert main([*args, "--dtype", "fp32", "--out", str(tmp_path / "fp32")]) == 0
     bf16, fp32 = read_video(tmp_path / "bf16").astype(int), read_video(tmp_path / "fp32")
@@ -125,7 +125,7 @@ def test_bf16_runs_with_temporal_layers_cast(tiny_base, motion_dir, tmp_path):
 
 
 def test_threads_flag(tiny_base, tmp_path, capsys):
-    args = ["generate", "--base", tiny_base, "--prompt", "x", "--out", str(tmp_path / "v.mp4"), "--quiet"]
+    args = ["generate", "--base", tiny_base, "--prompt", "x", "--out", str(tmp_path / "v.mp4"), "--no-progress"]
     assert main([*args, "--threads", "-1"]) == 2
     assert "--threads" in capsys.readouterr().err
     assert main([*args, "--threads", "3", "--height", "30"]) == 2  # set before the size is refused
@@ -134,7 +134,7 @@ def test_threads_flag(tiny_base, tmp_path, capsys):
 
 def test_one_frame_clips_work_with_default_flags(tiny_base, tmp_path):
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "3", "--clip-frames", "1",
-                 "--steps", "1", "--height", "16", "--width", "16", "--out", str(tmp_path / "v"), "--quiet"]) == 0
+                 "--steps", "1", "--height", "16", "--width", "16", "--out", str(tmp_path / "v"), "--no-progress"]) == 0
     assert read_video(tmp_path / "v").shape == (3, 16, 16, 3)
 
 
@@ -150,5 +150,5 @@ def test_forward_reuse_order_drops_the_prompt_frames_by_default(tiny_base, tmp_p
     out = tmp_path / "v"
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "9", "--clip-frames", "6",
                  "--reuse-order", "forward", "--steps", "2", "--height", "16", "--width", "16", "--out", str(out),
-                 "--quiet"]) == 0
+                 "--no-progress"]) == 0
     assert read_video(out).shape == (9, 16, 16, 3)  # clips: 6 frames, then 3 new ones

@@ -13,7 +13,7 @@ from ldm_video.toy import TOY_BASE
 from ldm_video.toy.metrics import analyse_video
 
 TOY = ["--base", str(TOY_BASE), "--frames", "16", "--clip-frames", "8", "--steps", "10", "--guidance", "5",
-       "--height", "64", "--width", "64", "--quiet"]
+       "--height", "64", "--width", "64", "--no-progress"]
 
 
 def _toy(tmp_path, name, *extra):
@@ -51,7 +51,7 @@ def test_many_videos_one_model_load(tiny_base, tmp_path, monkeypatch):
     real = ldm_video.load_base
     monkeypatch.setattr(ldm_video, "load_base", lambda *a, **k: loads.append(a) or real(*a, **k))
     common = ["generate", "--base", tiny_base, "--frames", "4", "--clip-frames", "4", "--steps", "2",
-              "--height", "16", "--width", "16", "--quiet"]
+              "--height", "16", "--width", "16", "--no-progress"]
     assert main([*common, "--prompts", str(prompts), "--seeds", "3-4", "--out", str(tmp_path / "v.mp4")]) == 0
     assert len(loads) == 1  # the model is loaded once for all four videos
     names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("v-"))
@@ -125,7 +125,7 @@ def test_extend_freenoise_is_diffusers_own(tiny_base, tmp_path, capsys):
     motion = _attn_motion(tiny_base, tmp_path / "motion")
     flags = ["generate", "--base", tiny_base, "--motion", str(motion), "--prompt", "a red circle", "--frames", "12",
              "--clip-frames", "4", "--overlap", "2", "--steps", "2", "--height", "16", "--width", "16",
-             "--extend", "freenoise", "--seed", "3", "--quiet"]
+             "--extend", "freenoise", "--seed", "3", "--no-progress"]
     assert main([*flags, "--out", str(tmp_path / "ours")]) == 0
     base = load_base(tiny_base)
     pipe = AnimateDiffPipeline(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet,

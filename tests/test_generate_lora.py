@@ -39,7 +39,7 @@ def lora_file(tiny_base, tmp_path_factory):
 
 
 ARGS = ["--prompt", "x", "--frames", "4", "--clip-frames", "4", "--steps", "2", "--height", "16", "--width", "16",
-        "--quiet"]
+        "--no-progress"]
 
 
 def test_lora_scale_changes_the_video(tiny_base, lora_file, tmp_path):

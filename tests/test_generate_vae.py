@@ -31,7 +31,7 @@ def vaes(tiny_base, tmp_path_factory):
 
 
 ARGS = ["--prompt", "x", "--frames", "10", "--clip-frames", "4", "--overlap", "2", "--steps", "2",
-        "--height", "16", "--width", "16", "--decode-chunk", "3", "--quiet"]
+        "--height", "16", "--width", "16", "--decode-chunk", "3", "--no-progress"]
 
 
 def test_temporal_decoder_at_init_decodes_like_the_sd_vae(tiny_base, vaes, tmp_path):

@@ -44,7 +44,7 @@ def test_generate_and_train_take_a_single_file(files, tiny_base, tmp_path, capsy
 
     single_file._told.clear()  # the choice is named once per file and process; earlier tests loaded this one
     common = ["--prompt", "a red circle", "--frames", "4", "--clip-frames", "4", "--steps", "2",
-              "--height", "16", "--width", "16", "--quiet"]
+              "--height", "16", "--width", "16", "--no-progress"]
     assert main(["generate", "--base", tiny_base, *common, "--out", str(tmp_path / "folder")]) == 0
     assert main(["generate", "--base", str(files["epsilon"]), "--base-variant", tiny_base, *common,
                  "--out", str(tmp_path / "file")]) == 0
@@ -128,7 +128,7 @@ def test_bad_single_files_are_one_line_errors(files, tiny_base, tmp_path, capsys
              (files["epsilon"], "could not load as SD 2.1-base")]  # tiny weights, full-size shipped config
     for path, words in cases:
         code = main(["generate", "--base", str(path), "--prompt", "x", "--frames", "2", "--steps", "1",
-                     "--height", "16", "--width", "16", "--out", str(tmp_path / "x.mp4"), "--quiet"])
+                     "--height", "16", "--width", "16", "--out", str(tmp_path / "x.mp4"), "--no-progress"])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and words in err[-1] and str(path.name) in err[-1], (path, err)
         assert not (tmp_path / "x.mp4").exists()

@@ -30,7 +30,7 @@ def test_pretrain_cli_writes_a_base_that_load_base_accepts(tmp_path, capsys):
 
     ToyRecipe(**TINY).save(tmp_path / "recipe.yaml")
     out = tmp_path / "base"
-    assert main(["toy", "pretrain", "--out", str(out), "--recipe", str(tmp_path / "recipe.yaml"), "--seed", "7",
+    assert main(["toy", "pretrain", "--output-dir", str(out), "--recipe", str(tmp_path / "recipe.yaml"), "--seed", "7",
                  "--unet-steps", "3", "--no-eval"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["size_bytes"] > 0 and "eval" not in report
@@ -50,7 +50,7 @@ def test_pretrain_cli_rejects_bad_recipe(tmp_path, capsys):
     from ldm_video.cli import main
 
     (tmp_path / "r.yaml").write_text("seed: 1\nnot_a_field: 2\n")
-    assert main(["toy", "pretrain", "--out", str(tmp_path / "o"), "--recipe", str(tmp_path / "r.yaml")]) == 2
+    assert main(["toy", "pretrain", "--output-dir", str(tmp_path / "o"), "--recipe", str(tmp_path / "r.yaml")]) == 2
     assert "not_a_field" in capsys.readouterr().err
 
 

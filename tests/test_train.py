@@ -86,7 +86,7 @@ def test_cli_on_a_messy_folder(tmp_path, tiny_base, caplog):
     assert (out / "train_config.yaml").is_file() and len(list_checkpoints(out)) == 1
     video = tmp_path / "gen.mp4"
     assert main(["generate", "--base", tiny_base, "--motion", str(out), "--prompt", "a square", "--steps", "2",
-                 "--height", "32", "--width", "32", "--frames", "8", "--out", str(video), "--quiet"]) == 0
+                 "--height", "32", "--width", "32", "--frames", "8", "--out", str(video), "--no-progress"]) == 0
     assert video.stat().st_size > 0  # `generate --motion OUTPUT_DIR` takes the training output as it is
 
 

@@ -31,7 +31,7 @@ def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
     from ldm_video.train.encode import encode_prompts, encode_video
 
     cache = tmp_path / "cache"
-    assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output", str(cache), "--frames", "4",
+    assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output-dir", str(cache), "--frames", "4",
                  "--resolution", "32", "--images", "frame", "--dtype", "fp32"]) == 0
     index = json.loads((cache / "index.json").read_text())
     assert len(index["samples"]) == 3 and index["vae_scaling_factor"] == pytest.approx(0.18215)
@@ -46,7 +46,7 @@ def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
         assert got["latents"].shape == (4, 1 if entry["kind"] == "image" else 4, 4, 4)
         text = encode_prompts(base.tokenizer, base.text_encoder, [sample["caption"]])[0]
         assert torch.allclose(got["text"], text, atol=1e-5)
-    assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output", str(cache)]) == 2  # exists
+    assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output-dir", str(cache)]) == 2  # exists
     bad = TrainConfig(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=8, resolution="32")
     with pytest.raises(LdmVideoError, match="4-frame clips"):
         train(bad, progress=False)

@@ -45,7 +45,7 @@ def test_train_with_causal_vae_refuses_frames_off_4f_plus_1(tiny_base, setup, ca
 
 
 def test_cache_made_without_the_vae_is_refused(tiny_base, setup, capsys):
-    assert main(["prepare", "--base", tiny_base, "--data", str(setup / "clips"), "--output", str(setup / "cache"),
+    assert main(["prepare", "--base", tiny_base, "--data", str(setup / "clips"), "--output-dir", str(setup / "cache"),
                  "--frames", "9", "--resolution", "32", "--dtype", "fp32"]) == 0
     assert main(["train", "--base", tiny_base, "--cache", str(setup / "cache"), "--output-dir", str(setup / "c"),
                  "--frames", "9", "--resolution", "32", "--max-steps", "1", "--vae", str(setup / "c3d")]) == 2

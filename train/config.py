@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,19 +231,6 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-class _DeprecatedFlag(argparse.Action):
-    """An old spelling of a flag: stores into the new field and says so once on stderr."""
-
-    def __init__(self, option_strings, dest, new: str, **kwargs) -> None:
-        self.new = new
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"{parser.prog}: {option_string} is deprecated and will be removed in the next release; use "
-              f"{self.new}", file=sys.stderr)
-        setattr(namespace, self.dest, self.const if values is None else values)
-
-
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type | None = None) -> None:
     """One flag per field of `cls` (default TrainConfig; default shown, value only set when given), the old
     spellings in `cls.DEPRECATED` (hidden), plus --config."""
@@ -275,12 +261,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type | None = Non
             groups[section] = parser.add_argument_group(section)
         groups[section].add_argument(flag_name(f.name), **kwargs)
         specs[f.name] = kwargs
+    from ldm_video.flags import add_deprecated
+
     for old, name in cls.DEPRECATED.items():
         spec = {k: v for k, v in specs[name].items() if k in ("type", "choices", "metavar", "nargs", "const")}
-        if specs[name].get("action") is argparse.BooleanOptionalAction:
-            spec.update(nargs=0, const=True)
-        parser.add_argument(old, dest=name, action=_DeprecatedFlag, new=flag_name(name), default=argparse.SUPPRESS,
-                            help=argparse.SUPPRESS, **spec)
+        add_deprecated(parser, old, flag_name(name), name, switch=specs[name].get("action") is
+                       argparse.BooleanOptionalAction, default=argparse.SUPPRESS, **spec)
 
 
 PRESETS_DIR = Path(__file__).with_name("presets")

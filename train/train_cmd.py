@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    from ldm_video.flags import add_threads
+
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("accelerate", "diffusers", "transformers", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from ldm_video.flags import set_threads
+
+    set_threads(args.threads)
     config = resolve_config(args)
     result = train(config, progress=not args.no_progress)
     if result.interrupted:

@@ -155,6 +155,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_arguments(parser, TrainVAEConfig)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    from ldm_video.flags import add_threads
+
+    add_threads(parser)
 
 
 def build_model(cfg: TrainVAEConfig) -> VideoVAE:
@@ -300,6 +303,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("accelerate", "diffusers", "transformers", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from ldm_video.flags import set_threads
+
+    set_threads(args.threads)
     cfg = resolve_config(args, TrainVAEConfig)
     result = train(cfg, progress=not args.no_progress)
     if result.interrupted:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.flags import add_deprecated, add_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "+ frozen random CLIP text encoder, SD 2.1 layout) on single frames of the "
                                    "toy world, write it as a diffusers StableDiffusionPipeline folder with "
                                    "recipe.yaml, and report how often samples show the captioned colour and shape.")
-    p.add_argument("--out", required=True, help="output folder (written beside it under a temporary name, moved into place when done)")
+    p.add_argument("--output-dir", dest="out", required=True,
+                   help="output folder (written beside it under a temporary name, moved into place when done)")
+    add_deprecated(p, "--out", "--output-dir", "out")
     p.add_argument("--recipe", default=None, help="recipe.yaml to start from (default: the built-in recipe)")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--vae-steps", type=int, default=None, help="override the recipe's VAE steps")
@@ -53,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse-vae", default=None, metavar="BASE",
                    help="load the VAE and text encoder of an earlier toy base whose recipe has the same seed, "
                         "text and VAE fields instead of retraining them (stage 2 runs as from scratch)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_threads(p, default=1)
     p.add_argument("--no-eval", action="store_true", help="skip the sampling accuracy check at the end")
     p.set_defaults(_toy=_run_pretrain)
 
