@@ -30,7 +30,64 @@ def _opt(help_text: str, choices: tuple | None = None, metavar: str | None = Non
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class RunSettings:
+    """What every trainer shares (the engine's settings: optimiser, precision, checkpoints, output); each trainer's
+    config extends it with its model and data, and may change a default by declaring the field again."""
+
+    SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    DEPRECATED: ClassVar[dict[str, str]] = {}
+
+    num_workers: int = field(default=0, metadata=_opt("data-loading worker processes"))
+    batch_size: int = field(default=1, metadata=_opt("clips per process per micro-batch"))
+    grad_accum: int = field(default=1, metadata=_opt("micro-batches per optimiser step"))
+    lr: float = field(default=1e-4, metadata=_opt("peak learning rate"))
+    lr_scheduler: str = field(default="constant", metadata=_opt(
+        "learning-rate schedule (diffusers get_scheduler)", ("constant", "linear", "cosine")))
+    lr_warmup_steps: int = field(default=0, metadata=_opt("linear warm-up steps"))
+    max_steps: int = field(default=1000, metadata=_opt("optimiser steps to train"))
+    weight_decay: float = field(default=1e-2, metadata=_opt("AdamW weight decay"))
+    max_grad_norm: float = field(default=1.0, metadata=_opt("gradient clipping norm (0 = off)"))
+    mixed_precision: str = field(default="no", metadata=_opt(
+        "precision of the frozen weights and autocast (trainable weights stay fp32; fp16 needs a CUDA GPU)",
+        ("no", "fp16", "bf16")))
+    gradient_checkpointing: bool = field(default=False, metadata=_opt(
+        "recompute activations in the backward pass (less memory, ~30%% slower)"))
+    nan_patience: int = field(default=5, metadata=_opt(
+        "abort after this many NaN/inf steps in a row (each one is skipped with a warning)"))
+    seed: int = field(default=0, metadata=_opt("seed of data order, crops, noise, timesteps and dropout"))
+    output_dir: str = field(default="ldm-video-out", metadata=_opt(
+        "run folder: the trained weights, checkpoints/, train_config.yaml, train_log.jsonl (and validation videos, logs)"))
+    checkpoint_every: int = field(default=500, metadata=_opt("write a resumable checkpoint every N steps"))
+    keep_checkpoints: int = field(default=3, metadata=_opt("keep the last N checkpoints"))
+    resume: str | None = field(default=None, metadata=_opt(
+        "'latest' (newest checkpoint in OUTPUT_DIR/checkpoints) or a checkpoint folder", metavar="latest|DIR"))
+    overwrite: bool = field(default=False, metadata=_opt(
+        "start afresh in an OUTPUT_DIR that holds another run: its checkpoints, weights, config and validation "
+        "videos are deleted first (without it such a folder is refused unless --resume)"))
+
+    def _check_run_settings(self) -> None:
+        for name in ("batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "nan_patience"):
+            if getattr(self, name) < 1:
+                raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr_warmup_steps", "num_workers", "max_grad_norm", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
+        if self.overwrite and self.resume:
+            raise LdmVideoError("--overwrite starts afresh and --resume continues: give one of them")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise LdmVideoError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                    f"got {getattr(self, f.name)!r}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunSettings):
     """Everything `ldm-video train` (and `plan`) needs; each field is the flag of the same name."""
 
     SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -91,19 +148,9 @@ class TrainConfig:
         "fraction of batches drawn from images (default: their share of the folder)"))
     caption_dropout: float = field(default=0.1, metadata=_opt(
         "probability of training a sample with the empty caption (keeps classifier-free guidance working)"))
-    num_workers: int = field(default=0, metadata=_opt("data-loading worker processes"))
     # -- optimisation -----------------------------------------------------------------------------------
-    batch_size: int = field(default=1, metadata=_opt("clips per process per micro-batch"))
-    grad_accum: int = field(default=1, metadata=_opt("micro-batches per optimiser step"))
-    lr: float = field(default=1e-4, metadata=_opt("peak learning rate"))
-    lr_scheduler: str = field(default="constant", metadata=_opt(
-        "learning-rate schedule (diffusers get_scheduler)", ("constant", "linear", "cosine")))
-    lr_warmup_steps: int = field(default=0, metadata=_opt("linear warm-up steps"))
-    max_steps: int = field(default=1000, metadata=_opt("optimiser steps to train"))
     optimizer: str = field(default="adamw", metadata=_opt(
         "adamw (torch) or adamw8bit (bitsandbytes; 8-bit states)", ("adamw", "adamw8bit")))
-    weight_decay: float = field(default=1e-2, metadata=_opt("AdamW weight decay"))
-    max_grad_norm: float = field(default=1.0, metadata=_opt("gradient clipping norm (0 = off)"))
     noise_prior: str = field(default="mixed", metadata=_opt(
         "training noise prior (PYoCo): iid, mixed (eq. 3) or progressive (eq. 4)", tuple(NOISE_PRIORS)))
     noise_alpha: float = field(default=1.0, metadata=_opt(
@@ -115,27 +162,11 @@ class TrainConfig:
         "how much more often the biased timesteps are drawn"))
     timestep_bias_portion: float = field(default=0.25, metadata=_opt(
         "fraction of the schedule the bias applies to"))
-    mixed_precision: str = field(default="no", metadata=_opt(
-        "frozen weights and autocast in this precision; trainable weights stay fp32", ("no", "fp16", "bf16")))
-    gradient_checkpointing: bool = field(default=False, metadata=_opt(
-        "recompute activations in the backward pass (less memory, ~30%% slower)"))
     attention_backend: str = field(default="sdpa", metadata=_opt("attention kernels", ("sdpa", "xformers")))
     ema: bool = field(default=False, metadata=_opt(
         "keep an exponential moving average of the trained weights; the output holds the EMA weights"))
     ema_decay: float = field(default=0.999, metadata=_opt("EMA decay"))
-    nan_patience: int = field(default=5, metadata=_opt(
-        "abort after this many NaN/inf steps in a row (each one is skipped with a warning)"))
-    seed: int = field(default=0, metadata=_opt("seed of data order, crops, noise and timesteps"))
     # -- output -----------------------------------------------------------------------------------------
-    output_dir: str = field(default="ldm-video-out", metadata=_opt(
-        "where the trained temporal layers, checkpoints, validation videos and logs go"))
-    checkpoint_every: int = field(default=500, metadata=_opt("write a resumable checkpoint every N steps"))
-    keep_checkpoints: int = field(default=3, metadata=_opt("keep the last N checkpoints"))
-    resume: str | None = field(default=None, metadata=_opt(
-        "'latest' (newest checkpoint in OUTPUT_DIR/checkpoints) or a checkpoint folder", metavar="latest|DIR"))
-    overwrite: bool = field(default=False, metadata=_opt(
-        "start afresh in an OUTPUT_DIR that holds another run: its checkpoints, weights, config and validation "
-        "videos are deleted first (without it such a folder is refused unless --resume)"))
     validate_every: int = field(default=0, metadata=_opt(
         "every N steps (and at the end) sample the validation prompts to mp4 (0 = never)"))
     validation_prompt: tuple[str, ...] = field(default=(), metadata=_opt(
@@ -144,8 +175,8 @@ class TrainConfig:
     validation_guidance: float = field(default=7.5, metadata=_opt("classifier-free guidance of validation"))
 
     def __post_init__(self) -> None:
-        positive = ("frames", "frame_stride", "batch_size", "grad_accum", "max_steps", "checkpoint_every",
-                    "keep_checkpoints", "nan_patience", "attention_heads", "conv_depth", "validation_steps")
+        self._check_run_settings()
+        positive = ("frames", "frame_stride", "attention_heads", "conv_depth", "validation_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -153,18 +184,14 @@ class TrainConfig:
             raise LdmVideoError(f"--frames {self.frames}: training clips are at most {MAX_TRAIN_FRAMES} frames (SD video "
                                 "models train on 16-32); make long videos with `ldm-video generate --frames N`, which "
                                 "samples them clip by clip")
-        for name in ("lora_rank", "lr_warmup_steps", "num_workers", "validate_every", "max_grad_norm"):
+        for name in ("lora_rank", "validate_every"):
             if getattr(self, name) < 0:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
         if not (self.timestep_bias_multiplier > 0 and 0 < self.timestep_bias_portion <= 1):
             raise LdmVideoError("--timestep-bias-multiplier must be > 0 and --timestep-bias-portion in (0, 1], got "
                                 f"{self.timestep_bias_multiplier} and {self.timestep_bias_portion}")
         if not self.noise_alpha >= 0:
             raise LdmVideoError(f"--noise-alpha must be >= 0, got {self.noise_alpha}")
-        if self.overwrite and self.resume:
-            raise LdmVideoError("--overwrite starts afresh and --resume continues: give one of them")
         if self.cache and self.data:
             raise LdmVideoError("--cache and --data are alternatives: the cache already holds the encoded clips")
         if self.validate_every and not self.validation_prompt:
@@ -184,16 +211,6 @@ class TrainConfig:
             raise LdmVideoError(f"--caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if not 0.0 < self.ema_decay < 1.0:
             raise LdmVideoError(f"--ema-decay must be in (0, 1), got {self.ema_decay}")
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise LdmVideoError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                                    f"got {getattr(self, f.name)!r}")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["validation_prompt"] = list(self.validation_prompt)
-        return d
 
 
 def _base_type(cls: type, name: str) -> type:

@@ -14,7 +14,6 @@ the flags below, `--config FILE.yaml` or a run's train_config.yaml.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import ClassVar
 import torch
 
 from ldm_video.errors import LdmVideoError
-from ldm_video.train.config import _opt
+from ldm_video.train.config import RunSettings, _opt
 from ldm_video.vae.causal3d import CausalVAE
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.losses import LPIPSLoss, kl_per_pixel, l1_loss, temporal_loss
@@ -38,7 +37,7 @@ _RESUME_MUST_MATCH = ("kind", "train_decoder", "frames", "batch_size", "grad_acc
 
 
 @dataclass(frozen=True)
-class TrainVAEConfig:
+class TrainVAEConfig(RunSettings):
     """One train-vae run; each field is the flag of the same name (the grammar of `ldm-video train`)."""
 
     SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -68,50 +67,25 @@ class TrainVAEConfig:
     images: str = field(default="pseudo-video", metadata=_opt(
         "how still images are used: zoom/pan pseudo-videos, single frames, or not at all",
         ("pseudo-video", "frame", "off")))
-    num_workers: int = field(default=0, metadata=_opt("data-loading worker processes"))
     # -- optimisation --
-    max_steps: int = field(default=1000, metadata=_opt("optimiser steps to train (a resumed run continues to it)"))
-    batch_size: int = field(default=1, metadata=_opt("clips per process per micro-batch"))
-    grad_accum: int = field(default=1, metadata=_opt("micro-batches per optimiser step"))
-    lr: float = field(default=1e-4, metadata=_opt("AdamW learning rate"))
-    lr_scheduler: str = field(default="constant", metadata=_opt(
-        "learning-rate schedule (diffusers get_scheduler)", ("constant", "linear", "cosine")))
-    lr_warmup_steps: int = field(default=0, metadata=_opt("linear warm-up steps"))
-    weight_decay: float = field(default=0.0, metadata=_opt("AdamW weight decay"))
-    max_grad_norm: float = field(default=1.0, metadata=_opt("gradient clipping norm (0 = off)"))
-    mixed_precision: str = field(default="no", metadata=_opt(
-        "autocast precision (fp16 needs a CUDA GPU)", ("no", "fp16", "bf16")))
-    gradient_checkpointing: bool = field(default=False, metadata=_opt(
-        "recompute activations in the backward pass (less memory, about 30%% more time)"))
     temporal_weight: float = field(default=1.0, metadata=_opt("weight of the frame-difference loss"))
     lpips_weight: float = field(default=0.0, metadata=_opt(
         "weight of LPIPS (needs the lpips package and local AlexNet weights; 0 = off)"))
     kl_weight: float | None = field(default=None, metadata=_opt("causal3d only: KL weight (default 1e-6)"))
-    nan_patience: int = field(default=5, metadata=_opt(
-        "abort after this many NaN/inf steps in a row (each one is skipped with a warning)"))
-    seed: int = field(default=0, metadata=_opt("seed of data order, crops, posterior samples and dropout"))
-    # -- output --
+    # -- the engine's settings (RunSettings), with this trainer's defaults --
+    weight_decay: float = field(default=0.0, metadata=_opt("AdamW weight decay"))
     output_dir: str = field(default="ldm-video-vae", metadata=_opt(
         "run folder: vae/ (the trained VAE), checkpoints/, train_config.yaml, train_log.jsonl"))
-    checkpoint_every: int = field(default=500, metadata=_opt("write a resumable checkpoint every N steps"))
     keep_checkpoints: int = field(default=2, metadata=_opt("keep the last N checkpoints"))
-    resume: str | None = field(default=None, metadata=_opt(
-        "'latest' (newest checkpoint in OUTPUT_DIR/checkpoints; a bare --resume means it) or a checkpoint folder",
-        metavar="latest|DIR"))
-    overwrite: bool = field(default=False, metadata=_opt(
-        "start afresh in an OUTPUT_DIR that holds another run (its checkpoints, VAE, config and log are deleted)"))
 
     def __post_init__(self) -> None:
-        for name in ("frames", "frame_stride", "max_steps", "batch_size", "grad_accum", "checkpoint_every",
-                     "keep_checkpoints", "nan_patience"):
+        self._check_run_settings()
+        for name in ("frames", "frame_stride"):
             if getattr(self, name) < 1:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_workers", "lr_warmup_steps", "max_grad_norm", "weight_decay", "temporal_weight",
-                     "lpips_weight"):
+        for name in ("temporal_weight", "lpips_weight"):
             if getattr(self, name) < 0:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise LdmVideoError(f"--lr must be > 0, got {self.lr}")
         from ldm_video.train.config import MAX_TRAIN_FRAMES
 
         if self.frames > MAX_TRAIN_FRAMES:
@@ -120,20 +94,10 @@ class TrainVAEConfig:
             raise LdmVideoError("--kl-weight applies to --kind causal3d only")
         if self.train_decoder and self.kind != "temporal-decoder":
             raise LdmVideoError("--train-decoder applies to --kind temporal-decoder only (causal3d trains everything)")
-        if self.overwrite and self.resume:
-            raise LdmVideoError("--overwrite starts afresh and --resume continues: give one of them")
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise LdmVideoError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                                    f"got {getattr(self, f.name)!r}")
 
     @property
     def kl(self) -> float:
         return 1e-6 if self.kl_weight is None else self.kl_weight
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     def data_config(self):
         """The clip sampling of this run (random crops)."""
