@@ -29,9 +29,9 @@ from ldm_video.infer.pipeline import (
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, parse_seeds, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
+from ldm_video.info import DTYPES
 from ldm_video.noise import NOISE_PRIORS
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # VidRD's released settings. --seam-drop 1 by measurement (README, benchmarks/RESULTS.md): keeping all frames
 # (VidRD's torch.cat) repeats the old last frame at every seam (seam jump ratio 0.00), dropping the M prompt
 # frames jumps (1.36); dropping the one near-duplicate gives 1.06, as smooth as inside a clip.

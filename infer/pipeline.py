@@ -112,19 +112,18 @@ def make_scheduler(name: str, base_scheduler_config) -> object:
 def encode_prompt(tokenizer, text_encoder, prompt: str, negative_prompt: str, guidance: float,
                   device, dtype) -> torch.Tensor:
     """CLIP text embeddings, [negative, prompt] when guidance > 1, as StableDiffusionPipeline does: (1|2, seq, dim)."""
+    from ldm_video.train.encode import encode_prompts
+
     prompts = [negative_prompt, prompt] if guidance > 1 else [prompt]
-    tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                       return_tensors="pt")
-    use_mask = getattr(text_encoder.config, "use_attention_mask", False)
-    mask = tokens.attention_mask.to(device) if use_mask else None
-    embeds = text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]  # (1|2, seq, dim)
-    return embeds.to(dtype)
+    return encode_prompts(tokenizer, text_encoder, prompts).to(device=device, dtype=dtype)  # (1|2, seq, dim)
 
 
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """(f, 3, H, W) in [-1, 1] -> uint8 (f, H, W, 3), rounded like diffusers' image processor."""
-    x = (frames.float() / 2 + 0.5).clamp(0, 1)  # (f, 3, H, W) in [0, 1]
-    return (rearrange(x, "f c h w -> f h w c") * 255).round().to(torch.uint8)  # (f, H, W, 3)
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """The one [-1, 1] -> uint8 conversion, channels last: (n, 3, H, W) -> (n, H, W, 3) and (b, 3, f, H, W) ->
+    (b, f, H, W, 3), rounded like diffusers' VaeImageProcessor (x / 2 + 0.5, clamped to [0, 1], * 255, round)."""
+    x = (pixels.float() / 2 + 0.5).clamp(0, 1)
+    pattern = "n c h w -> n h w c" if x.ndim == 4 else "b c f h w -> b f h w c"
+    return (rearrange(x, pattern) * 255).round().to(torch.uint8)
 
 
 @dataclass

@@ -87,6 +87,31 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def atomic_folder(out_dir: str | os.PathLike, fill) -> Path:
+    """Call `fill(tmp_folder)` on a fresh sibling folder, then move it onto `out_dir` (an older one is replaced only
+    once the new one is complete): readers see the old folder or the new one, never half of one. The one
+    folder-level counterpart of `atomic_write` (video-VAE folders, latent caches, the toy base)."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        fill(tmp)
+        usual_mode(tmp)  # mkdtemp made it 0700
+        old = None
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
 def temporal_state_dict(model) -> dict[str, torch.Tensor]:
     """motion.*, temporal_convs.* and lora.* tensors of a VideoUNet, contiguous and on the CPU."""
     state: dict[str, torch.Tensor] = {}

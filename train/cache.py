@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -58,10 +57,9 @@ def prepare_cache(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise LdmVideoError(f"{out_dir}: folder exists and is not empty")
     dataset = VideoFolderDataset(data)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    from ldm_video.checkpoint import atomic_folder
+
+    def fill(tmp: Path) -> None:
         text_cache: dict[str, torch.Tensor] = {}
 
         def text_of(caption: str) -> torch.Tensor:
@@ -108,13 +106,8 @@ def prepare_cache(
             "samples": entries,
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=1))
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+
+    return atomic_folder(out_dir, fill)  # an interrupted run leaves no half cache
 
 
 def read_cache_index(cache_dir: str | os.PathLike) -> dict:

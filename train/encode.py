@@ -30,8 +30,12 @@ def encode_video(vae, pixel_values: torch.Tensor, generator: torch.Generator | N
 
 @torch.no_grad()
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
-    """Captions -> the text encoder's last hidden state (b, seq, dim), padded to the tokenizer's max length."""
+    """Captions -> the text encoder's last hidden state (b, seq, dim), padded to the tokenizer's max length, as
+    StableDiffusionPipeline.encode_prompt does (the attention mask only for encoders configured to use one).
+    The one prompt encoder: training, latent caches, validation and generate all call it."""
     tokens = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length,
                        truncation=True, return_tensors="pt")
     ids = tokens.input_ids.to(text_encoder.device)  # (b, seq)
-    return text_encoder(ids)[0]  # (b, seq, dim)
+    use_mask = getattr(text_encoder.config, "use_attention_mask", False)
+    mask = tokens.attention_mask.to(text_encoder.device) if use_mask else None
+    return text_encoder(ids, attention_mask=mask)[0]  # (b, seq, dim)

@@ -14,8 +14,7 @@ import sys
 import torch
 
 from ldm_video.errors import LdmVideoError
-
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+from ldm_video.info import DTYPES, default_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"--repeats must be >= 1, got {args.repeats}")
     data = DataConfig(root=args.data, num_frames=args.frames, frame_stride=args.frame_stride, fps=args.fps,
                       resolution=args.resolution, crop=args.crop, images=args.images, buckets=args.buckets)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or default_device()
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     base = load_base(args.base, ("text_encoder", "tokenizer"), dtype, device, variant=args.base_variant)
     base.vae = load_video_vae(args.vae or args.base, base=args.base, dtype=dtype, device=device,

@@ -28,7 +28,7 @@ from ldm_video.train.transforms import parse_resolution
 
 logger = logging.getLogger("ldm_video.train")
 
-WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from ldm_video.info import PRECISION_DTYPES as WEIGHT_DTYPES  # --mixed-precision -> frozen-weight dtype
 
 
 def data_config(config: TrainConfig) -> DataConfig:

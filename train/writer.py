@@ -21,8 +21,10 @@ CODECS = {
 FORMATS = {".mkv": "matroska"}  # the temporary file has no extension: name the muxer
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
-    """Write uint8 (f, h, w, 3) frames to `path` (even h and w), atomically, picking a codec the container takes."""
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: int = 18,
+                preset: str | None = "ultrafast", pix_fmt: str | None = None) -> Path:
+    """Write uint8 (f, h, w, 3) frames to `path` (even h and w), atomically, picking a codec the container takes.
+    crf / preset / pix_fmt set libx264 (default 4:2:0 for players; the toy world writes 4:4:4, crf 12)."""
     import av
 
     from ldm_video.checkpoint import atomic_write
@@ -33,6 +35,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Pa
     codec = next((c for c in codecs if c in av.codecs_available), None)
     if codec is None:
         raise RuntimeError(f"no encoder for {suffix} in this PyAV build (tried {', '.join(codecs)})")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (f, h, w, 3), got {frames.dtype} {tuple(frames.shape)}")
     height, width = frames.shape[1:3]
 
     def write(tmp: Path) -> None:
@@ -41,7 +45,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Pa
             stream.width, stream.height = width, height
             stream.pix_fmt = "rgb8" if codec == "gif" else ("yuvj420p" if codec == "mjpeg" else "yuv420p")
             if codec == "libx264":
-                stream.options = {"crf": "18", "preset": "ultrafast"}
+                stream.pix_fmt = pix_fmt or stream.pix_fmt
+                stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
             for array in frames:  # step: encode one frame
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
                 for packet in stream.encode(frame):

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,30 +67,18 @@ def save_folder(
         extra: file name -> function writing that file (given its path), for files that must land together
             with the weights (a training checkpoint's optimizer state).
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    from ldm_video.checkpoint import atomic_folder
+
+    weights = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+    def fill(tmp: Path) -> None:
         payload = {"format": FORMAT, "version": FORMAT_VERSION, **config}
         (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True))
-        weights = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "kind": str(config.get("kind"))})
         for name, write in (extra or {}).items():
             write(tmp / name)
-        from ldm_video.checkpoint import usual_mode
 
-        usual_mode(tmp)  # mkdtemp made it 0700
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return atomic_folder(out_dir, fill)
 
 
 def is_video_vae_folder(path: str | os.PathLike) -> bool:

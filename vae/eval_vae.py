@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.info import default_device
 from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.loading import load_video_vae
@@ -48,8 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", default="256", help="clip size: N or HxW (multiples of 8)")
     parser.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame of a file")
     parser.add_argument("--clips", type=int, default=8, help="clips to score (one per video, in path order)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="device to run on")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--json", default=None, help="also write the scores to this JSON file")
 
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_writable(args.json, "JSON scores")
     results = evaluate(args.vae, args.data, args.base, args.frames, args.resolution, args.frame_stride,
-                       args.clips, args.device)
+                       args.clips, args.device or default_device())
     print(format_table(results))
     if args.json:
         path = Path(args.json)

@@ -153,8 +153,9 @@ class VideoVAE(nn.Module):
 
 def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
     """Decoded video (b, 3, F, H, W) in [-1, 1] -> uint8 frames (b, F, H, W, 3), the I/O layout (SPEC §0)."""
-    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (b, 3, F, H, W)
-    return rearrange(x, "b c f h w -> b f h w c").cpu()
+    from ldm_video.infer.pipeline import to_uint8
+
+    return to_uint8(video).cpu()
 
 
 def frame_chunks(num_frames: int, chunk_frames: int | None) -> list[slice]:

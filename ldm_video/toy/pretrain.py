@@ -141,11 +141,10 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """float (n, 3, h, w) in [-1, 1] -> uint8 (n, h, w, 3)."""
-    from einops import rearrange
+    """float (n, 3, h, w) in [-1, 1] -> uint8 (n, h, w, 3), as numpy."""
+    from ldm_video.infer.pipeline import to_uint8 as pixels_to_uint8
 
-    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (n, 3, h, w)
-    return rearrange(x, "n c h w -> n h w c").cpu().numpy()
+    return pixels_to_uint8(images).cpu().numpy()
 
 
 @torch.no_grad()
