@@ -99,16 +99,25 @@ def atomic_folder(out_dir: str | os.PathLike, fill) -> Path:
     try:
         fill(tmp)
         usual_mode(tmp)  # mkdtemp made it 0700
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def replace_folder(new: Path, out_dir: Path) -> Path:
+    """Move the complete folder `new` onto `out_dir`; an older `out_dir` is moved aside first and deleted after."""
+    import shutil
+
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_dir, old)
+    os.replace(new, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out_dir
 
 

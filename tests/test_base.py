@@ -62,3 +62,16 @@ def test_cli_info_runs(capsys):
     assert "diffusers" in out and "device" in out
     assert main(["info", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["versions"]["torch"]
+
+
+def test_sd1_text_width_is_named_even_with_linear_projection(tmp_path):
+    """A converted SD 1.x U-Net (use_linear_projection=True) is still named by its 768-wide text conditioning."""
+    import json
+
+    path = write_tiny_sd(tmp_path / "sd1x")
+    config_file = path / "unet" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["cross_attention_dim"] = 768
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(BaseModelError, match="SD 1.x-shaped"):
+        load_base(str(path))

@@ -147,3 +147,17 @@ def test_library_errors_become_one_line_and_bugs_keep_their_traceback(monkeypatc
     monkeypatch.setattr(export_module, "run", bug)
     with pytest.raises(ZeroDivisionError):
         main(args)
+
+
+def test_motion_module_shape_flags_reach_the_saved_layers(tiny_base, tmp_path):
+    import json
+
+    from ldm_video.train.synthetic import write_test_video
+
+    write_test_video(tmp_path / "data" / "c.mp4", num_frames=6, height=32, width=32)
+    out = tmp_path / "run"
+    assert main(["train", "--base", tiny_base, "--data", str(tmp_path / "data"), "--output-dir", str(out),
+                 "--frames", "4", "--resolution", "32", "--images", "off", "--max-steps", "1", "--no-progress",
+                 "--temporal-layers", "attn", "--attention-layers", "2", "--no-mid-block", "--max-frames", "48"]) == 0
+    saved = json.loads((out / "temporal_config.json").read_text())["temporal"]
+    assert (saved["attention_layers"], saved["mid_block"], saved["max_frames"]) == (2, False, 48)

@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _commands(text: str) -> list[tuple[str, str]]:
     """(command, the rest of its command line) for each `ldm-video COMMAND ...` in the README."""
     found = []
-    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.DOTALL):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             found += re.findall(r"ldm-video ([a-z][a-z-]*)((?: [^#`|]*)?)", line.split("#")[0])
     for inline in re.findall(r"`([^`\n]*ldm-video [^`\n]*)`", text):

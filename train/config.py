@@ -91,7 +91,8 @@ class TrainConfig(RunSettings):
     """Everything `ldm-video train` (and `plan`) needs; each field is the flag of the same name."""
 
     SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "model": ("base", "base_variant", "temporal_layers", "attention_heads", "conv_depth", "conv_dropout",
+        "model": ("base", "base_variant", "temporal_layers", "attention_heads", "attention_layers", "mid_block",
+                  "max_frames", "conv_depth", "conv_dropout",
                   "lora_rank", "lora_alpha", "motion_norm", "init_motion", "vae"),
         "data": ("data", "cache", "cache_latents", "frames", "frame_stride", "fps", "resolution", "crop", "buckets",
                  "images", "image_share", "caption_dropout", "num_workers"),
@@ -110,6 +111,11 @@ class TrainConfig(RunSettings):
     temporal_layers: str = field(default="attn+conv", metadata=_opt(
         "temporal layers to inject and train", ("attn", "conv", "attn+conv")))
     attention_heads: int = field(default=8, metadata=_opt("heads of each temporal attention"))
+    attention_layers: int = field(default=1, metadata=_opt("transformer blocks per motion module (AnimateDiff: 1)"))
+    mid_block: bool = field(default=True, metadata=_opt("temporal layers in the U-Net's mid block too"))
+    max_frames: int = field(default=32, metadata=_opt(
+        "clip length the temporal attention's frame positions cover (at least --frames; generation with longer "
+        "clips needs it larger)"))
     conv_depth: int = field(default=4, metadata=_opt("layers per VidRD temporal-conv stack"))
     conv_dropout: float = field(default=0.1, metadata=_opt("dropout inside the temporal-conv stacks (VidRD: 0.1)"))
     lora_rank: int = field(default=0, metadata=_opt(
@@ -174,9 +180,20 @@ class TrainConfig(RunSettings):
     validation_steps: int = field(default=25, metadata=_opt("DDIM steps of validation sampling"))
     validation_guidance: float = field(default=7.5, metadata=_opt("classifier-free guidance of validation"))
 
+    def video_unet_config(self, frames: int | None = None):
+        """The temporal layers this run trains (`frames`: the U-Net's frames per clip, default --frames)."""
+        from ldm_video.config import VideoUNetConfig
+
+        return VideoUNetConfig(temporal_layers=self.temporal_layers, attention_heads=self.attention_heads,
+                               attention_layers=self.attention_layers, mid_block=self.mid_block,
+                               conv_depth=self.conv_depth, conv_dropout=self.conv_dropout,
+                               max_frames=max(self.max_frames, frames or self.frames), motion_norm=self.motion_norm,
+                               lora_rank=self.lora_rank, lora_alpha=self.lora_alpha)
+
     def __post_init__(self) -> None:
         self._check_run_settings()
-        positive = ("frames", "frame_stride", "attention_heads", "conv_depth", "validation_steps")
+        positive = ("frames", "frame_stride", "attention_heads", "attention_layers", "max_frames", "conv_depth",
+                    "validation_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise LdmVideoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")

@@ -144,7 +144,6 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
     from torch._subclasses.fake_tensor import FakeTensorMode
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from ldm_video.config import VideoUNetConfig
     from ldm_video.video_unet import VideoUNet
 
     unet_cfg, vae_cfg, text_cfg = base_configs(config.base, config.base_variant)
@@ -164,10 +163,7 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
             vae = None if cached else AutoencoderKL(**vae_cfg)
             text_encoder = None if cached else CLIPTextModel(CLIPTextConfig(**text_cfg))
             torch.set_default_dtype(torch.float32)  # temporal layers (and LoRA) in fp32
-            model = VideoUNet(unet, VideoUNetConfig(
-                temporal_layers=config.temporal_layers, attention_heads=config.attention_heads,
-                conv_depth=config.conv_depth, conv_dropout=config.conv_dropout, max_frames=max(32, f),
-                lora_rank=config.lora_rank))
+            model = VideoUNet(unet, config.video_unet_config(f))
             params = model.trainable_parameters()
             for p in params:
                 p.data = p.data.float()

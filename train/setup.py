@@ -228,7 +228,7 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
     """Everything a training run needs, on the accelerator's device."""
     from accelerate.utils import set_seed
 
-    from ldm_video import VideoUNetConfig, inflate_unet
+    from ldm_video import inflate_unet
     from ldm_video.base import load_base
     from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
@@ -275,10 +275,7 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
 
     # the video U-Net: identical initial temporal weights on every process
     set_seed(config.seed)
-    unet_config = VideoUNetConfig(temporal_layers=config.temporal_layers, attention_heads=config.attention_heads,
-                                  conv_depth=config.conv_depth, conv_dropout=config.conv_dropout,
-                                  max_frames=max(32, config.frames), motion_norm=config.motion_norm,
-                                  lora_rank=config.lora_rank, lora_alpha=config.lora_alpha)
+    unet_config = config.video_unet_config()
     init_state = None
     if config.init_motion:
         init_state, unet_config = _init_motion(config, base.unet.config, unet_config, base.prediction_type)

@@ -149,10 +149,9 @@ def begin_checkpoint(output_dir: str | os.PathLike, step: int) -> Path:
 def finish_checkpoint(tmp: Path, state: dict, keep: int) -> Path:
     """Write state.json last, rename the folder into place, keep the newest `keep` checkpoints."""
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=1))
-    final = tmp.parent / f"step-{state['step']:07d}"
-    if final.exists():  # the same step again (e.g. a Ctrl-C right after a periodic checkpoint)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    from ldm_video.checkpoint import replace_folder
+
+    final = replace_folder(tmp, tmp.parent / f"step-{state['step']:07d}")  # the same step again: replaced
     for old in list_checkpoints(tmp.parent.parent)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -365,7 +365,7 @@ def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: 
         report["eval"] = evaluate(tmp, recipe.eval_per_caption, recipe.eval_steps, recipe.eval_guidance)
     report["size_bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
     _atomic_write(tmp / "report.json", json.dumps(report, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    from ldm_video.checkpoint import replace_folder
+
+    replace_folder(tmp, out)
     return report
