@@ -121,6 +121,10 @@ def test_runs_and_caches_are_never_mixed(tiny_base, tiny_base_v, tmp_path, capsy
                  "--height", "32", "--width", "32", "--steps", "2", "--out", str(tmp_path / "v.mp4")]) == 2
     assert "trained on a epsilon base, this base predicts v_prediction" in _one_line(capsys)
     assert not (tmp_path / "v.mp4").exists()
+    # --cache-latents would do nothing next to --cache
+    assert main(["train", "--base", tiny_base, "--cache", str(out / "latent-cache"), "--cache-latents",
+                 "--output-dir", str(tmp_path / "c"), *common]) == 2
+    assert "give one of them" in _one_line(capsys)
     # a clip no training step can hold
     assert main(["train", "--base", tiny_base, "--data", str(data), "--output-dir", str(tmp_path / "long"),
                  "--frames", "5000", "--max-steps", "1"]) == 2

@@ -35,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from ldm_video.flags import set_threads
 
     set_threads(args.threads)
+    if getattr(args, "cache", None) and getattr(args, "cache_latents", False):  # both given as flags
+        from ldm_video.errors import LdmVideoError
+
+        raise LdmVideoError("--cache-latents encodes --data into OUTPUT_DIR/latent-cache; --cache is already a latent "
+                            "cache: give one of them (a preset's cache_latents is fine with --cache)")
     config = resolve_config(args)
     result = train(config, progress=not args.no_progress)
     if result.interrupted:
