@@ -86,8 +86,9 @@ def test_bad_flags_are_one_line_errors(tiny_base, messy, tmp_path, capsys):
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "z", 1, "--kl-weight", "1e-3") == 2
     assert _train("temporal-decoder", tiny_base, tmp_path / "missing", tmp_path / "w", 1) == 2
     assert "data folder not found" in capsys.readouterr().err
-    assert _train("temporal-decoder", tiny_base, messy, tmp_path / "v", 1, "--resume") == 2
-    assert "no checkpoint to resume" in capsys.readouterr().err
+    # the one resume rule: --resume latest with no checkpoint yet starts from scratch, as in train
+    assert _train("temporal-decoder", tiny_base, messy, tmp_path / "v", 1, "--resume") == 0
+    assert (tmp_path / "v" / "vae" / "video_vae.json").is_file()
     # LPIPS is only used when the package and its weights are on this machine; otherwise a clear error
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "u", 1, "--lpips-weight", "0.1") == 2
     assert "lpips" in capsys.readouterr().err.lower()

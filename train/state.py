@@ -138,6 +138,23 @@ def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | 
     return path
 
 
+def launcher_main_process() -> bool:
+    """Before the accelerator exists (its process group must be set up by the trainer alone): the launcher's rank."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def resume_point(resume: str | None, output_dir: str | os.PathLike, main_process: bool = True) -> Path | None:
+    """The one resume rule of every trainer: --resume DIR must be a checkpoint; --resume latest continues the
+    newest one, or starts from scratch with a warning when there is none yet (so a job can always pass it)."""
+    path = resolve_resume(resume, output_dir)
+    if resume == "latest" and path is None and main_process:
+        import logging
+
+        logging.getLogger("ldm_video.train").warning("--resume latest: no checkpoint in %s yet, starting from "
+                                                     "scratch", checkpoints_root(output_dir))
+    return path
+
+
 def begin_checkpoint(output_dir: str | os.PathLike, step: int) -> Path:
     """The temporary folder a checkpoint is assembled in (main process creates it)."""
     tmp = checkpoints_root(output_dir) / f".tmp-step-{step:07d}"

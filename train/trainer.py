@@ -20,7 +20,7 @@ from ldm_video.train import objective
 from ldm_video.train.config import CONFIG_NAME, TrainConfig, config_from_dict, save_config
 from ldm_video.train.engine import LoopSettings, TrainResult, run_loop
 from ldm_video.train.setup import Run, setup_run
-from ldm_video.train.state import check_output_dir, resolve_resume
+from ldm_video.train.state import check_output_dir, launcher_main_process, resume_point
 
 logger = logging.getLogger("ldm_video.train")
 
@@ -142,14 +142,11 @@ def _validate(run: Run, step: int) -> None:
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `config`; returns what it did."""
     overwritten = check_output_dir(config.output_dir, config.resume, config.overwrite)
-    resume_from = resolve_resume(config.resume, config.output_dir)  # a bad --resume fails before any work
+    resume_from = resume_point(config.resume, config.output_dir, main_process=launcher_main_process())  # fails early
     from ldm_video.train.plan import check_clip_fits
 
     check_clip_fits(config)  # a clip too long for this machine's memory fails before any work too
     run = setup_run(config, progress=progress)
-    if run.accelerator.is_main_process and resume_from is None and config.resume == "latest":
-        logger.warning("--resume latest: no checkpoint in %s yet, starting from scratch",
-                       Path(config.output_dir) / "checkpoints")
     settings = LoopSettings(output_dir=config.output_dir, max_steps=config.max_steps, seed=config.seed,
                             checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
                             max_grad_norm=config.max_grad_norm, nan_patience=config.nan_patience,

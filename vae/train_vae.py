@@ -225,16 +225,13 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
     from ldm_video.train.data import ClipBatchSampler, VideoFolderDataset, image_flags, make_dataloader
     from ldm_video.train.engine import LoopSettings, run_loop
     from ldm_video.train.optim import build_lr_scheduler
-    from ldm_video.train.state import check_output_dir, resolve_resume
+    from ldm_video.train.state import check_output_dir, launcher_main_process, resume_point
 
     data_cfg = cfg.data_config()
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
     overwritten = check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, run_files=RUN_FILES)
-    resume_from = resolve_resume(cfg.resume, cfg.output_dir)
-    if cfg.resume and resume_from is None:
-        raise LdmVideoError(f"{cfg.output_dir}: no checkpoint to resume (expected "
-                            f"{Path(cfg.output_dir) / 'checkpoints'}/step-N)")
+    resume_from = resume_point(cfg.resume, cfg.output_dir, main_process=launcher_main_process())
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                               cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)  # the temporal stacks' initialisation (all but their zeroed last conv), the same everywhere
