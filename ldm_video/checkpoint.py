@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -91,8 +92,6 @@ def atomic_folder(out_dir: str | os.PathLike, fill) -> Path:
     """Call `fill(tmp_folder)` on a fresh sibling folder, then move it onto `out_dir` (an older one is replaced only
     once the new one is complete): readers see the old folder or the new one, never half of one. The one
     folder-level counterpart of `atomic_write` (video-VAE folders, latent caches, the toy base)."""
-    import shutil
-
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -108,8 +107,6 @@ def atomic_folder(out_dir: str | os.PathLike, fill) -> Path:
 
 def replace_folder(new: Path, out_dir: Path) -> Path:
     """Move the complete folder `new` onto `out_dir`; an older `out_dir` is moved aside first and deleted after."""
-    import shutil
-
     old = None
     if out_dir.exists():
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"

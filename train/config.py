@@ -99,7 +99,6 @@ class TrainConfig(RunSettings):
         "output": ("output_dir", "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "validate_every",
                    "validation_prompt", "validation_steps", "validation_guidance"),
     }  # the rest: "optimisation"
-    DEPRECATED: ClassVar[dict[str, str]] = {}
 
     # -- model ------------------------------------------------------------------------------------------
     base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(

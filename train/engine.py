@@ -22,10 +22,10 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -36,9 +36,11 @@ from ldm_video.errors import LdmVideoError
 from ldm_video.train.state import (
     Position,
     begin_checkpoint,
+    clear_run,
     finish_checkpoint,
     load_state_dict,
     read_state,
+    resolve_resume,
     rng_state,
     save_state_dict,
     set_rng_state,
@@ -66,8 +68,9 @@ class LoopSettings:
     clear_first: tuple[str, ...] = ()  # --overwrite: the earlier run's files, deleted once setup has succeeded
 
 
-class Job(Protocol):
-    """What a trainer gives the loop: its prepared model and optimiser, its data and its loss."""
+class Job:
+    """What a trainer gives the loop: its prepared model and optimiser, its data and its loss. Subclasses fill in
+    the attributes and the methods without a body here; the hooks below do nothing unless overridden."""
 
     accelerator: Any  # accelerate.Accelerator (built with gradient_accumulation_steps)
     model: torch.nn.Module  # as returned by accelerator.prepare
@@ -79,28 +82,37 @@ class Job(Protocol):
 
     def loss(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The loss terms of one micro-batch, their weighted sum under "loss" (not yet backpropagated)."""
+        raise NotImplementedError
 
-    def trainable_parameters(self) -> list[torch.Tensor]: ...
+    def trainable_parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
 
     def save_model(self, folder: Path, step: int, final: bool) -> None:
         """Main process: write the model part of a checkpoint (final=False) or the run's result (final=True)."""
+        raise NotImplementedError
 
     def load_model(self, folder: Path) -> None:
         """Restore what `save_model(folder, final=False)` wrote."""
-
-    def extra_states(self) -> dict[str, dict]:
-        """Further state dicts kept in checkpoints (e.g. {"ema": ...}); {} for none."""
-
-    def load_extra_states(self, folder: Path, read: Callable[[str], object]) -> None: ...
+        raise NotImplementedError
 
     def check_resume(self, state: dict, path: Path) -> None:
         """Refuse (LdmVideoError) a checkpoint whose saved config cannot continue this run."""
+        raise NotImplementedError
 
     def config_dict(self) -> dict:
         """The run's config, saved in every checkpoint's state.json."""
+        raise NotImplementedError
 
     def on_start(self) -> None:
         """Main process, once the resume checkpoint (if any) is checked and loaded: write the run's config file."""
+        raise NotImplementedError
+
+    def extra_states(self) -> dict[str, dict]:
+        """Further state dicts kept in checkpoints (e.g. {"ema": ...})."""
+        return {}
+
+    def load_extra_states(self, states: dict[str, object]) -> None:
+        """Restore what `extra_states` gave, read back from a checkpoint (same names)."""
 
     def after_optimizer_step(self) -> None:
         """After each applied optimiser update (e.g. the EMA)."""
@@ -204,7 +216,7 @@ def load_checkpoint(job: Job, path: Path, generator: torch.Generator) -> Positio
     except (ValueError, KeyError) as err:
         raise LdmVideoError(f"{path}: optimizer state does not fit this run ({err})") from None
     job.lr_scheduler.load_state_dict(state["lr_scheduler"])
-    job.load_extra_states(path, lambda name: load_state_dict(path, name))
+    job.load_extra_states({name: load_state_dict(path, name) for name in job.extra_states()})
     rng_file = path / f"rng-rank{acc.process_index}.safetensors"
     if not rng_file.is_file():
         raise LdmVideoError(f"{path}: no RNG state for process {acc.process_index}")
@@ -247,8 +259,6 @@ def run_loop(job: Job, settings: LoopSettings, resume_from: Path | None) -> Trai
         if acc.is_main_process:
             logger.warning("resumed from %s (step %d)", resume_from, position.step)
     if acc.is_main_process:
-        from ldm_video.train.state import clear_run
-
         clear_run(out, settings.clear_first)  # nothing is deleted or written before every check has passed
         job.on_start()
     log = TrainLog(out / LOG_NAME, position.step, acc.is_main_process)
@@ -291,8 +301,6 @@ def run_loop(job: Job, settings: LoopSettings, resume_from: Path | None) -> Trai
                     logger.warning("step %d: loss or gradients are NaN/inf; step skipped (%d in a row)",
                                    position.step + 1, bad_in_row)
                 if bad_in_row >= settings.nan_patience:
-                    from ldm_video.train.state import resolve_resume
-
                     last = result.checkpoint or resolve_resume("latest", settings.output_dir)
                     raise LdmVideoError(
                         f"training diverged: {bad_in_row} NaN/inf steps in a row at step {position.step + 1}; "

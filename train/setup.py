@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
+from ldm_video.info import PRECISION_DTYPES
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.data import (
     ClipBatchSampler,
@@ -28,7 +29,7 @@ from ldm_video.train.transforms import parse_resolution
 
 logger = logging.getLogger("ldm_video.train")
 
-from ldm_video.info import PRECISION_DTYPES as WEIGHT_DTYPES  # --mixed-precision -> frozen-weight dtype
+WEIGHT_DTYPES = PRECISION_DTYPES  # --mixed-precision -> frozen-weight dtype (ldm_video.info's one table)
 
 
 def data_config(config: TrainConfig) -> DataConfig:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from ldm_video.errors import LdmVideoError
 from ldm_video.train import objective
 from ldm_video.train.config import CONFIG_NAME, TrainConfig, config_from_dict, save_config
-from ldm_video.train.engine import LoopSettings, TrainResult, run_loop
+from ldm_video.train.engine import Job, LoopSettings, TrainResult, run_loop
 from ldm_video.train.setup import Run, setup_run
 from ldm_video.train.state import check_output_dir, launcher_main_process, resume_point
 
@@ -57,7 +57,7 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
     return objective.diffusion_loss(prediction, target)
 
 
-class TemporalJob:
+class TemporalJob(Job):
     """The video U-Net's temporal layers as an engine job (`ldm_video.train.engine.Job`)."""
 
     model_part = "temporal"  # checkpoint subfolder: the `save_temporal` format, loadable by generate --motion
@@ -84,9 +84,9 @@ class TemporalJob:
     def extra_states(self) -> dict[str, dict]:
         return {"ema": self.run.ema.state_dict()} if self.run.ema is not None else {}
 
-    def load_extra_states(self, folder: Path, read) -> None:
+    def load_extra_states(self, states: dict[str, object]) -> None:
         if self.run.ema is not None:
-            self.run.ema.load_state_dict(read("ema"))
+            self.run.ema.load_state_dict(states["ema"])
 
     def check_resume(self, state: dict, path: Path) -> None:
         saved = config_from_dict(state.get("config", {}), str(path))

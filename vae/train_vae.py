@@ -24,6 +24,7 @@ import torch
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.train.config import RunSettings, _opt
+from ldm_video.train.engine import Job
 from ldm_video.vae.causal3d import CausalVAE
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.losses import LPIPSLoss, kl_per_pixel, l1_loss, temporal_loss
@@ -153,7 +154,7 @@ def loss_terms(model, video: torch.Tensor, cfg: TrainVAEConfig, generator: torch
     return terms
 
 
-class VAEJob:
+class VAEJob(Job):
     """A video VAE as an engine job (`ldm_video.train.engine.Job`): the model and its reconstruction loss."""
 
     model_part = "vae"  # checkpoint subfolder: a loadable video-VAE folder
@@ -183,16 +184,10 @@ class VAEJob:
     def load_model(self, folder: Path) -> None:
         from ldm_video.vae.checkpoint import load_state_strict, read_config, read_weights
 
-        if read_config(folder).get("kind") != self.cfg.kind:
-            raise LdmVideoError(f"{folder}: holds a {read_config(folder).get('kind')!r} VAE, this run trains "
-                                f"--kind {self.cfg.kind}")
+        kind = read_config(folder).get("kind")
+        if kind != self.cfg.kind:
+            raise LdmVideoError(f"{folder}: holds a {kind!r} VAE, this run trains --kind {self.cfg.kind}")
         load_state_strict(self.accelerator.unwrap_model(self.model), read_weights(folder), str(folder))
-
-    def extra_states(self) -> dict[str, dict]:
-        return {}
-
-    def load_extra_states(self, folder: Path, read) -> None:
-        pass
 
     def check_resume(self, state: dict, path: Path) -> None:
         saved = state.get("config", {})
@@ -210,11 +205,6 @@ class VAEJob:
 
         save_config(self.cfg, Path(self.cfg.output_dir) / CONFIG_NAME)
 
-    def after_optimizer_step(self) -> None:
-        pass
-
-    def after_step(self, step: int, last: bool) -> None:
-        pass
 
 
 def train(cfg: TrainVAEConfig, progress: bool = True):
