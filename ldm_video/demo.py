@@ -28,7 +28,7 @@ from ldm_video.infer.vidrd import REUSE_ORDERS
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What the demo does; the defaults took 17 minutes on a 2-core CPU (README)."""
+    """What the demo does; the defaults took 17-20 minutes on a 2-core CPU (README)."""
 
     base: str | None = None  # toy base folder (default: the one shipped in ldm_video/toy/assets/base)
     motion: str = "right"  # the one straight motion taught (MotionLoRA-style): left, right, up or down
@@ -274,7 +274,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(OUT/clips_*.mp4) -> generate a long video of a seen and of the held-out shape with VidRD "
         f"({d.long_frames} frames, {d.reuse_order} reuse order; OUT/video_*.mp4) -> export a diffusers "
         "MotionAdapter (OUT/motion_adapter) -> report the toy world's ground truth per group (OUT/report.json, "
-        "OUT/report.md). About 17 minutes (15 of them training) and 0.7 GB of memory on a 2-core CPU.")
+        "OUT/report.md). About 20 minutes (17 of them training) and 0.7 GB of memory on a 2-core CPU.")
     from ldm_video.flags import add_deprecated, add_threads
 
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
