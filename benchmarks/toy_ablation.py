@@ -7,7 +7,10 @@ each over several seeds. Every run is scored after 1/4, 1/2 and all of its steps
 x shape, the learnt direction on seen and on held-out shapes, jitter, identity and a Frechet distance to real
 one-motion toy clips.
 
-    python benchmarks/toy_ablation.py --seeds 3 --steps 3000 > ablation.md
+    python benchmarks/toy_ablation.py --seeds 3 > ablation.md        # the demo's budget (3500 steps)
+    python benchmarks/toy_ablation.py --runs iid mixed-1 --steps 1500   # a subset, e.g. one per process
+
+The data are the demo's (`ldm_video.demo.write_data`: its world speed, shapes and seed).
 
 Fine-tuning runs read one latent cache made by `ldm-video prepare` (identical clips for every run) and train
 through the product trainer; a run is scored at each quarter by stopping and resuming it (resume equals an
@@ -30,15 +33,17 @@ from pathlib import Path
 import torch
 
 from ldm_video.cli import main
+from ldm_video.demo import DemoConfig, write_data
 from ldm_video.toy import TOY_BASE
 from ldm_video.toy.metrics import toy_frechet_distance
 from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
-from ldm_video.toy.world import SHAPES, WorldConfig, write_folder
+from ldm_video.toy.world import WorldConfig
 from ldm_video.toy.world import sample as toy_sample
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.trainer import train
 
 PRIORS = (("progressive", 0.5), ("iid", 0.0), ("mixed", 1.0), ("progressive", 2.0))  # the demo's first
+RUNS = ("progressive-0.5", "iid", "mixed-1", "progressive-2", "scratch")  # --runs names, in that order
 COLUMNS = ("direction seen", "direction held out", "jitter", "identity", "fd")
 
 
@@ -117,9 +122,13 @@ def main_cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default=str(TOY_BASE), help="toy base folder (default: the shipped one)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3000, help="fine-tuning steps per run, batch 4 (the demo's)")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--videos", type=int, default=480, help="toy training clips (8 frames each)")
+    parser.add_argument("--steps", type=int, default=DemoConfig.steps, help="fine-tuning steps per run (default: "
+                        "the demo's); scored after 1/4, 1/2 and all of them")
+    parser.add_argument("--lr", type=float, default=DemoConfig.lr)
+    parser.add_argument("--videos", type=int, default=DemoConfig.videos, help="toy training clips (8 frames each)")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS,
+                        help="which trainings to run (default: all; split them over processes to use more cores)")
+    parser.add_argument("--work", default=None, help="scratch folder (default: a new temporary one)")
     parser.add_argument("--motion", default="right", help="the one motion taught")
     parser.add_argument("--held-out", default="triangle", help="shape left out of training")
     parser.add_argument("--clip-seeds", type=int, default=2, help="clips per colour x shape per scoring")
@@ -129,18 +138,21 @@ def main_cli() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="toy-ablation-"))
-    seen = tuple(s for s in SHAPES if s != args.held_out)
-    write_folder(work / "data", args.videos, num_frames=8, seed=1234, progress=False,
-                 config=WorldConfig(motions=(args.motion,), shapes=seen))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="toy-ablation-"))
+    demo = DemoConfig(motion=args.motion, held_out=args.held_out, videos=args.videos, steps=args.steps, lr=args.lr)
+    seen = demo.seen_shapes
+    if not (work / "data").exists():
+        write_data(demo, work / "data", progress=False)
     assert main(["prepare", "--base", args.base, "--data", str(work / "data"), "--output-dir", str(work / "cache"),
                  "--frames", "8", "--resolution", "64", "--images", "off"]) == 0
-    real_world = WorldConfig(motions=(args.motion,))  # every shape, the taught motion
+    real_world = WorldConfig(motions=(args.motion,), min_speed=demo.min_speed, max_speed=demo.max_speed)  # every shape
     real = [toy_sample(10_000 + i, 8, real_world).frames for i in range(64)]
     stops = [args.steps // 4, args.steps // 2, args.steps]
 
     rows: dict[str, dict[int, dict[str, list]]] = {}
-    for prior, alpha in PRIORS:
+    for (prior, alpha), name in zip(PRIORS, RUNS):
+        if name not in args.runs:
+            continue
         key = f"{prior} (alpha {alpha:g})" if prior != "iid" else "iid"
         rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
         for seed in range(args.seeds):
@@ -157,8 +169,9 @@ def main_cli() -> None:
                 print(f"# {key} seed {seed} step {stop}: " + ", ".join(f"{c} {v:.3f}" for c, v in scores.items())
                       + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     key = f"from scratch, {args.scratch_prior} (alpha {args.scratch_alpha:g})"
-    rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
-    for seed in range(args.seeds):
+    if "scratch" in args.runs:
+        rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
+    for seed in range(args.seeds if "scratch" in args.runs else 0):
         for stop, out in train_from_scratch(args.base, work / "cache", work / f"scratch-{seed}", stops,
                                             args.scratch_prior, args.scratch_alpha, seed, args.lr):
             scores = score(str(out), out / "motion", args.scratch_prior, args.scratch_alpha, args.motion,

@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 KINDS = ("temporal-decoder", "causal3d")
+INFLATED = "causal3d-inflated"  # the causal VAE as inflated from the 2D VAE, untrained (scored next to causal3d)
 
 
 def decoded(vae, frames: np.ndarray) -> np.ndarray:
@@ -75,6 +77,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=9, help="frames per clip (4f+1 for the causal VAE)")
     parser.add_argument("--steps", type=int, default=None, help="train-vae steps (default: train-vae's default)")
     parser.add_argument("--lr", type=float, default=None, help="train-vae learning rate (default: its default)")
+    parser.add_argument("--train-args", default="", metavar="FLAGS",
+                        help="more train-vae flags, quoted, e.g. '--lr-warmup-steps 100 --lr-scheduler cosine'")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--motion", default=None, help="tuned toy motion module: also decode its long videos")
@@ -83,6 +87,10 @@ def main() -> None:
                         help="also train the temporal layers with the demo's one-motion recipe for this many steps on "
                              "9-frame clips, once on the 2D VAE's latents and once on the causal VAE's (3 latent "
                              "frames), and score their motion and seconds per output frame (0 = skip)")
+    parser.add_argument("--frame-error", action="store_true",
+                        help="also measure the frozen image U-Net's denoising error per latent frame on the 2D VAE's "
+                             "and the causal VAE's latents of the held-out videos (does the image model read causal "
+                             "latents of non-key frames?)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -90,6 +98,8 @@ def main() -> None:
     from ldm_video.toy import TOY_BASE
     from ldm_video.toy.world import sample, write_folder
     from ldm_video.vae import load_video_vae
+    from ldm_video.vae.causal3d import CausalVAE
+    from ldm_video.vae.temporal_decoder import load_base_vae
 
     work = Path(args.work)
     data = work / "train"
@@ -105,12 +115,18 @@ def main() -> None:
                      "--no-progress", "--overwrite"]
             flags += ["--max-steps", str(args.steps)] if args.steps else []
             flags += ["--lr", str(args.lr)] if args.lr else []
+            flags += shlex.split(args.train_args)
             t0 = time.perf_counter()
             assert cli(flags) == 0, kind
             seconds[kind] = round(time.perf_counter() - t0)
+    kinds = list(args.kinds)
+    if "causal3d" in kinds:  # the inflated VAE before any training: what the fine-tuning has to improve on
+        kinds.insert(kinds.index("causal3d"), INFLATED)
+        if not (work / INFLATED / "vae").exists():
+            CausalVAE(load_base_vae(str(TOY_BASE)), base=str(TOY_BASE)).save(work / INFLATED / "vae")
     rows = {"input (no VAE)": {k: float(np.mean([scores(s.frames, s, "input")[k] for s in heldout]))
                                for k in scores(heldout[0].frames, heldout[0], "input")}}  # the metrics' own floor
-    for name, source in (("2d", str(TOY_BASE)), *((k, str(work / k)) for k in args.kinds)):
+    for name, source in (("2d", str(TOY_BASE)), *((k, str(work / k)) for k in kinds)):
         vae = load_video_vae(source, base=str(TOY_BASE))
         per_clip = [scores(decoded(vae, s.frames), s, name) for s in heldout]
         rows[name] = {k: float(np.mean([c[k] for c in per_clip])) for k in per_clip[0]}
@@ -126,8 +142,57 @@ def main() -> None:
                                            for c in cols) + " |")
     long_rows = long_videos(args, work) if args.motion else {}
     unet_rows = causal_unet(args, work) if args.unet_steps else {}
+    frame_rows = latent_frame_error(work, heldout) if args.frame_error else {}
     (work / "scores.json").write_text(json.dumps({"rows": rows, "train_seconds": seconds, "long": long_rows,
-                                                  "unet": unet_rows}, indent=1))
+                                                  "unet": unet_rows, "frame_error": frame_rows}, indent=1))
+
+
+FRAME_TIMESTEPS = (50, 200, 400, 600, 800)
+
+
+def latent_frame_error(work: Path, heldout: list, noise_seeds: int = 4) -> dict:
+    """The frozen image U-Net's denoising error (the training loss, MSE against its target) per latent frame of the
+    held-out videos, by timestep: on the 2D VAE's latents (every latent frame an image latent), and on the causal
+    VAE's, split into latent frame 0 (pixel frame 0 encoded alone, like an image) and the later latent frames (each
+    summarising 4 pixel frames, which the image model never saw). Also the latents' standard deviation."""
+    from ldm_video.base import load_base
+    from ldm_video.toy import TOY_BASE
+    from ldm_video.train.encode import encode_prompts
+    from ldm_video.train.objective import noisy_latents, training_target
+    from ldm_video.vae import load_video_vae
+
+    base = load_base(str(TOY_BASE), ("unet", "text_encoder", "tokenizer", "scheduler"))
+    groups: dict[str, dict[int | str, list[float]]] = {}
+    for name, source in (("2d", str(TOY_BASE)), (INFLATED, str(work / INFLATED)), ("causal3d", str(work / "causal3d"))):
+        vae = load_video_vae(source, base=str(TOY_BASE))
+        for i, s in enumerate(heldout):
+            x = torch.from_numpy(s.frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1  # (1, 3, F, H, W)
+            with torch.no_grad():
+                z = vae.encode(x)[0].transpose(0, 1)  # (f, 4, h, w), scaled
+                text = encode_prompts(base.tokenizer, base.text_encoder, [s.caption]).expand(len(z), -1, -1)
+                for t in FRAME_TIMESTEPS:
+                    g = torch.Generator().manual_seed(i)
+                    for _ in range(noise_seeds):
+                        noise = torch.randn(z.shape, generator=g)  # iid per frame: the image model's own noise
+                        steps = torch.full((len(z),), t)
+                        pred = base.unet(noisy_latents(base.scheduler, z, noise, steps), steps, text).sample
+                        target = training_target(base.prediction_type, base.scheduler, z, noise, steps)
+                        err = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (f,)
+                        for f, e in enumerate(err.tolist()):
+                            key = name if name == "2d" else f"{name}, latent frame {'0' if f == 0 else '1+'}"
+                            groups.setdefault(key, {}).setdefault(t, []).append(e)
+                for f, frame in enumerate(z):
+                    key = name if name == "2d" else f"{name}, latent frame {'0' if f == 0 else '1+'}"
+                    groups.setdefault(key, {}).setdefault("std", []).append(float(frame.std()))
+    rows = {key: {str(k): float(np.mean(v)) for k, v in by.items()} for key, by in groups.items()}
+    print(f"\nFrozen image U-Net's denoising MSE per latent frame ({len(heldout)} held-out videos x {noise_seeds} "
+          "noise draws per timestep):\n")
+    print("| latents | " + " | ".join(f"t={t}" for t in FRAME_TIMESTEPS) + " | mean | latent std |")
+    print("|---|" + "---|" * (len(FRAME_TIMESTEPS) + 2))
+    for key, r in rows.items():
+        cells = [r[str(t)] for t in FRAME_TIMESTEPS]
+        print(f"| {key} | " + " | ".join(f"{c:.4f}" for c in cells) + f" | {np.mean(cells):.4f} | {r['std']:.3f} |")
+    return rows
 
 
 def causal_unet(args, work: Path) -> dict:
