@@ -61,6 +61,25 @@ def test_train_vae_lowers_reconstruction_loss(kind, lr, tiny_base, messy, tmp_pa
     assert isinstance(load_video_vae(out / "checkpoints" / steps[-1], base=tiny_base), type(trained))
 
 
+def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, messy, tmp_path, capsys):
+    """causal3d --freeze-encoder: the encoder stays the inflated one bit for bit (so do the latents the image
+    U-Net reads), the decoder trains, and there is no KL term."""
+    out = tmp_path / "c3d"
+    assert _train("causal3d", tiny_base, messy, out, 4, "--lr", "1e-3", "--freeze-encoder") == 0
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert "kl" not in log[0] and len(log) == 4
+    trained, start = load_video_vae(out, base=tiny_base), CausalVAE(load_base_vae(tiny_base)).eval()
+    a, b = start.state_dict(), trained.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("encoder."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    clip = load_clips(str(messy), 5, "32", 1, 1)[0]
+    assert torch.equal(start.encode(clip), trained.encode(clip))
+    assert _train("temporal-decoder", tiny_base, messy, tmp_path / "td", 1, "--freeze-encoder") == 2
+    assert "--freeze-encoder applies to --kind causal3d only" in capsys.readouterr().err
+    assert _train("causal3d", tiny_base, messy, tmp_path / "kl", 1, "--freeze-encoder", "--kl-weight", "1e-3") == 2
+    assert "--kl-weight has no effect with --freeze-encoder" in capsys.readouterr().err
+
+
 def test_resume_continues_exactly(tiny_base, messy, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder", "--gradient-checkpointing")

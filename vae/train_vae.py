@@ -34,7 +34,7 @@ TRAIN_KINDS = ("temporal-decoder", "causal3d")
 # what a train-vae run writes into OUTPUT_DIR
 RUN_FILES = ("checkpoints", "vae", "train_config.yaml", "train_log.jsonl")
 # settings a checkpoint cannot be resumed under with other values
-_RESUME_MUST_MATCH = ("kind", "train_decoder", "frames", "batch_size", "grad_accum", "seed")
+_RESUME_MUST_MATCH = ("kind", "train_decoder", "freeze_encoder", "frames", "batch_size", "grad_accum", "seed")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class TrainVAEConfig(RunSettings):
     """One train-vae run; each field is the flag of the same name (the grammar of `ldm-video train`)."""
 
     SECTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "model": ("kind", "base", "base_variant", "train_decoder"),
+        "model": ("kind", "base", "base_variant", "train_decoder", "freeze_encoder"),
         "data": ("data", "frames", "resolution", "frame_stride", "fps", "images", "num_workers"),
         "output": ("output_dir", "checkpoint_every", "keep_checkpoints", "resume", "overwrite"),
     }
@@ -59,6 +59,9 @@ class TrainVAEConfig(RunSettings):
         "which SD 2.x a single-file --base is (2.1-base or 2.1-768-v; they share one VAE)", metavar="VARIANT"))
     train_decoder: bool = field(default=False, metadata=_opt(
         "temporal-decoder only: fine-tune the whole decoder, not just its temporal layers"))
+    freeze_encoder: bool = field(default=False, metadata=_opt(
+        "causal3d only: keep the inflated encoder as it is and train the decoder, so the latents stay the ones "
+        "the frozen image U-Net reads (no KL term then)"))
     # -- data --
     data: str | None = field(default=None, metadata=_opt("folder of videos / images (captions are not needed)"))
     frames: int = field(default=9, metadata=_opt("frames per clip (causal3d needs 4f+1: 5, 9, 17, ...)"))
@@ -94,7 +97,13 @@ class TrainVAEConfig(RunSettings):
         if self.kl_weight is not None and self.kind != "causal3d":
             raise LdmVideoError("--kl-weight applies to --kind causal3d only")
         if self.train_decoder and self.kind != "temporal-decoder":
-            raise LdmVideoError("--train-decoder applies to --kind temporal-decoder only (causal3d trains everything)")
+            raise LdmVideoError("--train-decoder applies to --kind temporal-decoder only (causal3d trains its decoder "
+                                "always, and its encoder unless --freeze-encoder)")
+        if self.freeze_encoder and self.kind != "causal3d":
+            raise LdmVideoError("--freeze-encoder applies to --kind causal3d only (the temporal decoder never trains "
+                                "the encoder)")
+        if self.freeze_encoder and self.kl_weight is not None:
+            raise LdmVideoError("--kl-weight has no effect with --freeze-encoder (the KL term trains the encoder)")
 
     @property
     def kl(self) -> float:
@@ -134,6 +143,8 @@ def build_model(cfg: TrainVAEConfig) -> VideoVAE:
     else:
         model = CausalVAE(base_vae, base=cfg.base)
         model.requires_grad_(True)
+        if cfg.freeze_encoder:
+            model.encoder.requires_grad_(False)
     return model.train()
 
 
@@ -147,7 +158,7 @@ def loss_terms(model, video: torch.Tensor, cfg: TrainVAEConfig, generator: torch
     if lpips is not None:
         terms["lpips"] = lpips(recon, video)
         loss = loss + cfg.lpips_weight * terms["lpips"]
-    if cfg.kind == "causal3d":
+    if cfg.kind == "causal3d" and not cfg.freeze_encoder:
         terms["kl"] = kl_per_pixel(dist.mean.float(), dist.logvar.float(), video[0].numel())
         loss = loss + cfg.kl * terms["kl"]
     terms["loss"] = loss
@@ -191,7 +202,8 @@ class VAEJob(Job):
 
     def check_resume(self, state: dict, path: Path) -> None:
         saved = state.get("config", {})
-        changed = [k for k in _RESUME_MUST_MATCH if saved.get(k) != getattr(self.cfg, k)]
+        # a setting that an older checkpoint does not record had its default then
+        changed = [k for k in _RESUME_MUST_MATCH if saved.get(k, getattr(TrainVAEConfig, k)) != getattr(self.cfg, k)]
         if changed:
             raise LdmVideoError(f"{path}: cannot resume with different " + ", ".join(
                 f"--{k.replace('_', '-')} ({saved.get(k)} in the checkpoint, {getattr(self.cfg, k)} now)"
