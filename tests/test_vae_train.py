@@ -74,6 +74,11 @@ def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, mess
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
     clip = load_clips(str(messy), 5, "32", 1, 1)[0]
     assert torch.equal(start.encode(clip), trained.encode(clip))
+    # each kind has its own default learning rate (the measured best), and a run records the one it used
+    from ldm_video.vae.train_vae import TrainVAEConfig
+
+    assert TrainVAEConfig(kind="causal3d").lr == 3e-5 and TrainVAEConfig(kind="temporal-decoder").lr == 1e-4
+    assert "lr: 0.001" in (out / "train_config.yaml").read_text()
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "td", 1, "--freeze-encoder") == 2
     assert "--freeze-encoder applies to --kind causal3d only" in capsys.readouterr().err
     assert _train("causal3d", tiny_base, messy, tmp_path / "kl", 1, "--freeze-encoder", "--kl-weight", "1e-3") == 2

@@ -279,7 +279,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type | None = Non
         kind = _base_type(cls, f.name)
         meta = f.metadata
         default = getattr(defaults, f.name)
-        shown = "" if default in (None, ()) else f" (default: {default})"
+        # a default that depends on other settings is resolved in __post_init__ and explained in the help
+        shown = "" if default in (None, ()) or f.default is None else f" (default: {default})"
         kwargs: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta["help"] + shown}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -34,6 +34,9 @@ TRAIN_KINDS = ("temporal-decoder", "causal3d")
 # what a train-vae run writes into OUTPUT_DIR
 RUN_FILES = ("checkpoints", "vae", "train_config.yaml", "train_log.jsonl")
 # settings a checkpoint cannot be resumed under with other values
+# a fresh causal VAE is the 2D VAE inflated: larger steps pull it (and its latents) away from that start
+# (toy world, 1000 steps: 1e-4 28.2 dB, 3e-4 25.0 dB, 3e-5 29.9 dB; 2D VAE 31.2 dB)
+DEFAULT_LR = {"temporal-decoder": 1e-4, "causal3d": 3e-5}
 _RESUME_MUST_MATCH = ("kind", "train_decoder", "freeze_encoder", "frames", "batch_size", "grad_accum", "seed")
 
 
@@ -77,12 +80,17 @@ class TrainVAEConfig(RunSettings):
         "weight of LPIPS (needs the lpips package and local AlexNet weights; 0 = off)"))
     kl_weight: float | None = field(default=None, metadata=_opt("causal3d only: KL weight (default 1e-6)"))
     # -- the engine's settings (RunSettings), with this trainer's defaults --
+    lr: float | None = field(default=None, metadata=_opt(
+        "peak learning rate (default: 1e-4 for temporal-decoder, 3e-5 for causal3d, the rates that measured best "
+        "on the toy world: benchmarks/RESULTS.md)"))
     weight_decay: float = field(default=0.0, metadata=_opt("AdamW weight decay"))
     output_dir: str = field(default="ldm-video-vae", metadata=_opt(
         "run folder: vae/ (the trained VAE), checkpoints/, train_config.yaml, train_log.jsonl"))
     keep_checkpoints: int = field(default=2, metadata=_opt("keep the last N checkpoints"))
 
     def __post_init__(self) -> None:
+        if self.lr is None:  # the kind's default; a saved train_config.yaml records the rate used
+            object.__setattr__(self, "lr", DEFAULT_LR.get(self.kind, DEFAULT_LR["temporal-decoder"]))
         self._check_run_settings()
         for name in ("frames", "frame_stride"):
             if getattr(self, name) < 1:
