@@ -41,14 +41,15 @@ def _recon_l1(vae, clips) -> float:
         return sum(float((vae(c, sample=False)[0] - c).abs().mean()) for c in clips) / len(clips)
 
 
-@pytest.mark.parametrize("kind,lr", [("temporal-decoder", "3e-3"), ("causal3d", "1e-3")])
-def test_train_vae_lowers_reconstruction_loss(kind, lr, tiny_base, messy, tmp_path, caplog):
+@pytest.mark.parametrize("kind,lr,extra", [("temporal-decoder", "3e-3", ()), ("causal3d", "1e-3", ()),
+                                           ("causal3d", "1e-3", ("--no-freeze-encoder",))])
+def test_train_vae_lowers_reconstruction_loss(kind, lr, extra, tiny_base, messy, tmp_path, caplog):
     out = tmp_path / kind
-    assert _train(kind, tiny_base, messy, out, 16, "--lr", lr, "--checkpoint-every", "8") == 0
+    assert _train(kind, tiny_base, messy, out, 16, "--lr", lr, "--checkpoint-every", "8", *extra) == 0
     assert "skipped 3 bad items" in caplog.text  # corrupt, empty, too short
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 17))
-    assert ("kl" in log[0]) == (kind == "causal3d")
+    assert ("kl" in log[0]) == bool(extra)  # the KL term trains the encoder, frozen in causal3d by default
     trained = load_video_vae(out / "vae", base=tiny_base)
     start = TemporalDecoderVAE(load_base_vae(tiny_base)) if kind == "temporal-decoder" else CausalVAE(
         load_base_vae(tiny_base))
@@ -65,7 +66,7 @@ def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, mess
     """causal3d --freeze-encoder: the encoder stays the inflated one bit for bit (so do the latents the image
     U-Net reads), the decoder trains, and there is no KL term."""
     out = tmp_path / "c3d"
-    assert _train("causal3d", tiny_base, messy, out, 4, "--lr", "1e-3", "--freeze-encoder") == 0
+    assert _train("causal3d", tiny_base, messy, out, 4, "--lr", "1e-3") == 0  # frozen: causal3d's default
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert "kl" not in log[0] and len(log) == 4
     trained, start = load_video_vae(out, base=tiny_base), CausalVAE(load_base_vae(tiny_base)).eval()
@@ -78,11 +79,12 @@ def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, mess
     from ldm_video.vae.train_vae import TrainVAEConfig
 
     assert TrainVAEConfig(kind="causal3d").lr == 3e-5 and TrainVAEConfig(kind="temporal-decoder").lr == 1e-4
+    assert TrainVAEConfig(kind="causal3d").freeze_encoder and not TrainVAEConfig().freeze_encoder
     assert "lr: 0.001" in (out / "train_config.yaml").read_text()
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "td", 1, "--freeze-encoder") == 2
     assert "--freeze-encoder applies to --kind causal3d only" in capsys.readouterr().err
-    assert _train("causal3d", tiny_base, messy, tmp_path / "kl", 1, "--freeze-encoder", "--kl-weight", "1e-3") == 2
-    assert "--kl-weight has no effect with --freeze-encoder" in capsys.readouterr().err
+    assert _train("causal3d", tiny_base, messy, tmp_path / "kl", 1, "--kl-weight", "1e-3") == 2  # frozen by default
+    assert "add --no-freeze-encoder" in capsys.readouterr().err
 
 
 def test_resume_continues_exactly(tiny_base, messy, tmp_path):

@@ -2,7 +2,9 @@
 
 temporal-decoder: the frozen SD encoder gives posterior samples; the temporal-conv stacks (or, with
 `--train-decoder`, the whole decoder too) learn to reconstruct the clip, decoded with its true num_frames.
-causal3d: the whole inflated model trains on reconstruction + a small KL term (LDM's kl_weight 1e-6).
+causal3d: the decoder of the inflated model trains on reconstruction, its encoder kept as inflated so the
+latents stay what the image U-Net reads (`--no-freeze-encoder`: the whole model, + a small KL term, LDM's
+kl_weight 1e-6).
 Loss: L1 + temporal loss (frame differences, SPEC §5) [+ LPIPS when the lpips package and its weights are
 local] [+ KL]. The loop is `ldm_video.train.engine`, the one `ldm-video train` runs: accelerate's devices,
 precision, accumulate() and data parallelism; checkpoints under OUTPUT_DIR/checkpoints/step-N (their `vae/`
@@ -35,8 +37,10 @@ TRAIN_KINDS = ("temporal-decoder", "causal3d")
 RUN_FILES = ("checkpoints", "vae", "train_config.yaml", "train_log.jsonl")
 # settings a checkpoint cannot be resumed under with other values
 # a fresh causal VAE is the 2D VAE inflated: larger steps pull it (and its latents) away from that start
-# (toy world, 1000 steps: 1e-4 28.2 dB, 3e-4 25.0 dB, 3e-5 29.9 dB; 2D VAE 31.2 dB)
+# (toy world, 1000 steps, whole VAE: 1e-4 28.2 dB, 3e-4 25.0 dB, 3e-5 29.9 dB; encoder frozen, 3e-5: 30.1 dB;
+# untrained 29.0 dB, 2D VAE 31.2 dB: benchmarks/RESULTS.md)
 DEFAULT_LR = {"temporal-decoder": 1e-4, "causal3d": 3e-5}
+_UNRECORDED = {"freeze_encoder": False}  # what a checkpoint from before a setting existed did
 _RESUME_MUST_MATCH = ("kind", "train_decoder", "freeze_encoder", "frames", "batch_size", "grad_accum", "seed")
 
 
@@ -62,9 +66,10 @@ class TrainVAEConfig(RunSettings):
         "which SD 2.x a single-file --base is (2.1-base or 2.1-768-v; they share one VAE)", metavar="VARIANT"))
     train_decoder: bool = field(default=False, metadata=_opt(
         "temporal-decoder only: fine-tune the whole decoder, not just its temporal layers"))
-    freeze_encoder: bool = field(default=False, metadata=_opt(
-        "causal3d only: keep the inflated encoder as it is and train the decoder, so the latents stay the ones "
-        "the frozen image U-Net reads (no KL term then)"))
+    freeze_encoder: bool | None = field(default=None, metadata=_opt(
+        "causal3d: keep the inflated encoder as it is and train the decoder, so the latents stay the ones the "
+        "frozen image U-Net reads (no KL term then); on by default for causal3d (measured better: "
+        "benchmarks/RESULTS.md), --no-freeze-encoder trains the whole VAE"))
     # -- data --
     data: str | None = field(default=None, metadata=_opt("folder of videos / images (captions are not needed)"))
     frames: int = field(default=9, metadata=_opt("frames per clip (causal3d needs 4f+1: 5, 9, 17, ...)"))
@@ -89,8 +94,14 @@ class TrainVAEConfig(RunSettings):
     keep_checkpoints: int = field(default=2, metadata=_opt("keep the last N checkpoints"))
 
     def __post_init__(self) -> None:
-        if self.lr is None:  # the kind's default; a saved train_config.yaml records the rate used
+        if self.freeze_encoder and self.kind != "causal3d":
+            raise LdmVideoError("--freeze-encoder applies to --kind causal3d only (the temporal decoder never trains "
+                                "the encoder)")
+        # the kind's defaults; a saved train_config.yaml records what was used
+        if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR.get(self.kind, DEFAULT_LR["temporal-decoder"]))
+        if self.freeze_encoder is None:
+            object.__setattr__(self, "freeze_encoder", self.kind == "causal3d")
         self._check_run_settings()
         for name in ("frames", "frame_stride"):
             if getattr(self, name) < 1:
@@ -107,11 +118,9 @@ class TrainVAEConfig(RunSettings):
         if self.train_decoder and self.kind != "temporal-decoder":
             raise LdmVideoError("--train-decoder applies to --kind temporal-decoder only (causal3d trains its decoder "
                                 "always, and its encoder unless --freeze-encoder)")
-        if self.freeze_encoder and self.kind != "causal3d":
-            raise LdmVideoError("--freeze-encoder applies to --kind causal3d only (the temporal decoder never trains "
-                                "the encoder)")
         if self.freeze_encoder and self.kl_weight is not None:
-            raise LdmVideoError("--kl-weight has no effect with --freeze-encoder (the KL term trains the encoder)")
+            raise LdmVideoError("--kl-weight trains the encoder, which causal3d keeps frozen by default: add "
+                                "--no-freeze-encoder")
 
     @property
     def kl(self) -> float:
@@ -210,8 +219,7 @@ class VAEJob(Job):
 
     def check_resume(self, state: dict, path: Path) -> None:
         saved = state.get("config", {})
-        # a setting that an older checkpoint does not record had its default then
-        changed = [k for k in _RESUME_MUST_MATCH if saved.get(k, getattr(TrainVAEConfig, k)) != getattr(self.cfg, k)]
+        changed = [k for k in _RESUME_MUST_MATCH if saved.get(k, _UNRECORDED.get(k)) != getattr(self.cfg, k)]
         if changed:
             raise LdmVideoError(f"{path}: cannot resume with different " + ", ".join(
                 f"--{k.replace('_', '-')} ({saved.get(k)} in the checkpoint, {getattr(self.cfg, k)} now)"
