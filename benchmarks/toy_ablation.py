@@ -158,11 +158,13 @@ def main_cli() -> None:
         for seed in range(args.seeds):
             out = work / f"{prior}-{alpha}-{seed}"
             for stop in stops:  # stop and resume at each quarter: the same run as one uninterrupted
-                train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
+                result = train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
                                   resolution="64", images="off", batch_size=4, lr=args.lr, max_steps=stop,
                                   noise_prior=prior, noise_alpha=alpha, temporal_layers="attn", attention_heads=4,
                                   checkpoint_every=stops[0], keep_checkpoints=1, seed=seed,
                                   resume="latest" if stop != stops[0] else None), progress=False)
+                if result.interrupted:  # Ctrl-C / SIGTERM: the checkpoint is written, score nothing half-trained
+                    raise SystemExit(f"interrupted at step {result.step} of {key} seed {seed}")
                 scores = score(args.base, out, prior, alpha, args.motion, args.held_out, args.clip_seeds, real)
                 for c, v in scores.items():
                     rows[key][stop][c].append(v)
