@@ -122,6 +122,7 @@ def main_cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default=str(TOY_BASE), help="toy base folder (default: the shipped one)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="training seeds are FIRST .. FIRST+SEEDS-1")
     parser.add_argument("--steps", type=int, default=DemoConfig.steps, help="fine-tuning steps per run (default: "
                         "the demo's); scored after 1/4, 1/2 and all of them")
     parser.add_argument("--lr", type=float, default=DemoConfig.lr)
@@ -155,7 +156,7 @@ def main_cli() -> None:
             continue
         key = f"{prior} (alpha {alpha:g})" if prior != "iid" else "iid"
         rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             out = work / f"{prior}-{alpha}-{seed}"
             for stop in stops:  # stop and resume at each quarter: the same run as one uninterrupted
                 result = train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
@@ -173,7 +174,8 @@ def main_cli() -> None:
     key = f"from scratch, {args.scratch_prior} (alpha {args.scratch_alpha:g})"
     if "scratch" in args.runs:
         rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
-    for seed in range(args.seeds if "scratch" in args.runs else 0):
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed in seeds if "scratch" in args.runs else ():
         for stop, out in train_from_scratch(args.base, work / "cache", work / f"scratch-{seed}", stops,
                                             args.scratch_prior, args.scratch_alpha, seed, args.lr):
             scores = score(str(out), out / "motion", args.scratch_prior, args.scratch_alpha, args.motion,
