@@ -45,8 +45,8 @@ class DemoConfig:
     batch_size: int = 4  # clips per step
     lr: float = 1e-3  # AdamW learning rate (3e-3 measured worse: benchmarks/RESULTS.md)
     # PYoCo prior of the training (and sampling) noise. The ablation on this task at 1500 steps (2-3 seeds):
-    # iid learns the motion fastest (held out 0.64), progressive alpha 0.5 0.44, mixed alpha 1 0.35, progressive
-    # alpha 2 0.41 (benchmarks/RESULTS.md): PYoCo's correlated priors slow motion learning on the toy world
+    # iid learns the motion fastest (held out 0.65), progressive alpha 0.5 0.44, mixed alpha 1 0.35, progressive
+    # alpha 2 0.32 (benchmarks/RESULTS.md): PYoCo's correlated priors slow motion learning on the toy world
     noise_prior: str = "iid"
     noise_alpha: float = 0.0  # ignored by iid; the correlation of mixed / progressive
     # train --timestep-bias: off. "later" x3 on the noisiest half measured +0.11 held-out direction at 1500 steps
