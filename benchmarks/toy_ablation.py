@@ -7,7 +7,7 @@ each over several seeds. Every run is scored after 1/4, 1/2 and all of its steps
 x shape, the learnt direction on seen and on held-out shapes, jitter, identity and a Frechet distance to real
 one-motion toy clips.
 
-    python benchmarks/toy_ablation.py --seeds 3 > ablation.md        # the demo's budget (3500 steps)
+    python benchmarks/toy_ablation.py --seeds 3 > ablation.md        # the demo's budget (DemoConfig.steps)
     python benchmarks/toy_ablation.py --runs iid mixed-1 --steps 1500   # a subset, e.g. one per process
 
 The data are the demo's (`ldm_video.demo.write_data`: its world speed, shapes and seed).
@@ -149,6 +149,7 @@ def main_cli() -> None:
     real_world = WorldConfig(motions=(args.motion,), min_speed=demo.min_speed, max_speed=demo.max_speed)  # every shape
     real = [toy_sample(10_000 + i, 8, real_world).frames for i in range(64)]
     stops = [args.steps // 4, args.steps // 2, args.steps]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     rows: dict[str, dict[int, dict[str, list]]] = {}
     for (prior, alpha), name in zip(PRIORS, RUNS):
@@ -156,7 +157,7 @@ def main_cli() -> None:
             continue
         key = f"{prior} (alpha {alpha:g})" if prior != "iid" else "iid"
         rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for seed in seeds:
             out = work / f"{prior}-{alpha}-{seed}"
             for stop in stops:  # stop and resume at each quarter: the same run as one uninterrupted
                 result = train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
@@ -174,7 +175,6 @@ def main_cli() -> None:
     key = f"from scratch, {args.scratch_prior} (alpha {args.scratch_alpha:g})"
     if "scratch" in args.runs:
         rows[key] = {s: {c: [] for c in COLUMNS} for s in stops}
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
     for seed in seeds if "scratch" in args.runs else ():
         for stop, out in train_from_scratch(args.base, work / "cache", work / f"scratch-{seed}", stops,
                                             args.scratch_prior, args.scratch_alpha, seed, args.lr):

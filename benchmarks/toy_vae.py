@@ -92,6 +92,8 @@ def main() -> None:
                              "and the causal VAE's latents of the held-out videos (does the image model read causal "
                              "latents of non-key frames?)")
     args = parser.parse_args()
+    if args.frame_error and "causal3d" not in args.kinds:
+        parser.error("--frame-error compares the causal VAE's latents: keep causal3d in --kinds")
     torch.set_num_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ldm_video.cli import main as cli
@@ -165,6 +167,8 @@ def latent_frame_error(work: Path, heldout: list, noise_seeds: int = 4) -> dict:
     groups: dict[str, dict[int | str, list[float]]] = {}
     for name, source in (("2d", str(TOY_BASE)), (INFLATED, str(work / INFLATED)), ("causal3d", str(work / "causal3d"))):
         vae = load_video_vae(source, base=str(TOY_BASE))
+        keys = [name if name == "2d" else f"{name}, latent frame {'0' if f == 0 else '1+'}"
+                for f in range(vae.latent_frames(heldout[0].frames.shape[0]))]
         for i, s in enumerate(heldout):
             x = torch.from_numpy(s.frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1  # (1, 3, F, H, W)
             with torch.no_grad():
@@ -178,11 +182,9 @@ def latent_frame_error(work: Path, heldout: list, noise_seeds: int = 4) -> dict:
                         pred = base.unet(noisy_latents(base.scheduler, z, noise, steps), steps, text).sample
                         target = training_target(base.prediction_type, base.scheduler, z, noise, steps)
                         err = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (f,)
-                        for f, e in enumerate(err.tolist()):
-                            key = name if name == "2d" else f"{name}, latent frame {'0' if f == 0 else '1+'}"
+                        for key, e in zip(keys, err.tolist()):
                             groups.setdefault(key, {}).setdefault(t, []).append(e)
-                for f, frame in enumerate(z):
-                    key = name if name == "2d" else f"{name}, latent frame {'0' if f == 0 else '1+'}"
+                for key, frame in zip(keys, z):
                     groups.setdefault(key, {}).setdefault("std", []).append(float(frame.std()))
     rows = {key: {str(k): float(np.mean(v)) for k, v in by.items()} for key, by in groups.items()}
     print(f"\nFrozen image U-Net's denoising MSE per latent frame ({len(heldout)} held-out videos x {noise_seeds} "

@@ -13,6 +13,7 @@ previous checkpoints or a complete new one. No pickle anywhere.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -148,8 +149,6 @@ def resume_point(resume: str | None, output_dir: str | os.PathLike, main_process
     newest one, or starts from scratch with a warning when there is none yet (so a job can always pass it)."""
     path = resolve_resume(resume, output_dir)
     if resume == "latest" and path is None and main_process:
-        import logging
-
         logging.getLogger("ldm_video.train").warning("--resume latest: no checkpoint in %s yet, starting from "
                                                      "scratch", checkpoints_root(output_dir))
     return path

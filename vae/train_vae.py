@@ -218,11 +218,12 @@ class VAEJob(Job):
         load_state_strict(self.accelerator.unwrap_model(self.model), read_weights(folder), str(folder))
 
     def check_resume(self, state: dict, path: Path) -> None:
-        saved = state.get("config", {})
-        changed = [k for k in _RESUME_MUST_MATCH if saved.get(k, _UNRECORDED.get(k)) != getattr(self.cfg, k)]
+        recorded = state.get("config", {})
+        saved = {k: recorded.get(k, _UNRECORDED.get(k)) for k in _RESUME_MUST_MATCH}
+        changed = [k for k in _RESUME_MUST_MATCH if saved[k] != getattr(self.cfg, k)]
         if changed:
             raise LdmVideoError(f"{path}: cannot resume with different " + ", ".join(
-                f"--{k.replace('_', '-')} ({saved.get(k)} in the checkpoint, {getattr(self.cfg, k)} now)"
+                f"--{k.replace('_', '-')} ({saved[k]} in the checkpoint, {getattr(self.cfg, k)} now)"
                 for k in changed))
 
     def config_dict(self) -> dict:
@@ -232,7 +233,6 @@ class VAEJob(Job):
         from ldm_video.train.config import CONFIG_NAME, save_config
 
         save_config(self.cfg, Path(self.cfg.output_dir) / CONFIG_NAME)
-
 
 
 def train(cfg: TrainVAEConfig, progress: bool = True):
