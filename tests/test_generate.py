@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
+from ldm_video.errors import LdmVideoError
 from ldm_video.infer.video_io import read_video
 
 DONE_WHEN = ["--prompt", "a red square moving right", "--frames", "40", "--clip-frames", "8", "--overlap", "4",
@@ -152,3 +153,18 @@ def test_forward_reuse_order_drops_the_prompt_frames_by_default(tiny_base, tmp_p
                  "--reuse-order", "forward", "--steps", "2", "--height", "16", "--width", "16", "--out", str(out),
                  "--no-progress"]) == 0
     assert read_video(out).shape == (9, 16, 16, 3)  # clips: 6 frames, then 3 new ones
+
+
+def test_generate_defaults_to_forward_order_and_reversed_keeps_seam_drop_1(tiny_base):
+    """Forward order is generate's default (measured better on trained toy models); reversed, VidRD's released
+    order, keeps its seam drop of 1."""
+    from ldm_video.cli import build_parser
+    from ldm_video.infer.generate import build_configs
+
+    common = ["generate", "--base", tiny_base, "--prompt", "x", "--out", "v.mp4", "--clip-frames", "8"]
+    _, video = build_configs(build_parser().parse_args(common))
+    assert video.vidrd.order == "forward" and video.seam_drop == 4
+    _, video = build_configs(build_parser().parse_args([*common, "--reuse-order", "reversed"]))
+    assert video.vidrd.order == "reversed" and video.seam_drop == 1
+    with pytest.raises(LdmVideoError, match="only apply to --extend vidrd"):
+        build_configs(build_parser().parse_args([*common, "--extend", "independent", "--reuse-order", "reversed"]))
