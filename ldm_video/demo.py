@@ -2,10 +2,10 @@
 
 Teaches one motion, MotionLoRA / MotionDirector style (AnimateDiff, Guo et al., ICLR 2024; Zhao et al., 2023):
 the temporal layers of the shipped toy base (an SD 2.1-layout image model for the toy world) are fine-tuned on
-toy videos of one straight motion with one shape held out (circles by default), with iid training noise (PYoCo's correlated priors,
-Ge et al., ICCV 2023, measured slower on this task: `DemoConfig.noise_prior`). Then short clips of every colour x
-shape (seen and held out) and long videos made clip by clip with VidRD's FNR / PNS / DSG (Gu et al., 2023) are
-scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
+toy videos of one straight motion with one shape held out (circles by default), with iid training noise
+(PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoConfig.noise_prior`).
+Then short clips of every colour x shape (seen and held out) and long videos made clip by clip with VidRD's
+FNR / PNS / DSG (Gu et al., 2023) are scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
 run per frame) on the same prompts and seeds, and the motion module is exported as a diffusers MotionAdapter.
 """
 
@@ -47,9 +47,9 @@ class DemoConfig:
     steps: int = 2500
     batch_size: int = 4  # clips per step
     lr: float = 1e-3  # AdamW learning rate (3e-3 measured worse: benchmarks/RESULTS.md)
-    # PYoCo prior of the training (and sampling) noise. The ablation on this task at 1500 steps (2-3 seeds):
+    # PYoCo prior of the training (and sampling) noise. The ablation on this task at 1500 steps (3 seeds):
     # iid learns the motion fastest (held out 0.65), progressive alpha 0.5 0.44, mixed alpha 1 0.35, progressive
-    # alpha 2 0.32 (benchmarks/RESULTS.md): PYoCo's correlated priors slow motion learning on the toy world
+    # alpha 2 0.30 (benchmarks/RESULTS.md): PYoCo's correlated priors slow motion learning on the toy world
     noise_prior: str = "iid"
     noise_alpha: float = 0.0  # ignored by iid; the correlation of mixed / progressive
     # train --timestep-bias: off. "later" x3 on the noisiest half measured +0.11 held-out direction at 1500 steps
