@@ -5,8 +5,9 @@ the temporal layers of the shipped toy base (an SD 2.1-layout image model for th
 toy videos of one straight motion with one shape held out (circles by default), with iid training noise
 (PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoConfig.noise_prior`).
 Then short clips of every colour x shape (seen and held out) and long videos made clip by clip with VidRD's
-FNR / PNS / DSG (Gu et al., 2023) are scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
-run per frame) on the same prompts and seeds, and the motion module is exported as a diffusers MotionAdapter.
+FNR / PNS / DSG (Gu et al., 2023) are scored with the toy world's ground truth, next to the untrained model
+(fresh temporal layers: the image model run per frame) on the same prompts and seeds, and the motion module is
+exported as a diffusers MotionAdapter.
 """
 
 from __future__ import annotations
