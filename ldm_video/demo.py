@@ -280,7 +280,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(OUT/clips_*.mp4) -> generate a long video of a seen and of the held-out shape with VidRD "
         f"({d.long_frames} frames, {d.reuse_order} reuse order; OUT/video_*.mp4) -> export a diffusers "
         "MotionAdapter (OUT/motion_adapter) -> report the toy world's ground truth per group (OUT/report.json, "
-        "OUT/report.md). About 7 minutes (6 of them training) and 0.7 GB of memory on a 2-core CPU; up to twice that "
+        "OUT/report.md). About 8 minutes (7 of them training) and 0.7 GB of memory on a 2-core CPU; up to twice that "
         "on a slower one.")
     from ldm_video.flags import add_deprecated, add_threads
 
