@@ -21,7 +21,7 @@ def _frames(path) -> int:
 @pytest.mark.parametrize("reuse_order", ["reversed", "forward"])
 def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, reuse_order):
     cfg = DemoConfig(base=tiny_base, motion="down", held_out="square", videos=6, steps=2, batch_size=2,
-                     clip_seeds=1, long_frames=12, sample_steps=2, reuse_order=reuse_order)
+                     clip_seeds=2, untrained_clip_seeds=1, long_frames=12, sample_steps=2, reuse_order=reuse_order)
     report = run_demo(tmp_path / "demo", cfg, progress=False)
     out = tmp_path / "demo"
     assert json.loads((out / "report.json").read_text())["train"]["steps"] == 2
@@ -35,8 +35,9 @@ def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, reuse_order):
         assert _frames(out / f"clips_{kind}.mp4") == 8  # the colour x shape mosaic of short clips
     assert (out / "motion_adapter" / "config.json").exists()
     clips = report["clips"]["tuned"]
-    assert clips["held out"]["videos"] == 4 and clips["seen"]["videos"] == 8 and clips["all"]["videos"] == 12
-    assert all(clips[c]["videos"] == 3 for c in ("red", "yellow", "green", "blue"))
+    assert clips["held out"]["videos"] == 8 and clips["seen"]["videos"] == 16 and clips["all"]["videos"] == 24
+    assert all(clips[c]["videos"] == 6 for c in ("red", "yellow", "green", "blue"))
+    assert report["clips"]["untrained"]["all"]["videos"] == 12  # its own, smaller seed count
     assert 0.0 <= clips["held out"]["direction"] <= 1.0
     assert list(report["long"]) == ["a red circle moving down", "a blue square moving down"]
     long = report["long"]["a blue square moving down"]["tuned"]
