@@ -148,14 +148,13 @@ def table(report: dict) -> str:
     motion, speed = report["config"]["motion"], f"{report['config']['min_speed']:g}-{report['config']['max_speed']:g}"
     clips = report["clips"]
     lines = [(f"Short clips ({clips['tuned']['all']['videos']} tuned / {clips['untrained']['all']['videos']} untrained, "
-              f"{report['config']['clip_frames']} frames; every cell tuned / untrained temporal layers, "
-              "(n) the tuned clips of the row):"), "",
+              f"{report['config']['clip_frames']} frames; every cell and (n) tuned / untrained temporal layers):"), "",
              "| clips | " + " | ".join(label.format(motion=motion, speed=speed) for _, label in CLIP_COLUMNS) + " |",
              "|---|" + "---|" * len(CLIP_COLUMNS)]
     from ldm_video.toy.world import COLOURS
 
     for group in [g for g in ("held out", "seen", *COLOURS, "all") if g in clips["tuned"]]:
-        n = clips["tuned"][group]["videos"]
+        n = f"{clips['tuned'][group]['videos']} / {clips['untrained'][group]['videos']}"
         name = {"held out": f"held-out shape ({report['config']['held_out']})", "seen": "seen shapes",
                 "all": "all"}.get(group, group)
         cells = [_fmt((clips["tuned"][group][k], clips["untrained"][group][k])) for k, _ in CLIP_COLUMNS]
@@ -232,7 +231,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     sampling = ClipSampling(clip_frames=cfg.clip_frames, steps=cfg.sample_steps, guidance=cfg.guidance,
                             noise_prior=cfg.noise_prior, noise_alpha=cfg.noise_alpha)
     clips = {}
-    for name, motion, seeds in (("tuned", out / "motion", cfg.clip_seeds), ("untrained", None, cfg.untrained_clip_seeds)):
+    runs = (("tuned", out / "motion", cfg.clip_seeds), ("untrained", None, cfg.untrained_clip_seeds))
+    for name, motion, seeds in runs:
         generator = ToyGenerator(base, None if motion is None else str(motion), sampling)
         scored = sample_clips(generator, cfg.motion, seeds, cfg.clip_frames, seed_offset=cfg.seed)
         clips[name] = group_scores(scored, (cfg.held_out,))
