@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.info import DTYPES
 from ldm_video.noise import NOISE_PRIORS
+
+logger = logging.getLogger("ldm_video.generate")
 
 # VidRD's released settings. --seam-drop 1 by measurement (README, benchmarks/RESULTS.md): keeping all frames
 # (VidRD's torch.cat) repeats the old last frame at every seam (seam jump ratio 0.00), dropping the M prompt
@@ -102,13 +105,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--frames", type=int, default=16, help="frames in the output, exactly (default 16)")
     g.add_argument("--clip-frames", type=int, default=8,
                    help="frames denoised together, N (default 8; latent frames with a causal 3D --vae)")
-    g.add_argument("--extend", choices=EXTEND_MODES, default="vidrd",
-                   help="vidrd: FNR + PNS + DSG tie each clip to the last; independent: fresh noise per clip; "
+    g.add_argument("--extend", choices=EXTEND_MODES, default=None,
+                   help="default: context for a --motion trained with --context-frames, else vidrd. "
+                        "vidrd: FNR + PNS + DSG tie each clip to the last; context: each clip is given the last "
+                        "--overlap frames of the one before, clean, and continues them (temporal layers trained "
+                        "with `train --context-frames`); independent: fresh noise per clip; "
                         "freenoise: diffusers' FreeNoise (context windows of --clip-frames, --clip-frames - "
                         "--overlap apart; memory grows with --frames; attention-only --motion)")
     g.add_argument("--freenoise-split", action="store_true",
                    help="freenoise: diffusers' split inference (bounds the memory of long videos)")
-    g.add_argument("--overlap", type=int, help="vidrd: prompt frames M (default clip-frames // 2, i.e. 4 of 8)")
+    g.add_argument("--overlap", type=int, help="vidrd: prompt frames M (default clip-frames // 2, i.e. 4 of 8); "
+                   "context: frames given to the next clip (default: the --motion's --context-frames)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -167,9 +174,22 @@ def load_video_model(base, motion: str | None, lora: str | None, lora_scale: flo
     return model.to(device=device, dtype=dtype).eval()  # new temporal / LoRA layers come in float32
 
 
+def default_extend(args: argparse.Namespace) -> str:
+    """"context" for a --motion trained to continue given frames (measured far better across seams on the toy
+    world, README), unless a VidRD-only flag asks for VidRD; else "vidrd"."""
+    from ldm_video.checkpoint import trained_context_frames
+
+    vidrd_only = any(getattr(args, k) is not None for k in ("pns_alpha", "dsg_beta", "reuse_order", "seam_drop"))
+    if args.motion and not vidrd_only and Path(args.motion).exists() and trained_context_frames(args.motion):
+        return "context"
+    return "vidrd"
+
+
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
+    if args.extend is None:
+        args.extend = default_extend(args)
     if args.negative_prompt and args.guidance <= 1:
         raise LdmVideoError(f"--negative-prompt needs classifier-free guidance; --guidance {args.guidance} (<= 1) "
                             "turns it off")
@@ -189,15 +209,19 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
             raise LdmVideoError(f"{', '.join(given)} do not apply to --extend freenoise (FreeNoise draws its own "
                                 "shuffled noise and fuses windows instead of clips)")
         args.pns_alpha, args.dsg_beta, args.seam_drop = 0.0, 0.0, 0
-    if args.extend == "independent":
-        given = [f"--{k.replace('_', '-')}" for k, v in vidrd_flags.items() if v is not None]
+    if args.extend in ("independent", "context"):
+        flags = {k: v for k, v in vidrd_flags.items() if args.extend == "independent" or k != "overlap"}
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
         given += ["--reuse-order"] if args.reuse_order is not None else []
+        given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
     order = args.reuse_order or DEFAULT_REUSE_ORDER
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
         defaults = {"overlap": 0, "pns_alpha": 0.0, "dsg_beta": 0.0}  # clips are not tied
+    if args.extend == "context":  # M: set from the --motion's training once it is loaded (with_context_frames)
+        defaults = {"overlap": args.clip_frames // 2, "pns_alpha": 0.0, "dsg_beta": 0.0}
     values = {k: defaults[k] if v is None else v for k, v in vidrd_flags.items()}
     if args.height % 8 or args.width % 8 or args.height < 8 or args.width < 8:
         raise LdmVideoError(f"--height/--width must be positive multiples of 8 (the VAE down-samples by 8), "
@@ -210,6 +234,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                             pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"], order=order)
         seam_drop = default_seam_drop(order, values["overlap"], args.clip_frames) \
             if args.seam_drop is None else args.seam_drop
+        if args.extend == "context":
+            seam_drop = values["overlap"]  # the given frames are the previous clip's: never output twice
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk)
     except ValueError as err:
@@ -358,6 +384,24 @@ def sample_one_freenoise(job: Job, args, pipe, sampling: SamplingConfig, video: 
     write_sidecar(job, args, replace(sampling, seed=job.seed), video)
 
 
+def with_context_frames(video: LongVideoConfig, args: argparse.Namespace) -> LongVideoConfig:
+    """--extend context: M given frames, the --motion's trained --context-frames unless --overlap says otherwise."""
+    from ldm_video.checkpoint import trained_context_frames
+
+    trained = trained_context_frames(args.motion) if args.motion else 0
+    if not trained:
+        raise LdmVideoError(f"--extend context needs temporal layers trained with `ldm-video train --context-frames N`; "
+                            f"{args.motion or 'the fresh temporal layers (no --motion)'} "
+                            f"{'were not' if args.motion else 'are untrained'} (use --extend vidrd)")
+    m = args.overlap or trained
+    if m != trained:
+        logger.warning("--overlap %d: %s was trained to continue from %d given frames", m, args.motion, trained)
+    try:
+        return replace(video, vidrd=replace(video.vidrd, overlap=m), seam_drop=m)
+    except ValueError as err:
+        raise LdmVideoError(f"--extend context: {err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -402,6 +446,8 @@ def run(args: argparse.Namespace) -> int:
             video = replace(video, num_frames=vae.latent_frames(args.frames))
             frames_per_latent = vae.temporal_compression
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
+    if video.extend == "context":
+        video = with_context_frames(video, args)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")

@@ -2,7 +2,9 @@
 
 The data path, top to bottom: the prompt is encoded once; the first clip starts from a PYoCo noise prior
 (Ge et al., ICCV 2023); each later clip starts from the previous clip's initial noise (FNR + PNS) and holds
-its first M frames to the previous clip's trajectory for the first steps (DSG); each clip is denoised by the
+its first M frames to the previous clip's trajectory for the first steps (DSG) — or, for temporal layers
+trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
+timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022); each clip is denoised by the
 video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
 on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
 Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
@@ -32,7 +34,8 @@ SCHEDULERS: dict[str, tuple[type, dict]] = {
     "euler": (EulerDiscreteScheduler, {}),
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),  # PLMS, as SD's own PNDM config
 }
-EXTEND_MODES = ("vidrd", "independent", "freenoise")  # freenoise: diffusers' pipeline (ldm_video.infer.freenoise)
+# freenoise: diffusers' pipeline (ldm_video.infer.freenoise); context: a model trained with train --context-frames
+EXTEND_MODES = ("vidrd", "context", "independent", "freenoise")
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,9 @@ class LongVideoConfig:
     """How clips make up the video."""
 
     num_frames: int = 16  # latent frames in the output, exactly (= pixel frames unless the VAE compresses time)
-    extend: str = "vidrd"  # "vidrd" (FNR + PNS + DSG) or "independent" (fresh prior noise per clip)
+    # "vidrd" (FNR + PNS + DSG), "context" (the previous clip's last M final frames given clean, fresh noise for
+    # the rest) or "independent" (fresh prior noise per clip)
+    extend: str = "vidrd"
     vidrd: VidRDConfig = field(default_factory=VidRDConfig)  # clip length, overlap, PNS alpha, DSG beta
     seam_drop: int = 0  # leading frames of every later clip left out of the output
     decode_chunk: int = 8  # frames per VAE decode call
@@ -76,6 +81,10 @@ class LongVideoConfig:
             raise ValueError(f"extend must be one of {EXTEND_MODES}, got {self.extend!r}")
         if not 0 <= self.seam_drop < self.vidrd.clip_frames:
             raise ValueError(f"seam_drop must be in [0, clip_frames), got {self.seam_drop}")
+        if self.extend == "context" and (self.vidrd.overlap < 1 or self.seam_drop != self.vidrd.overlap):
+            raise ValueError("extend 'context' needs overlap >= 1 and seam_drop == overlap (the given frames are "
+                             f"copies of the previous clip's), got overlap {self.vidrd.overlap}, seam_drop "
+                             f"{self.seam_drop}")
         if self.decode_chunk < 1:
             raise ValueError(f"decode_chunk must be >= 1, got {self.decode_chunk}")
 
@@ -157,11 +166,12 @@ class VideoSampler:
         self.vae_scale = self.vae.scaling_factor
         self.latent_shape = (1, 4, self.video.clip_frames, self.sampling.height // 8, self.sampling.width // 8)
         self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
+        self.context: torch.Tensor | None = None  # extend "context": previous clip's last M final latents
 
     def initial_noise(self, clip: int, prev_noise: torch.Tensor | None, generator) -> torch.Tensor:
         """Unit-variance noise (1, 4, N, h, w) a clip starts from."""
         s, v = self.sampling, self.video
-        if clip == 0 or v.extend == "independent":
+        if clip == 0 or v.extend in ("independent", "context"):
             return video_noise(self.latent_shape, s.noise_prior, s.noise_alpha, generator=generator,
                                device=self.device, dtype=torch.float32)  # PYoCo eqs. (3)/(4)
         return next_clip_noise(prev_noise, v.vidrd.overlap, v.vidrd.pns_alpha, generator,
@@ -181,6 +191,8 @@ class VideoSampler:
         record = DSGTrajectory(v.clip_frames, holds, v.vidrd.order) if vidrd else None
         step_kwargs = {"generator": generator} if "generator" in _step_params(scheduler) else {}
         cfg = s.guidance > 1
+        context = self.context if v.extend == "context" and clip > 0 else None  # (1, 4, M, h, w) or None
+        m = 0 if context is None else context.shape[2]
         latents = noise * scheduler.init_noise_sigma  # (1, 4, N, h, w), float32
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
@@ -189,12 +201,22 @@ class VideoSampler:
                 record.record(k, latents)  # kept for the next clip (after this step's replacement)
             x = torch.cat([latents, latents]) if cfg else latents  # (2|1, 4, N, h, w)
             x = scheduler.scale_model_input(x, t).to(self.dtype)
+            t_model = t
+            if context is not None:  # the given frames: clean, at timestep 0 (as trained, train --context-frames)
+                x = x.clone()
+                x[:, :, :m] = context.to(self.dtype)
+                t_model = torch.full((x.shape[0], x.shape[2]), int(t), device=self.device, dtype=torch.long)
+                t_model[:, :m] = 0  # (2|1, N)
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
-            pred = self.model(x, t, emb).sample.float()  # (2|1, 4, N, h, w)
+            pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
             if cfg:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
             latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)
+        if context is not None:
+            latents[:, :, :m] = context  # exactly the previous clip's frames (dropped from the output: seam_drop M)
+        if v.extend == "context":
+            self.context = latents[:, :, latents.shape[2] - v.vidrd.overlap:].clone()  # (1, 4, M, h, w)
         self.dsg = record
         return latents
 
@@ -218,7 +240,7 @@ class VideoSampler:
         text_for = text if callable(text) else (lambda clip: text)
         generator = torch.Generator("cpu").manual_seed(self.sampling.seed)
         noise = None
-        self.dsg = None
+        self.dsg, self.context = None, None
         self._decode = self.vae.stream_decoder()  # one per video: the causal VAE's cache spans the clips
         clips = tqdm(range(self.video.num_clips), desc="clips", disable=not self.progress)
         for clip in clips:

@@ -192,7 +192,8 @@ def read_temporal_record(path: str | os.PathLike) -> tuple[dict, Path]:
         if header.get("format") != FORMAT:
             raise LdmVideoError(f"{path}: not an ldm-video temporal-layer file (format={header.get('format')!r})")
         record = {"format": FORMAT, "temporal": json.loads(header["temporal_config"]),
-                  "base": {"name": header.get("base_name", ""), "unet_hash": header.get("base_unet_hash")}}
+                  "base": {"name": header.get("base_name", ""), "unet_hash": header.get("base_unet_hash")},
+                  "metadata": {"context_frames": json.loads(header.get("context_frames", "0"))}}
     else:
         raise LdmVideoError(f"{path}: no such file or folder")
     if record.get("format") != FORMAT:
@@ -329,6 +330,15 @@ def is_motion_module_file(path: str | os.PathLike) -> bool:
             return (f.metadata() or {}).get("format") != FORMAT
     except (SafetensorError, OSError):
         return False  # read_temporal_record names the problem
+
+
+def trained_context_frames(path: str | os.PathLike) -> int:
+    """Clean leading frames the temporal layers at `path` learnt to continue (`train --context-frames`); 0 when
+    they were trained without, and for MotionAdapter folders and AnimateDiff files (which do not record it)."""
+    if is_motion_adapter_folder(path) or is_motion_module_file(path):
+        return 0
+    record, _ = read_temporal_record(path)
+    return int((record.get("metadata") or {}).get("context_frames") or 0)
 
 
 def load_motion(path: str | os.PathLike, unet2d, strict: bool = True, prediction_type: str | None = None):

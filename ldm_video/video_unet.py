@@ -63,7 +63,10 @@ def _blocks(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> Iterat
 
 
 class VideoUNet(nn.Module):
-    """`model(latents (b,c,f,h,w), timestep, encoder_hidden_states (b,seq,dim)).sample` -> (b,c,f,h,w)."""
+    """`model(latents (b,c,f,h,w), timestep, encoder_hidden_states (b,seq,dim)).sample` -> (b,c,f,h,w).
+
+    `timestep` is a scalar, one per clip (b,), or one per frame (b, f).
+    """
 
     def __init__(self, unet: UNet2DConditionModel, config: VideoUNetConfig):
         super().__init__()
@@ -164,7 +167,11 @@ class VideoUNet(nn.Module):
         x = rearrange(sample, "b c f h w -> (b f) c h w")  # spatial layers run per frame
         text = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=f)  # ((b f), seq, dim)
         t = torch.as_tensor(timestep, device=sample.device)
-        if t.ndim == 1 and t.shape[0] == b:
+        if t.ndim == 2:  # (b, f): a timestep per frame (clean context frames at t = 0, train --context-frames)
+            if t.shape != (b, f):
+                raise ValueError(f"per-frame timesteps must be (batch, frames) = ({b}, {f}), got {tuple(t.shape)}")
+            t = rearrange(t, "b f -> (b f)")  # ((b f),)
+        elif t.ndim == 1 and t.shape[0] == b:
             t = repeat(t, "b -> (b f)", f=f)  # ((b f),)
         self.frames.num_frames = f
         try:

@@ -118,11 +118,11 @@ def test_resume_after_ctrl_c_is_bit_identical(tmp_path, tiny_base, clips, monkey
     calls = {"n": 0}
     real_loss = objective.diffusion_loss
 
-    def interrupting_loss(prediction, target):
+    def interrupting_loss(prediction, target, given=None):
         calls["n"] += 1
         if calls["n"] == 5:  # first micro-batch of step 3: Ctrl-C arrives mid-step
             os.kill(os.getpid(), signal.SIGINT)
-        return real_loss(prediction, target)
+        return real_loss(prediction, target, given)
 
     monkeypatch.setattr(objective, "diffusion_loss", interrupting_loss)
     part = train(_config(tiny_base, clips, tmp_path / "part", **settings), progress=False)
@@ -156,9 +156,9 @@ def test_nan_steps_are_skipped_then_abort(tmp_path, tiny_base, clips, monkeypatc
     real_loss = objective.diffusion_loss
     calls = {"n": 0}
 
-    def nan_loss(prediction, target):
+    def nan_loss(prediction, target, given=None):
         calls["n"] += 1
-        loss = real_loss(prediction, target)
+        loss = real_loss(prediction, target, given)
         return loss * float("nan") if calls["n"] == 2 or calls["n"] >= 4 else loss
 
     monkeypatch.setattr(objective, "diffusion_loss", nan_loss)

@@ -68,6 +68,36 @@ def training_target(prediction_type: str, scheduler, latents: torch.Tensor, nois
     raise ValueError(f"unknown prediction type {prediction_type!r}")
 
 
-def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error in float32 (a scalar)."""
-    return F.mse_loss(prediction.float(), target.float(), reduction="mean")
+def context_mask(batch: int, frames: int, context_frames: int, prob: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Which frames are given clean: with probability `prob` a clip's first `context_frames` frames -> bool (b, f).
+
+    Training with such clips (frame conditioning, as MCVD, Voleti et al. 2022, and LVDM's autoregressive
+    extension, He et al. 2022) teaches the temporal layers to continue given frames, which is what a later
+    clip of a long video does (`generate --extend context`).
+    """
+    given = torch.rand(batch, generator=generator) < prob  # (b,) drawn on the CPU, same on every device
+    frame_idx = torch.arange(frames)  # (f,)
+    return given[:, None] & (frame_idx[None, :] < context_frames)  # (b, f)
+
+
+def with_context(x_t: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor,
+                 given: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The U-Net input and per-frame timesteps when `given` frames are clean: (b, c, f, h, w), long (b, f).
+
+    Given frames are the clean latents at timestep 0; the others keep x_t at the clip's timestep.
+    """
+    given = given.to(x_t.device)
+    x = torch.where(given[:, None, :, None, None], latents.to(x_t.dtype), x_t)  # (b, c, f, h, w)
+    t = torch.where(given, torch.zeros_like(timesteps)[:, None], timesteps[:, None])  # (b, f)
+    return x, t
+
+
+def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor,
+                   given: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error in float32 (a scalar), over the frames not `given` (bool (b, f)) when that is passed."""
+    if given is None:
+        return F.mse_loss(prediction.float(), target.float(), reduction="mean")
+    error = (prediction.float() - target.float()).pow(2)  # (b, c, f, h, w)
+    keep = (~given.to(error.device))[:, None, :, None, None].expand_as(error)  # (b, c, f, h, w)
+    return error[keep].mean()

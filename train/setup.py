@@ -79,7 +79,8 @@ class Run:
         cfg = self.config
         metadata = {"num_frames": cfg.frames, "resolution": f"{self.resolution[0]}x{self.resolution[1]}",
                     "noise_prior": cfg.noise_prior, "noise_alpha": cfg.noise_alpha,
-                    "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.base}
+                    "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.base,
+                    "context_frames": cfg.context_frames}
         if step is not None:
             metadata["step"] = step
         params = self.unwrapped.trainable_parameters()

@@ -27,7 +27,7 @@ logger = logging.getLogger("ldm_video.train")
 __all__ = ["TrainResult", "train"]
 
 # settings that change the model's shape or the data stream: a checkpoint cannot resume under other values
-_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema",
+_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema", "context_frames",
                       "batch_size", "grad_accum", "seed")
 
 
@@ -52,9 +52,16 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
     t = objective.sample_timesteps(b, steps, generator, device, weights)  # (b,)
     x_t = objective.noisy_latents(run.noise_scheduler, latents, noise, t)  # (b, 4, f, h, w)
     target = objective.training_target(run.prediction_type, run.noise_scheduler, latents, noise, t)
+    given, t_model = None, t
+    if cfg.context_frames:  # frame conditioning: some clips' first frames clean at t = 0, left out of the loss
+        if cfg.context_frames >= latents.shape[2]:
+            raise LdmVideoError(f"--context-frames {cfg.context_frames} leaves none of the {latents.shape[2]} latent "
+                                "frames of a clip to denoise; use fewer")
+        given = objective.context_mask(b, latents.shape[2], cfg.context_frames, cfg.context_prob, generator)  # (b, f)
+        x_t, t_model = objective.with_context(x_t, latents, t, given)  # (b, 4, f, h, w), (b, f)
     with run.accelerator.autocast():
-        prediction = run.model(x_t.to(run.weight_dtype).contiguous(), t, text).sample  # (b, 4, f, h, w)
-    return objective.diffusion_loss(prediction, target)
+        prediction = run.model(x_t.to(run.weight_dtype).contiguous(), t_model, text).sample  # (b, 4, f, h, w)
+    return objective.diffusion_loss(prediction, target, given)
 
 
 class TemporalJob(Job):

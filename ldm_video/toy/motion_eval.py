@@ -39,6 +39,7 @@ class ClipSampling:
     pns_alpha: float = 4.0  # long videos: VidRD PNS alpha (its released default)
     dsg_beta: float = 0.4  # long videos: VidRD DSG beta (its released default)
     seam_drop: int | None = None  # long videos: leading frames of each later clip left out (None: generate's default)
+    extend: str = "vidrd"  # long videos: "vidrd", or "context" (temporal layers trained with --context-frames)
 
 
 @dataclass
@@ -70,6 +71,8 @@ class ToyGenerator:
         from ldm_video.infer.generate import default_seam_drop
 
         s = self.sampling
+        if s.extend == "context":
+            return s.overlap  # the given frames are the previous clip's
         return default_seam_drop(s.reuse_order, s.overlap, s.clip_frames) if s.seam_drop is None else s.seam_drop
 
     def video(self, prompt: str, num_frames: int, seed: int) -> np.ndarray:
@@ -83,7 +86,8 @@ class ToyGenerator:
         long = num_frames > s.clip_frames  # one clip needs no overlap and drops nothing
         vidrd = VidRDConfig(clip_frames=s.clip_frames, overlap=s.overlap if long else 0, pns_alpha=s.pns_alpha,
                             dsg_beta=s.dsg_beta, order=s.reuse_order)
-        video = LongVideoConfig(num_frames=num_frames, vidrd=vidrd, seam_drop=self.seam_drop() if long else 0)
+        video = LongVideoConfig(num_frames=num_frames, extend=s.extend if long else "vidrd", vidrd=vidrd,
+                                seam_drop=self.seam_drop() if long else 0)
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
                                sampling=sampling, video=video, progress=False)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each

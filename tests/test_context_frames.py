@@ -1,0 +1,165 @@
+"""Context frames: training the temporal layers to continue given clean frames (`train --context-frames`) and
+long videos whose later clips are given the previous clip's last frames (`generate --extend context`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ldm_video import inflate_unet, load_base, save_temporal
+from ldm_video.cli import build_parser, main
+from ldm_video.errors import LdmVideoError
+from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler
+from ldm_video.infer.video_io import read_video
+from ldm_video.infer.vidrd import VidRDConfig
+from ldm_video.train import objective
+from tests.test_generate import randomise_temporal
+
+
+# -- the U-Net and the objective ----------------------------------------------------------------------------
+
+def test_per_frame_timesteps_match_per_clip_ones_and_reach_each_frame(tiny_base):
+    model = inflate_unet(load_base(tiny_base, components=("unet",)).unet).eval()
+    randomise_temporal(model)
+    g = torch.Generator().manual_seed(0)
+    x, text = torch.randn(2, 4, 4, 8, 8, generator=g), torch.randn(2, 77, 32, generator=g)
+    t = torch.tensor([10, 700])
+    with torch.no_grad():
+        per_clip = model(x, t, text).sample
+        per_frame = model(x, t[:, None].expand(2, 4), text).sample
+        first_clean = model(x, torch.tensor([[0, 10, 10, 10], [0, 700, 700, 700]]), text).sample
+    assert torch.equal(per_clip, per_frame)
+    assert (first_clean - per_clip).abs().max() > 1e-4  # the timestep really is per frame
+    with pytest.raises(ValueError, match="per-frame timesteps"):
+        model(x, torch.zeros(2, 3, dtype=torch.long), text)
+
+
+def test_context_mask_and_inputs():
+    g = torch.Generator().manual_seed(0)
+    given = objective.context_mask(4000, 8, 3, 0.25, g)  # (b, f)
+    assert given.shape == (4000, 8) and not given[:, 3:].any()
+    assert torch.equal(given[:, 0], given[:, 2])  # a clip gets all its context frames or none
+    assert abs(given[:, 0].float().mean().item() - 0.25) < 0.03
+    latents, x_t = torch.randn(2, 4, 5, 2, 2), torch.randn(2, 4, 5, 2, 2)
+    mask = torch.tensor([[True, True, False, False, False], [False] * 5])
+    x, t = objective.with_context(x_t, latents, torch.tensor([500, 300]), mask)
+    assert torch.equal(x[0, :, :2], latents[0, :, :2]) and torch.equal(x[0, :, 2:], x_t[0, :, 2:])
+    assert torch.equal(x[1], x_t[1])
+    assert t.tolist() == [[0, 0, 500, 500, 500], [300] * 5]
+
+
+def test_loss_leaves_the_given_frames_out():
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(2, 4, 5, 3, 3, generator=g), torch.randn(2, 4, 5, 3, 3, generator=g)
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[0, :2] = True
+    loss = objective.diffusion_loss(pred, target, mask)
+    expected = torch.cat([(pred[0, :, 2:] - target[0, :, 2:]).flatten(), (pred[1] - target[1]).flatten()]).pow(2).mean()
+    assert torch.allclose(loss, expected)
+    changed = pred.clone()
+    changed[0, :, :2] += 100.0  # whatever the model predicts for given frames costs nothing
+    assert torch.equal(objective.diffusion_loss(changed, target, mask), loss)
+    assert torch.equal(objective.diffusion_loss(pred, target, torch.zeros_like(mask)),
+                       objective.diffusion_loss(pred, target))
+
+
+# -- training -----------------------------------------------------------------------------------------------
+
+def _train_args(tiny_base, data, out, *extra):
+    return ["train", "--base", tiny_base, "--data", str(data), "--output-dir", str(out), "--frames", "4",
+            "--resolution", "32", "--batch-size", "1", "--max-steps", "2", "--temporal-layers", "attn",
+            "--images", "off", "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    from ldm_video.toy.world import write_folder
+
+    return write_folder(tmp_path_factory.mktemp("toy"), 2, num_frames=4, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def context_motion(tiny_base, toy_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ctx") / "run"
+    assert main(_train_args(tiny_base, toy_data, out, "--context-frames", "2", "--context-prob", "1")) == 0
+    return out
+
+
+def test_training_records_the_context_frames_and_refuses_bad_values(tiny_base, toy_data, context_motion, tmp_path,
+                                                                      capsys):
+    record = json.loads((context_motion / "temporal_config.json").read_text())
+    assert record["metadata"]["context_frames"] == 2
+    losses = [json.loads(line)["loss"] for line in (context_motion / "train_log.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(x == x for x in losses)  # finite with every clip's first frames given
+    assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-frames", "4")) == 2
+    assert "--context-frames must be in [0, --frames)" in capsys.readouterr().err
+    assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-prob", "1.5")) == 2
+    assert "--context-prob" in capsys.readouterr().err
+
+
+# -- long videos --------------------------------------------------------------------------------------------
+
+class _Recorder(torch.nn.Module):
+    """Wraps a VideoUNet and keeps what each call was given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner, self.calls = model, []
+
+    def forward(self, x, t, text):
+        self.calls.append((x.clone(), torch.as_tensor(t).clone()))
+        return self.inner(x, t, text)
+
+
+def test_later_clips_are_given_the_last_frames_of_the_one_before(tiny_base):
+    parts = load_base(tiny_base, components=("unet", "vae"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    rec = _Recorder(model)
+    video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2)
+    sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(load_base(
+        tiny_base, components=("scheduler",)).scheduler.config), sampling=SamplingConfig(steps=3, guidance=1.0,
+        height=16, width=16), video=video, progress=False)
+    chunks = list(sampler(torch.randn(1, 77, 32)))
+    latents = torch.cat([c.latents for c in chunks], dim=2)  # (1, 4, 10, h, w): 6, then 4 new frames
+    assert latents.shape[2] == 10 == sum(c.frames.shape[0] for c in chunks) and video.num_clips == 2
+    first_clip_last = latents[:, :, 4:6]
+    later = rec.calls[3:]  # clip 2's three steps
+    for x, t in later:
+        assert torch.equal(x[:, :, :2], first_clip_last)  # given clean, at every step
+        assert t.shape == (1, 6) and t[0, :2].tolist() == [0, 0] and (t[0, 2:] > 0).all()
+    assert all(t.ndim == 0 for _, t in rec.calls[:3])  # the first clip is denoised as usual
+    with pytest.raises(ValueError, match="seam_drop == overlap"):
+        LongVideoConfig(extend="context", vidrd=VidRDConfig(overlap=2), seam_drop=1)
+
+
+def test_generate_continues_clips_for_a_context_trained_motion_by_default(tiny_base, context_motion, tmp_path):
+    from ldm_video.infer.generate import build_configs
+
+    common = ["generate", "--base", tiny_base, "--prompt", "a red square moving right", "--frames", "10",
+              "--clip-frames", "4", "--steps", "2", "--height", "32", "--width", "32", "--no-progress"]
+    out = tmp_path / "v.mp4"
+    assert main([*common, "--motion", str(context_motion), "--out", str(out)]) == 0
+    assert read_video(out).shape[0] == 10  # 4, then 2 new frames per clip: 4 clips
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["extend"] == "context" and sidecar["vidrd"]["overlap"] == 2 and sidecar["seam_drop"] == 2
+    # a VidRD-only flag, or --extend vidrd, keeps VidRD; context flags that do not apply are refused
+    _, video = build_configs(build_parser().parse_args([*common, "--motion", str(context_motion), "--out", "x.mp4",
+                                                        "--pns-alpha", "1"]))
+    assert video.extend == "vidrd"
+    with pytest.raises(LdmVideoError, match="only apply to --extend vidrd"):
+        build_configs(build_parser().parse_args([*common, "--extend", "context", "--dsg-beta", "0", "--out", "x.mp4"]))
+
+
+def test_extend_context_refuses_layers_not_trained_for_it(tiny_base, tmp_path, capsys):
+    plain = tmp_path / "plain"
+    save_temporal(inflate_unet(load_base(tiny_base, components=("unet",)).unet), plain)
+    common = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "6", "--clip-frames", "4", "--steps", "1",
+              "--height", "16", "--width", "16", "--extend", "context", "--out", str(tmp_path / "v.mp4")]
+    assert main([*common, "--motion", str(plain)]) == 2
+    assert "train --context-frames" in capsys.readouterr().err
+    assert main(common) == 2
+    assert "untrained" in capsys.readouterr().err
+    assert not (tmp_path / "v.mp4").exists()
