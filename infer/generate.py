@@ -220,8 +220,11 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
         defaults = {"overlap": 0, "pns_alpha": 0.0, "dsg_beta": 0.0}  # clips are not tied
-    if args.extend == "context":  # M: set from the --motion's training once it is loaded (with_context_frames)
-        defaults = {"overlap": args.clip_frames // 2, "pns_alpha": 0.0, "dsg_beta": 0.0}
+    if args.extend == "context":  # M: the --motion's trained --context-frames unless --overlap (with_context_frames)
+        if args.clip_frames < 2 or (args.overlap is not None and not 0 < args.overlap < args.clip_frames):
+            raise LdmVideoError(f"--extend context gives each clip --overlap frames of the last: it needs 1 <= "
+                                f"--overlap < --clip-frames, got {args.overlap} and {args.clip_frames}")
+        defaults = {"overlap": 1, "pns_alpha": 0.0, "dsg_beta": 0.0}
     values = {k: defaults[k] if v is None else v for k, v in vidrd_flags.items()}
     if args.height % 8 or args.width % 8 or args.height < 8 or args.width < 8:
         raise LdmVideoError(f"--height/--width must be positive multiples of 8 (the VAE down-samples by 8), "
@@ -388,18 +391,21 @@ def with_context_frames(video: LongVideoConfig, args: argparse.Namespace) -> Lon
     """--extend context: M given frames, the --motion's trained --context-frames unless --overlap says otherwise."""
     from ldm_video.checkpoint import trained_context_frames
 
+    if args.motion and not Path(args.motion).exists():
+        raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
     trained = trained_context_frames(args.motion) if args.motion else 0
     if not trained:
         raise LdmVideoError(f"--extend context needs temporal layers trained with `ldm-video train --context-frames N`; "
                             f"{args.motion or 'the fresh temporal layers (no --motion)'} "
                             f"{'were not' if args.motion else 'are untrained'} (use --extend vidrd)")
-    m = args.overlap or trained
+    m = trained if args.overlap is None else args.overlap
+    if not 0 < m < video.vidrd.clip_frames:
+        source = "--overlap" if args.overlap is not None else f"{args.motion} was trained with --context-frames {m}"
+        raise LdmVideoError(f"--extend context gives each clip {m} frames of the last ({source}); --clip-frames "
+                            f"{video.vidrd.clip_frames} must be larger, and --overlap at least 1")
     if m != trained:
         logger.warning("--overlap %d: %s was trained to continue from %d given frames", m, args.motion, trained)
-    try:
-        return replace(video, vidrd=replace(video.vidrd, overlap=m), seam_drop=m)
-    except ValueError as err:
-        raise LdmVideoError(f"--extend context: {err}") from None
+    return replace(video, vidrd=replace(video.vidrd, overlap=m), seam_drop=m)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -412,6 +418,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sampling, video = build_configs(args)
+    if video.extend == "context":  # M from the --motion's metadata: checked before anything is loaded
+        video = with_context_frames(video, args)
     jobs = plan_jobs(args, args.frames)
     for job in jobs:  # refuse a bad --out / --save-latents before loading anything
         output_format(job.out)
@@ -446,8 +454,6 @@ def run(args: argparse.Namespace) -> int:
             video = replace(video, num_frames=vae.latent_frames(args.frames))
             frames_per_latent = vae.temporal_compression
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
-    if video.extend == "context":
-        video = with_context_frames(video, args)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")

@@ -4,8 +4,8 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 (Ge et al., ICCV 2023); each later clip starts from the previous clip's initial noise (FNR + PNS) and holds
 its first M frames to the previous clip's trajectory for the first steps (DSG) — or, for temporal layers
 trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
-timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022); each clip is denoised by the
-video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
+timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022); each clip is
+denoised by the video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
 on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
 Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
@@ -178,7 +178,8 @@ class VideoSampler:
                                v.vidrd.order)  # VidRD FNR + PNS
 
     def denoise(self, clip: int, noise: torch.Tensor, text, generator) -> torch.Tensor:
-        """One clip from its initial noise to final latents (1, 4, N, h, w), with DSG from the previous clip.
+        """One clip from its initial noise to final latents (1, 4, N, h, w), with DSG from the previous clip, or
+        (extend "context") with its first M frames held to the previous clip's last M final latents at t = 0.
 
         `text`: embeddings (2|1, seq, dim), or a function of the fraction of steps done -> embeddings.
         """
@@ -205,8 +206,8 @@ class VideoSampler:
             if context is not None:  # the given frames: clean, at timestep 0 (as trained, train --context-frames)
                 x = x.clone()
                 x[:, :, :m] = context.to(self.dtype)
-                t_model = torch.full((x.shape[0], x.shape[2]), int(t), device=self.device, dtype=torch.long)
-                t_model[:, :m] = 0  # (2|1, N)
+                t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (2|1, N)
+                t_model[:, :m] = 0  # keeps t's dtype: Euler's linspace timesteps are fractional
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
             pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
             if cfg:

@@ -193,7 +193,7 @@ def read_temporal_record(path: str | os.PathLike) -> tuple[dict, Path]:
             raise LdmVideoError(f"{path}: not an ldm-video temporal-layer file (format={header.get('format')!r})")
         record = {"format": FORMAT, "temporal": json.loads(header["temporal_config"]),
                   "base": {"name": header.get("base_name", ""), "unet_hash": header.get("base_unet_hash")},
-                  "metadata": {"context_frames": json.loads(header.get("context_frames", "0"))}}
+                  "metadata": {"context_frames": header.get("context_frames", "0")}}
     else:
         raise LdmVideoError(f"{path}: no such file or folder")
     if record.get("format") != FORMAT:
@@ -338,7 +338,11 @@ def trained_context_frames(path: str | os.PathLike) -> int:
     if is_motion_adapter_folder(path) or is_motion_module_file(path):
         return 0
     record, _ = read_temporal_record(path)
-    return int((record.get("metadata") or {}).get("context_frames") or 0)
+    value = (record.get("metadata") or {}).get("context_frames") or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise LdmVideoError(f"{path}: context_frames {value!r} in its metadata is not a whole number") from None
 
 
 def load_motion(path: str | os.PathLike, unet2d, strict: bool = True, prediction_type: str | None = None):

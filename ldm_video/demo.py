@@ -4,7 +4,7 @@ Teaches one motion, MotionLoRA / MotionDirector style (AnimateDiff, Guo et al., 
 the temporal layers of the shipped toy base (an SD 2.1-layout image model for the toy world) are fine-tuned on
 toy videos of one straight motion with one shape held out (circles by default), with iid training noise
 (PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoConfig.noise_prior`),
-half the clips with their first 4 frames given clean (frame conditioning, as LVDM, He et al. 2022), so that
+a quarter of the clips with their first 4 frames given clean (frame conditioning, as LVDM, He et al. 2022), so that
 the layers learn to continue given frames. Then short clips of every colour x shape (seen and held out) and
 long videos made clip by clip, each clip continuing the previous clip's last frames (`generate --extend
 context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are
@@ -209,13 +209,13 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     from ldm_video.train.config import TrainConfig
     from ldm_video.train.trainer import train
 
+    context = {"context_frames": cfg.context_frames, "context_prob": cfg.context_prob} if cfg.context_frames else {}
     result = train(TrainConfig(
         base=base, data=str(data), output_dir=str(out), frames=cfg.frames, resolution="64",
         cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
-        noise_alpha=cfg.noise_alpha, context_frames=cfg.context_frames, context_prob=cfg.context_prob,
-        timestep_bias=cfg.timestep_bias, timestep_bias_multiplier=cfg.timestep_bias_multiplier,
-        timestep_bias_portion=cfg.timestep_bias_portion, temporal_layers="attn", attention_heads=4, images="off",
-        lora_rank=cfg.lora_rank,
+        noise_alpha=cfg.noise_alpha, timestep_bias=cfg.timestep_bias,
+        timestep_bias_multiplier=cfg.timestep_bias_multiplier, timestep_bias_portion=cfg.timestep_bias_portion,
+        temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank, **context,
         checkpoint_every=max(cfg.steps, 1), seed=cfg.seed, overwrite=True), progress=progress)  # the demo's own folder
     shutil.rmtree(out / "latent-cache", ignore_errors=True)  # the encoded clips; the data folder keeps the videos
     return result

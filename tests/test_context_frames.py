@@ -95,8 +95,36 @@ def test_training_records_the_context_frames_and_refuses_bad_values(tiny_base, t
     assert len(losses) == 2 and all(x == x for x in losses)  # finite with every clip's first frames given
     assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-frames", "4")) == 2
     assert "--context-frames must be in [0, --frames)" in capsys.readouterr().err
-    assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-prob", "1.5")) == 2
-    assert "--context-prob" in capsys.readouterr().err
+    for prob in ("1.5", "0"):
+        assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-frames", "2", "--context-prob",
+                                prob)) == 2
+        assert "--context-prob must be in (0, 1]" in capsys.readouterr().err
+    assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-prob", "0.3")) == 2
+    assert "needs --context-frames" in capsys.readouterr().err  # not accepted and ignored
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_trainer_gives_the_model_clean_frames_at_timestep_0_and_scores_only_the_rest(tiny_base, toy_data,
+                                                                                          tmp_path, monkeypatch):
+    seen = []
+    real_with, real_loss = objective.with_context, objective.diffusion_loss
+
+    def spy_with(x_t, latents, timesteps, given):
+        x, t = real_with(x_t, latents, timesteps, given)
+        seen.append(("input", x, latents, t))
+        return x, t
+
+    def spy_loss(prediction, target, given=None):
+        seen.append(("loss", given))
+        return real_loss(prediction, target, given)
+
+    monkeypatch.setattr(objective, "with_context", spy_with)
+    monkeypatch.setattr(objective, "diffusion_loss", spy_loss)
+    assert main(_train_args(tiny_base, toy_data, tmp_path / "run", "--context-frames", "3", "--context-prob", "1",
+                            "--max-steps", "1")) == 0
+    (_, x, latents, t), (_, given) = seen
+    assert torch.equal(x[:, :, :3], latents[:, :, :3].to(x.dtype)) and (t[:, :3] == 0).all() and (t[:, 3:] > 0).all()
+    assert given[:, :3].all() and not given[:, 3:].any()
 
 
 # -- long videos --------------------------------------------------------------------------------------------
@@ -113,23 +141,26 @@ class _Recorder(torch.nn.Module):
         return self.inner(x, t, text)
 
 
-def test_later_clips_are_given_the_last_frames_of_the_one_before(tiny_base):
-    parts = load_base(tiny_base, components=("unet", "vae"))
+@pytest.mark.parametrize("scheduler,guidance", [("ddim", 1.0), ("euler", 3.0), ("dpm++", 3.0)])
+def test_later_clips_are_given_the_last_frames_of_the_one_before(tiny_base, scheduler, guidance):
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
     model = inflate_unet(parts.unet).eval()
     randomise_temporal(model)
     rec = _Recorder(model)
     video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2)
-    sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(load_base(
-        tiny_base, components=("scheduler",)).scheduler.config), sampling=SamplingConfig(steps=3, guidance=1.0,
-        height=16, width=16), video=video, progress=False)
-    chunks = list(sampler(torch.randn(1, 77, 32)))
+    # linspace spacing (SD 2.1's own config has none): Euler's timesteps are then fractional
+    config = {**dict(parts.scheduler.config), "timestep_spacing": "linspace"}
+    sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=config, sampling=SamplingConfig(
+        scheduler=scheduler, steps=3, guidance=guidance, height=16, width=16), video=video, progress=False)
+    text = torch.randn(2 if guidance > 1 else 1, 77, 32)
+    chunks = list(sampler(text))
     latents = torch.cat([c.latents for c in chunks], dim=2)  # (1, 4, 10, h, w): 6, then 4 new frames
     assert latents.shape[2] == 10 == sum(c.frames.shape[0] for c in chunks) and video.num_clips == 2
     first_clip_last = latents[:, :, 4:6]
-    later = rec.calls[3:]  # clip 2's three steps
-    for x, t in later:
-        assert torch.equal(x[:, :, :2], first_clip_last)  # given clean, at every step
-        assert t.shape == (1, 6) and t[0, :2].tolist() == [0, 0] and (t[0, 2:] > 0).all()
+    batch = text.shape[0]
+    for (x, t), (_, t_first) in zip(rec.calls[3:], rec.calls[:3]):  # clip 2's steps, clip 1's
+        assert torch.equal(x[:, :, :2], first_clip_last.expand(batch, -1, -1, -1, -1))  # clean, every step, both
+        assert t.shape == (batch, 6) and (t[:, :2] == 0).all() and (t[:, 2:] == t_first).all()  # t kept exactly
     assert all(t.ndim == 0 for _, t in rec.calls[:3])  # the first clip is denoised as usual
     with pytest.raises(ValueError, match="seam_drop == overlap"):
         LongVideoConfig(extend="context", vidrd=VidRDConfig(overlap=2), seam_drop=1)
@@ -162,4 +193,34 @@ def test_extend_context_refuses_layers_not_trained_for_it(tiny_base, tmp_path, c
     assert "train --context-frames" in capsys.readouterr().err
     assert main(common) == 2
     assert "untrained" in capsys.readouterr().err
+    record = json.loads((plain / "temporal_config.json").read_text())
+    record["metadata"]["context_frames"] = "four"
+    (plain / "temporal_config.json").write_text(json.dumps(record))
+    assert main([*common, "--motion", str(plain)]) == 2
+    assert "not a whole number" in capsys.readouterr().err
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_extend_context_names_the_flags_when_the_clip_is_too_short(tiny_base, context_motion, tmp_path, capsys):
+    common = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "6", "--steps", "1", "--height", "16",
+              "--width", "16", "--motion", str(context_motion), "--out", str(tmp_path / "v.mp4")]
+    assert main([*common, "--clip-frames", "2"]) == 2  # trained with 2 context frames: nothing left to denoise
+    err = capsys.readouterr().err
+    assert "--clip-frames 2 must be larger" in err and "--context-frames 2" in err
+    assert main([*common, "--clip-frames", "4", "--extend", "context", "--overlap", "0"]) == 2
+    assert "--overlap" in capsys.readouterr().err
+
+
+def test_one_frame_image_batches_train_beside_context_frames(tiny_base, toy_data, tmp_path):
+    """--images frame: images are one-frame samples that skip the temporal layers, so they get no context."""
+    import shutil
+
+    from ldm_video.train.synthetic import write_test_image
+
+    data = tmp_path / "mixed"
+    shutil.copytree(toy_data, data)
+    for i in range(2):
+        write_test_image(data / f"still{i}.png", seed=i)
+        (data / f"still{i}.txt").write_text("a red square")
+    assert main(_train_args(tiny_base, data, tmp_path / "run", "--context-frames", "2", "--images", "frame",
+                            "--image-share", "0.5", "--max-steps", "4")) == 0

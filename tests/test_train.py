@@ -108,10 +108,11 @@ def test_config_file_and_flags(tmp_path, tiny_base, clips):
         load_yaml(tmp_path / "bad2.yaml")
 
 
-def test_resume_after_ctrl_c_is_bit_identical(tmp_path, tiny_base, clips, monkeypatch):
+@pytest.mark.parametrize("context_frames", [0, 2])
+def test_resume_after_ctrl_c_is_bit_identical(tmp_path, tiny_base, clips, monkeypatch, context_frames):
     settings = {"max_steps": 5, "grad_accum": 2, "checkpoint_every": 2, "ema": True, "lr_scheduler": "cosine",
                     "lr_warmup_steps": 2, "noise_prior": "progressive", "noise_alpha": 2.0, "caption_dropout": 0.5,
-                    "crop": "random"}
+                    "crop": "random", "context_frames": context_frames}
     full = train(_config(tiny_base, clips, tmp_path / "full", **settings), progress=False)
     assert full.step == 5 and not full.interrupted
 

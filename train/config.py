@@ -170,7 +170,8 @@ class TrainConfig(RunSettings):
     context_frames: int = field(default=0, metadata=_opt(
         "train the temporal layers to continue a video: in a --context-prob share of the clips the first N frames "
         "are given clean (timestep 0) and only the rest is denoised and scored; `generate --extend context` then "
-        "starts each later clip from the previous clip's last N frames (0 = off)", metavar="N"))
+        "starts each later clip from the previous clip's last N frames (latent frames with a causal 3D --vae; "
+        "0 = off)", metavar="N"))
     context_prob: float = field(default=0.5, metadata=_opt(
         "share of the training clips that get --context-frames clean frames"))
     attention_backend: str = field(default="sdpa", metadata=_opt("attention kernels", ("sdpa", "xformers")))
@@ -232,8 +233,11 @@ class TrainConfig(RunSettings):
         if not 0 <= self.context_frames < self.frames:
             raise LdmVideoError(f"--context-frames must be in [0, --frames), got {self.context_frames} with --frames "
                                 f"{self.frames} (some frames must be left to denoise)")
-        if not 0.0 <= self.context_prob <= 1.0:
-            raise LdmVideoError(f"--context-prob must be in [0, 1], got {self.context_prob}")
+        if not 0.0 < self.context_prob <= 1.0:
+            raise LdmVideoError(f"--context-prob must be in (0, 1], got {self.context_prob}")
+        if self.context_prob != 0.5 and not self.context_frames:
+            raise LdmVideoError(f"--context-prob {self.context_prob} needs --context-frames N > 0 (there are no "
+                                "context frames to give)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise LdmVideoError(f"--caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if not 0.0 < self.ema_decay < 1.0:

@@ -53,7 +53,8 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
     x_t = objective.noisy_latents(run.noise_scheduler, latents, noise, t)  # (b, 4, f, h, w)
     target = objective.training_target(run.prediction_type, run.noise_scheduler, latents, noise, t)
     given, t_model = None, t
-    if cfg.context_frames:  # frame conditioning: some clips' first frames clean at t = 0, left out of the loss
+    if cfg.context_frames and latents.shape[2] > 1:  # frame conditioning (one-frame images skip the temporal
+        # layers, so they get none): some clips' first frames clean at t = 0, left out of the loss
         if cfg.context_frames >= latents.shape[2]:
             raise LdmVideoError(f"--context-frames {cfg.context_frames} leaves none of the {latents.shape[2]} latent "
                                 "frames of a clip to denoise; use fewer")
@@ -75,7 +76,10 @@ class TemporalJob(Job):
         self.lr_scheduler, self.sampler, self.loader = run.lr_scheduler, run.sampler, run.loader
 
     def loss(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"loss": _micro_step(self.run, batch, generator)}
+        loss = _micro_step(self.run, batch, generator)
+        if not loss.requires_grad:  # one-frame images skip the temporal layers: without LoRA nothing trains on them
+            loss = loss + sum(p.sum() * 0.0 for p in self.trainable_parameters())  # zero gradients, same collectives
+        return {"loss": loss}
 
     def trainable_parameters(self) -> list[torch.Tensor]:
         return self.run.unwrapped.trainable_parameters()
@@ -153,7 +157,14 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     from ldm_video.train.plan import check_clip_fits
 
     check_clip_fits(config)  # a clip too long for this machine's memory fails before any work too
+    if config.images == "frame" and not config.lora_rank and launcher_main_process():
+        logger.warning("--images frame: one-frame image samples skip the temporal layers, so without --lora-rank "
+                       "their batches train nothing (zero gradients); use --images pseudo-video to train on images")
     run = setup_run(config, progress=progress)
+    if config.context_frames and config.context_frames >= run.latent_frames():  # a causal VAE compresses time
+        raise LdmVideoError(f"--context-frames {config.context_frames} leaves none of the {run.latent_frames()} latent "
+                            f"frames of a --frames {config.frames} clip to denoise (the causal --vae makes (F - 1) / 4 "
+                            "+ 1); use fewer")
     settings = LoopSettings(output_dir=config.output_dir, max_steps=config.max_steps, seed=config.seed,
                             checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
                             max_grad_norm=config.max_grad_norm, nan_patience=config.nan_patience,
