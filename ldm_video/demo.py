@@ -318,7 +318,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"({d.long_frames} frames, each clip continuing the last {d.overlap} frames; OUT/video_*.mp4) -> export a "
         "diffusers "
         "MotionAdapter (OUT/motion_adapter) -> report the toy world's ground truth per group (OUT/report.json, "
-        "OUT/report.md). About 7-9 minutes (5.5-7 of them training) and 0.7 GB of memory on a 2-core CPU; up to twice that "
+        "OUT/report.md). About 5-9 minutes (4-7 of them training) and 0.7 GB of memory on a 2-core CPU; up to twice that "
         "on a slower one.")
     from ldm_video.flags import add_deprecated, add_threads
 
