@@ -185,6 +185,25 @@ def default_extend(args: argparse.Namespace) -> str:
     return "vidrd"
 
 
+def context_overlap(args: argparse.Namespace) -> int:
+    """--extend context: M given frames, the --motion's trained --context-frames unless --overlap says otherwise."""
+    from ldm_video.checkpoint import trained_context_frames
+
+    trained = trained_context_frames(args.motion) if args.motion else 0
+    if not trained:
+        raise LdmVideoError(f"--extend context needs temporal layers trained with `ldm-video train --context-frames N`; "
+                            f"{args.motion or 'the fresh temporal layers (no --motion)'} "
+                            f"{'were not' if args.motion else 'are untrained'} (use --extend vidrd)")
+    m = trained if args.overlap is None else args.overlap
+    if not 0 < m < args.clip_frames:
+        source = "--overlap" if args.overlap is not None else f"{args.motion} was trained with --context-frames {m}"
+        raise LdmVideoError(f"--extend context gives each clip {m} frames of the last ({source}); --clip-frames "
+                            f"{args.clip_frames} must be larger, and --overlap at least 1")
+    if m != trained:
+        logger.warning("--overlap %d: %s was trained to continue from %d given frames", m, args.motion, trained)
+    return m
+
+
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
@@ -220,11 +239,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
         defaults = {"overlap": 0, "pns_alpha": 0.0, "dsg_beta": 0.0}  # clips are not tied
-    if args.extend == "context":  # M: the --motion's trained --context-frames unless --overlap (with_context_frames)
-        if args.clip_frames < 2 or (args.overlap is not None and not 0 < args.overlap < args.clip_frames):
-            raise LdmVideoError(f"--extend context gives each clip --overlap frames of the last: it needs 1 <= "
-                                f"--overlap < --clip-frames, got {args.overlap} and {args.clip_frames}")
-        defaults = {"overlap": 1, "pns_alpha": 0.0, "dsg_beta": 0.0}
+    if args.extend == "context":
+        defaults = {"overlap": context_overlap(args), "pns_alpha": 0.0, "dsg_beta": 0.0}
     values = {k: defaults[k] if v is None else v for k, v in vidrd_flags.items()}
     if args.height % 8 or args.width % 8 or args.height < 8 or args.width < 8:
         raise LdmVideoError(f"--height/--width must be positive multiples of 8 (the VAE down-samples by 8), "
@@ -387,27 +403,6 @@ def sample_one_freenoise(job: Job, args, pipe, sampling: SamplingConfig, video: 
     write_sidecar(job, args, replace(sampling, seed=job.seed), video)
 
 
-def with_context_frames(video: LongVideoConfig, args: argparse.Namespace) -> LongVideoConfig:
-    """--extend context: M given frames, the --motion's trained --context-frames unless --overlap says otherwise."""
-    from ldm_video.checkpoint import trained_context_frames
-
-    if args.motion and not Path(args.motion).exists():
-        raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
-    trained = trained_context_frames(args.motion) if args.motion else 0
-    if not trained:
-        raise LdmVideoError(f"--extend context needs temporal layers trained with `ldm-video train --context-frames N`; "
-                            f"{args.motion or 'the fresh temporal layers (no --motion)'} "
-                            f"{'were not' if args.motion else 'are untrained'} (use --extend vidrd)")
-    m = trained if args.overlap is None else args.overlap
-    if not 0 < m < video.vidrd.clip_frames:
-        source = "--overlap" if args.overlap is not None else f"{args.motion} was trained with --context-frames {m}"
-        raise LdmVideoError(f"--extend context gives each clip {m} frames of the last ({source}); --clip-frames "
-                            f"{video.vidrd.clip_frames} must be larger, and --overlap at least 1")
-    if m != trained:
-        logger.warning("--overlap %d: %s was trained to continue from %d given frames", m, args.motion, trained)
-    return replace(video, vidrd=replace(video.vidrd, overlap=m), seam_drop=m)
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -417,9 +412,9 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    sampling, video = build_configs(args)
-    if video.extend == "context":  # M from the --motion's metadata: checked before anything is loaded
-        video = with_context_frames(video, args)
+    if args.motion and not Path(args.motion).exists():
+        raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
+    sampling, video = build_configs(args)  # with --extend context, M is read from the --motion before any loading
     jobs = plan_jobs(args, args.frames)
     for job in jobs:  # refuse a bad --out / --save-latents before loading anything
         output_format(job.out)
@@ -429,8 +424,6 @@ def run(args: argparse.Namespace) -> int:
         if job.latents is not None and job.latents.suffix != ".safetensors":
             raise LdmVideoError(f"{args.save_latents}: --save-latents writes safetensors; name it *.safetensors")
     device, dtype = resolve_device(args.device, args.dtype)
-    if args.motion and not Path(args.motion).exists():
-        raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
     if args.lora and not Path(args.lora).exists():
         raise LdmVideoError(f"{args.lora}: no such LoRA file")
     if args.vae and not Path(args.vae).exists():

@@ -54,10 +54,8 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
     target = objective.training_target(run.prediction_type, run.noise_scheduler, latents, noise, t)
     given, t_model = None, t
     if cfg.context_frames and latents.shape[2] > 1:  # frame conditioning (one-frame images skip the temporal
-        # layers, so they get none): some clips' first frames clean at t = 0, left out of the loss
-        if cfg.context_frames >= latents.shape[2]:
-            raise LdmVideoError(f"--context-frames {cfg.context_frames} leaves none of the {latents.shape[2]} latent "
-                                "frames of a clip to denoise; use fewer")
+        # layers, so they get none): some clips' first frames clean at t = 0, left out of the loss; `train` has
+        # checked that frames are left to denoise
         given = objective.context_mask(b, latents.shape[2], cfg.context_frames, cfg.context_prob, generator)  # (b, f)
         x_t, t_model = objective.with_context(x_t, latents, t, given)  # (b, 4, f, h, w), (b, f)
     with run.accelerator.autocast():

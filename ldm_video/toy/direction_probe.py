@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ldm_video.toy.world import WorldConfig, caption_for, sample
+from ldm_video.toy.world import WorldConfig, sample
 
 PROBE_SEEDS = 20_000_000  # clip seeds from here: away from the training data's (`write_folder` seeds)
 
@@ -77,8 +77,7 @@ def direction_preference(base: str, motion: str | None, direction: str, shape: s
     pixels = pixels.permute(0, 4, 1, 2, 3).contiguous()  # (b, 3, f, H, W)
     generator = torch.Generator().manual_seed(seed)
     latents = encode_video(parts.vae, pixels, generator).float()  # (b, 4, f, h, w)
-    captions = [caption_for(item.spec.colour, item.spec.shape, direction) for item in items]
-    text = encode_prompts(parts.tokenizer, parts.text_encoder, captions)  # (b, seq, dim)
+    text = encode_prompts(parts.tokenizer, parts.text_encoder, [item.caption for item in items])  # (b, seq, dim)
     model = load_video_model(parts, motion, None, 1.0)
     forwards, gaps = reversal_gaps(model, parts.scheduler, parts.prediction_type, latents, text,
                                    list(timesteps) * repeats, generator)  # (T, b) each
