@@ -1,16 +1,17 @@
-"""Long videos side by side: `ldm-video generate` (VidRD, both reuse orders) vs diffusers' FreeNoise.
+"""Long videos side by side on one model: `--extend context` (with and without noise on the given frames), VidRD
+(forward order) and diffusers' FreeNoise, scored for drift against the toy world's ground truth.
 
 The same toy base, the same temporal attention (a demo run's `motion/`, attention only, and its MotionAdapter
 export for diffusers), prompts, seeds, DDIM schedule, steps and guidance. FreeNoise is diffusers' own
-`AnimateDiffPipeline.enable_free_noise` (context windows fused with pyramid weights, shuffled context noise),
-its context length set to our clip length (8) and its stride to our overlap (4), with and without
-`enable_free_noise_split_inference`. Every run is its own subprocess (peak RSS is the child's), run
-interleaved: for each length, each method in turn. Scored with the toy world's ground truth: direction of the
-steps over the whole video and across clip seams / window boundaries (every 8 frames for FreeNoise), seam
-jump ratio, identity, background persistence, mean step (px / frame).
+`AnimateDiffPipeline.enable_free_noise` (context windows fused with pyramid weights, shuffled context noise), its
+context length set to our clip length (8) and its stride to our overlap (4). Every run is its own subprocess
+(peak RSS is the child's, seconds exclude the model load), run interleaved: for each length, prompt and seed,
+each method in turn. Scored with `ldm_video.toy.drift`: the captioned motion over the whole video and in its
+last 15 %, and the last 15 % against the first (FramePack's start-end contrast): background change in grey levels,
+object present, captioned colour, identity as at the start, step length ratio; plus the seam jump ratio.
 
-    ldm-video demo --out DEMO   # trains the temporal layers this compares (about 17 min on 2 cores)
-    python benchmarks/long_video.py --motion DEMO/motion --adapter DEMO/motion_adapter --frames 64 128 256
+    ldm-video demo --output-dir DEMO   # trains the temporal layers this compares
+    python benchmarks/long_video.py --motion DEMO/motion --adapter DEMO/motion_adapter --frames 64 256 1024
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ("vidrd-forward", "vidrd-reversed", "freenoise", "freenoise-split")
-PROMPTS = ("a red circle moving right", "a blue triangle moving right")
+METHODS = ("context-noise", "context", "vidrd-forward", "freenoise", "freenoise-split")
+DEFAULT_METHODS = ("context-noise", "context", "vidrd-forward", "freenoise")
 
 
 def run_one(spec: dict) -> None:
@@ -37,13 +38,14 @@ def run_one(spec: dict) -> None:
     torch.set_num_threads(1)
     method, frames, out = spec["method"], spec["frames"], Path(spec["out"])
     start = time.perf_counter()
-    if method.startswith("vidrd"):
+    if not method.startswith("freenoise"):
         from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator
 
-        order = method.split("-")[1]
+        extend = "vidrd" if method.startswith("vidrd") else "context"
         gen = ToyGenerator(spec["base"], spec["motion"], ClipSampling(
-            clip_frames=8, steps=spec["steps"], guidance=spec["guidance"], noise_prior="progressive", noise_alpha=0.5,
-            overlap=4, reuse_order=order))
+            clip_frames=8, steps=spec["steps"], guidance=spec["guidance"], noise_prior="iid", noise_alpha=0.0,
+            overlap=4, reuse_order="forward", extend=extend,
+            context_noise=spec["context_noise"] if method == "context-noise" else 0))
         loaded = time.perf_counter()
         video = gen.video(spec["prompt"], frames, spec["seed"])
         seam_drop = gen.seam_drop()
@@ -66,7 +68,7 @@ def run_one(spec: dict) -> None:
                       guidance_scale=spec["guidance"], generator=torch.Generator().manual_seed(spec["seed"]),
                       output_type="pt", decode_chunk_size=8)
         video = to_uint8(result.frames[0] * 2 - 1).numpy()  # (f, H, W, 3)
-        seam_drop = 0
+        seam_drop = 0  # window boundaries every 8 frames
     seconds = time.perf_counter() - loaded
     np.save(out, video)
     print(json.dumps({"seconds": seconds, "load_seconds": loaded - start, "seam_drop": seam_drop,
@@ -74,11 +76,23 @@ def run_one(spec: dict) -> None:
 
 
 def score(video: np.ndarray, prompt: str, seam_drop: int) -> dict:
-    from ldm_video.toy.metrics import score_video
+    """Overall motion and seam jump, and the last 15 % against the first (ldm_video.toy.drift)."""
+    from ldm_video.toy.drift import drift_passes, start_end_drift
+    from ldm_video.toy.metrics import analyse_video, score_analyses
+    from ldm_video.toy.world import parse_caption
 
-    s = score_video(video, prompt, clip_frames=8, seam_drop=seam_drop).as_dict()
-    return {k: s[k] for k in ("direction", "seam_direction", "seam_jump", "identity", "background",
-                              "mean_speed")}
+    analyses = analyse_video(video)
+    s = score_analyses(analyses, *parse_caption(prompt), clip_frames=8, seam_drop=seam_drop)
+    d = start_end_drift(video, prompt, analyses=analyses)
+    last = d["last"]
+    return {"motion": s.direction, "seam_jump": s.seam_jump if s.seam_jump is not None else float("nan"),
+            "last_motion": last["motion"], "background": last["background"], "present": last["present"],
+            "colour": last["colour"], "identity": last["identity"], "speed_ratio": last["speed_ratio"],
+            "passes": float(all(drift_passes(last).values()))}
+
+
+COLUMNS = ("motion", "last_motion", "background", "present", "colour", "identity", "speed_ratio", "seam_jump",
+           "passes")
 
 
 def main() -> None:
@@ -88,11 +102,16 @@ def main() -> None:
     parser.add_argument("--motion", help="a demo run's motion/ folder (attention-only temporal layers)")
     parser.add_argument("--adapter", help="its MotionAdapter export (the demo's motion_adapter/)")
     parser.add_argument("--base", default=str(TOY_BASE), help="toy base (default: the shipped one)")
-    parser.add_argument("--frames", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--frames", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
+    parser.add_argument("--prompts", nargs="+", default=["a red square orbiting", "a blue circle orbiting"],
+                        help="toy captions (default: a seen and the held-out shape of the demo's motion)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--context-noise", type=int, default=None,
+                        help="context-noise: the timestep of the given frames' noise (default: what generate "
+                             "uses for this --motion)")
     parser.add_argument("--work", default="/tmp/long-video-bench", help="folder for the sampled videos")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child's run spec (JSON)
     args = parser.parse_args()
@@ -100,34 +119,43 @@ def main() -> None:
         return run_one(json.loads(args.one))
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
+    context_noise = args.context_noise
+    if context_noise is None:
+        from ldm_video.checkpoint import trained_context_noise
+        from ldm_video.infer.generate import CONTEXT_NOISE_SHARE
+
+        context_noise = round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[str, int], list[dict]] = {}
     for frames in args.frames:  # interleaved: every method at one length before the next length
-        for prompt in PROMPTS:
+        for p, prompt in enumerate(args.prompts):
             for seed in args.seeds:
                 for method in args.methods:
-                    out = work / f"{method}-{frames}-{PROMPTS.index(prompt)}-{seed}.npy"
+                    out = work / f"{method}-{frames}-{p}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
-                            "steps": args.steps, "guidance": args.guidance}
+                            "steps": args.steps, "guidance": args.guidance, "context_noise": context_noise}
                     child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], check=True,
                                            capture_output=True, text=True)
                     timing = json.loads(child.stdout.strip().splitlines()[-1])
                     row = {**timing, **score(np.load(out), prompt, timing["seam_drop"])}
                     rows.setdefault((method, frames), []).append(row)
-                    print(f"{method:>16} {frames:>4} frames, {prompt!r} seed {seed}: "
-                          f"{row['seconds'] / frames:.3f} s/frame, RSS {row['peak_rss_gib']:.2f} GiB, direction "
-                          f"{row['direction']:.2f}, seams {row['seam_direction']:.2f}, jump {row['seam_jump']:.2f}",
-                          flush=True)
-    print("\n| method | frames | s / frame | peak RSS GiB | direction | across seams | seam jump | identity | "
-          "background | mean step px |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+                    print(f"{method:>15} {frames:>5} frames, {prompt!r} seed {seed}: {row['seconds'] / frames:.3f} "
+                          f"s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion {row['motion']:.2f} (last 15 % "
+                          f"{row['last_motion']:.2f}), background {row['background']:.1f}, identity "
+                          f"{row['identity']:.2f}, speed x{row['speed_ratio']:.2f}", flush=True)
+    print(f"\ncontext-noise: given frames noised to timestep {context_noise}; means over prompts x seeds; the last "
+          "7 columns are the last 15 % of each video against its first 15 %\n")
+    print("| method | frames | s / frame | peak RSS GiB | motion (all) | motion | background change | present | "
+          "colour | identity | step ratio | seam jump | videos passing every bar |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (method, frames), group in rows.items():
-        m = {k: statistics.fmean(r[k] for r in group) for k in group[0] if isinstance(group[0][k], float)}
-        print(f"| {method} | {frames} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | {m['direction']:.2f} | "
-              f"{m['seam_direction']:.2f} | {m['seam_jump']:.2f} | {m['identity']:.2f} | {m['background']:.2f} | "
-              f"{m['mean_speed']:.2f} |")
+        m = {k: statistics.fmean(r[k] for r in group) for k in ("seconds", "peak_rss_gib", *COLUMNS)}
+        print(f"| {method} | {frames} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | {m['motion']:.2f} | "
+              f"{m['last_motion']:.2f} | {m['background']:.1f} | {m['present']:.2f} | {m['colour']:.2f} | "
+              f"{m['identity']:.2f} | {m['speed_ratio']:.2f} | {m['seam_jump']:.2f} | "
+              f"{sum(r['passes'] for r in group):.0f} / {len(group)} |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""`ldm-video eval VIDEO`: temporal metrics of a long video (SPEC §7) as JSON: seam jump ratio, flicker, drift.
+"""`ldm-video eval VIDEO`: temporal metrics of a long video (SPEC §7) as JSON: seam jump ratio, flicker, drift per
+clip, and drift per segment with the start-end contrast of the first and last 15 % (FramePack's measure).
 
-Seams are where VidRD's clips meet (Gu et al., arXiv 2309.03549): the first clip has --clip-frames frames and
-every later clip adds --clip-frames minus --seam-drop frames, as `ldm-video generate` writes them.
+Seams are where the clips of `ldm-video generate` meet (VidRD, Gu et al., arXiv 2309.03549): generate records
+them in the video's sidecar (`video.json`), which eval reads; --clip-frames / --seam-drop describe a video that
+has none (the first clip has --clip-frames frames, every later clip adds --clip-frames minus --seam-drop).
 """
 
 from __future__ import annotations
@@ -11,29 +13,39 @@ import json
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.infer.metrics import video_metrics
-from ldm_video.infer.video_io import read_video
+from ldm_video.infer.video_io import read_video, recorded_clip_starts
 
-DEFAULT_CLIP_FRAMES = 8  # same as `ldm-video generate --clip-frames`
-DEFAULT_SEAM_DROP = 1  # same as `ldm-video generate --seam-drop`
+# without a sidecar: generate's default layout, clips of 8 whose later clips leave out the first 4 (the frames
+# given again, in --extend context, or VidRD's forward prompt frames)
+DEFAULT_CLIP_FRAMES = 8
+DEFAULT_SEAM_DROP = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", metavar="VIDEO", help="an mp4 / gif (anything PyAV reads) or a folder of PNG frames")
-    parser.add_argument("--clip-frames", type=int, default=DEFAULT_CLIP_FRAMES,
-                        help=f"frames of the first clip; seams come after it (default {DEFAULT_CLIP_FRAMES})")
-    parser.add_argument("--seam-drop", type=int, default=DEFAULT_SEAM_DROP,
-                        help="frames dropped at the start of every later clip, as given to generate; each later "
-                             f"clip then adds clip-frames minus seam-drop frames (default {DEFAULT_SEAM_DROP}, "
-                             "generate's default)")
+    parser.add_argument("--clip-frames", type=int, default=None,
+                        help="frames of the first clip; seams come after it (default: as recorded in the video's "
+                             f"sidecar VIDEO.json from generate, else {DEFAULT_CLIP_FRAMES})")
+    parser.add_argument("--seam-drop", type=int, default=None,
+                        help="frames left out at the start of every later clip, as generate did; each later clip "
+                             "then adds clip-frames minus seam-drop frames (default: as recorded in the sidecar, "
+                             f"else {DEFAULT_SEAM_DROP})")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.clip_frames < 1:
-        raise LdmVideoError(f"--clip-frames must be >= 1, got {args.clip_frames}")
-    if not 0 <= args.seam_drop < args.clip_frames:
-        raise LdmVideoError(f"--seam-drop must be in [0, clip-frames), got {args.seam_drop}")
+    flags = args.clip_frames is not None or args.seam_drop is not None
+    clip = DEFAULT_CLIP_FRAMES if args.clip_frames is None else args.clip_frames
+    drop = DEFAULT_SEAM_DROP if args.seam_drop is None else args.seam_drop
+    if clip < 1:
+        raise LdmVideoError(f"--clip-frames must be >= 1, got {clip}")
+    if not 0 <= drop < clip:
+        raise LdmVideoError(f"--seam-drop must be in [0, clip-frames), got {drop} with --clip-frames {clip}")
     video = read_video(args.video)  # (f, h, w, 3) uint8
-    report = {"video": str(args.video), "clip_frames": args.clip_frames, "seam_drop": args.seam_drop}
-    report.update(video_metrics(video, args.clip_frames, args.clip_frames - args.seam_drop))
+    starts, source = (None, None) if flags else recorded_clip_starts(args.video)
+    report = {"video": str(args.video),
+              "layout": str(source) if source else ("flags" if flags else "defaults (no sidecar)")}
+    if starts is None:
+        report.update({"clip_frames": clip, "seam_drop": drop})
+    report.update(video_metrics(video, clip, clip - drop, starts=starts))
     print(json.dumps(report, indent=2))
     return 0

@@ -28,7 +28,7 @@ from ldm_video.infer.pipeline import (
     to_uint8,
 )
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, parse_seeds, read_prompts
-from ldm_video.infer.video_io import VideoWriter, output_format
+from ldm_video.infer.video_io import VideoWriter, output_format, sidecar_path
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.info import DTYPES
 from ldm_video.noise import NOISE_PRIORS
@@ -40,6 +40,8 @@ logger = logging.getLogger("ldm_video.generate")
 # frames jumps (1.36); dropping the one near-duplicate gives 1.06, as smooth as inside a clip.
 VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # and overlap M = clip_frames // 2 (4 of 8)
 DEFAULT_SEAM_DROP = 1
+# --extend context samples the given frames at this share of the noise level they were trained up to
+CONTEXT_NOISE_SHARE = 0.5
 # --prompt-edit with --prompt-at: on the toy world 0.5 kept position across a colour switch (0.3 did not; README)
 DEFAULT_PROMPT_EDIT = 0.5
 
@@ -116,6 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="freenoise: diffusers' split inference (bounds the memory of long videos)")
     g.add_argument("--overlap", type=int, help="vidrd: prompt frames M (default clip-frames // 2, i.e. 4 of 8); "
                    "context: frames given to the next clip (default: the --motion's --context-frames)")
+    g.add_argument("--context-noise", type=int, default=None, metavar="T",
+                   help="context: noise the given frames to timestep T (and tell the U-Net so), as the layers were "
+                        "trained with `train --context-noise` (default: half the --motion's trained maximum, 0 for "
+                        "layers trained on clean frames)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -204,6 +210,18 @@ def context_overlap(args: argparse.Namespace) -> int:
     return m
 
 
+def context_noise(args: argparse.Namespace) -> int:
+    """--extend context: the timestep the given frames are noised to; by default a share of what the --motion was
+    trained with (train --context-noise)."""
+    from ldm_video.checkpoint import trained_context_noise
+
+    if args.context_noise is not None:
+        if not 0 <= args.context_noise < 1000:
+            raise LdmVideoError(f"--context-noise must be a timestep in [0, 1000), got {args.context_noise}")
+        return args.context_noise
+    return round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
+
+
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
@@ -235,6 +253,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
+    if args.context_noise is not None and args.extend != "context":
+        raise LdmVideoError(f"--context-noise applies to --extend context only (this video: --extend {args.extend})")
     order = args.reuse_order or DEFAULT_REUSE_ORDER
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
@@ -256,7 +276,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         if args.extend == "context":
             seam_drop = values["overlap"]  # the given frames are the previous clip's: never output twice
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
-                                decode_chunk=args.decode_chunk)
+                                decode_chunk=args.decode_chunk,
+                                context_noise=context_noise(args) if args.extend == "context" else 0)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video
@@ -298,12 +319,8 @@ def plan_jobs(args: argparse.Namespace, num_frames: int) -> list[Job]:
     return jobs
 
 
-def sidecar_path(out: Path) -> Path:
-    """video.mp4 -> video.json; a PNG folder frames/ -> frames.json."""
-    return out.with_suffix(".json") if out.suffix in (".mp4", ".gif") else out.with_name(out.name + ".json")
-
-
-def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, video: LongVideoConfig) -> Path:
+def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, video: LongVideoConfig,
+                  frames_per_latent: int = 1) -> Path:
     """The settings that made one video, as JSON next to it (written atomically)."""
     from ldm_video import __version__
     from ldm_video.checkpoint import atomic_write
@@ -315,7 +332,8 @@ def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, 
         "base": args.base, "base_variant": args.base_variant, "motion": args.motion, "lora": args.lora,
         "lora_scale": args.lora_scale if args.lora else None, "vae": args.vae,
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
-        "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "fps": args.fps, "ldm_video_version": __version__,
+        "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
+        "clip_starts": video.output_starts(frames_per_latent), "fps": args.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)
     atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=2)))
@@ -331,11 +349,7 @@ class PromptEmbeddings:
         self.edit = edit  # fraction of each later prompt's clip steps that still use the first prompt
         self.schedule = schedule
         self.base, self.negative, self.guidance, self.device, self.dtype = base, negative, guidance, device, dtype
-        # the output (pixel) frame where each clip's new frames begin; a causal 3D VAE decodes latent frame
-        # l >= 1 to pixel frames (l - 1) * 4 + 1 .. l * 4
-        latent = [video.clip_start(c) for c in range(video.num_clips)]
-        starts = [0 if lat == 0 else (lat - 1) * frames_per_latent + 1 for lat in latent]
-        self.weights = clip_weights(schedule, starts)
+        self.weights = clip_weights(schedule, video.output_starts(frames_per_latent))  # by each clip's first frame
 
     def _encode(self, prompt: str) -> torch.Tensor:
         if prompt not in self.cache:
@@ -384,7 +398,7 @@ def sample_one(job: Job, args, base, model, vae, sampling: SamplingConfig, video
         if latent_writer is not None:
             latent_writer.abort()
         raise
-    write_sidecar(job, args, sampling, video)
+    write_sidecar(job, args, sampling, video, frames_per_latent)
 
 
 def sample_one_freenoise(job: Job, args, pipe, sampling: SamplingConfig, video: LongVideoConfig,

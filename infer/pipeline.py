@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+)
 from einops import rearrange
 from tqdm.auto import tqdm
 
@@ -73,6 +79,9 @@ class LongVideoConfig:
     vidrd: VidRDConfig = field(default_factory=VidRDConfig)  # clip length, overlap, PNS alpha, DSG beta
     seam_drop: int = 0  # leading frames of every later clip left out of the output
     decode_chunk: int = 8  # frames per VAE decode call
+    # extend "context": the given frames are noised to this timestep (and told so), as the layers were trained
+    # with `train --context-noise`; 0 gives them clean
+    context_noise: int = 0
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -87,6 +96,9 @@ class LongVideoConfig:
                              f"{self.seam_drop}")
         if self.decode_chunk < 1:
             raise ValueError(f"decode_chunk must be >= 1, got {self.decode_chunk}")
+        if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
+            raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
+                             f"with extend {self.extend!r}")
 
     @property
     def clip_frames(self) -> int:
@@ -104,6 +116,12 @@ class LongVideoConfig:
         """The output frame where clip `clip`'s frames in the output begin."""
         n = self.clip_frames
         return 0 if clip == 0 else n + (clip - 1) * (n - self.seam_drop)
+
+    def output_starts(self, frames_per_latent: int = 1) -> list[int]:
+        """The output (pixel) frame where each clip's frames in the output begin; a causal 3D VAE decodes latent
+        frame l >= 1 to pixel frames (l - 1) * frames_per_latent + 1 .. l * frames_per_latent."""
+        latent = [self.clip_start(c) for c in range(self.num_clips)]
+        return [0 if lat == 0 else (lat - 1) * frames_per_latent + 1 for lat in latent]
 
     @property
     def num_clips(self) -> int:
@@ -165,6 +183,7 @@ class VideoSampler:
             self.vae = ImageVAE(self.vae)  # the SD VAE frame by frame
         self.vae_scale = self.vae.scaling_factor
         self.latent_shape = (1, 4, self.video.clip_frames, self.sampling.height // 8, self.sampling.width // 8)
+        self.noise_schedule = DDPMScheduler.from_config(self.scheduler_config)  # add_noise of the training schedule
         self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
         self.context: torch.Tensor | None = None  # extend "context": previous clip's last M final latents
 
@@ -194,6 +213,10 @@ class VideoSampler:
         cfg = s.guidance > 1
         context = self.context if v.extend == "context" and clip > 0 else None  # (1, 4, M, h, w) or None
         m = 0 if context is None else context.shape[2]
+        given = context
+        if context is not None and v.context_noise:  # noise augmentation, as trained (train --context-noise)
+            eps = torch.randn(context.shape, generator=generator).to(context)  # (1, 4, M, h, w)
+            given = self.noise_schedule.add_noise(context, eps, torch.tensor([v.context_noise]))  # (1, 4, M, h, w)
         latents = noise * scheduler.init_noise_sigma  # (1, 4, N, h, w), float32
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
@@ -205,9 +228,9 @@ class VideoSampler:
             t_model = t
             if context is not None:  # the given frames: clean, at timestep 0 (as trained, train --context-frames)
                 x = x.clone()
-                x[:, :, :m] = context.to(self.dtype)
+                x[:, :, :m] = given.to(self.dtype)
                 t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (2|1, N)
-                t_model[:, :m] = 0  # keeps t's dtype: Euler's linspace timesteps are fractional
+                t_model[:, :m] = v.context_noise  # keeps t's dtype: Euler's linspace timesteps are fractional
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
             pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
             if cfg:

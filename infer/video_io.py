@@ -34,6 +34,34 @@ def output_format(path: str | os.PathLike) -> str:
                         f"(no extension) for PNG frames")
 
 
+def sidecar_path(out: str | os.PathLike) -> Path:
+    """Where the settings that made a video are recorded: video.mp4 -> video.json; a PNG folder frames/ ->
+    frames.json (`ldm-video generate` writes it, `ldm-video eval` reads it)."""
+    out = Path(out)
+    return out.with_suffix(".json") if out.suffix in (".mp4", ".gif") else out.with_name(out.name + ".json")
+
+
+def recorded_clip_starts(video: str | os.PathLike) -> tuple[list[int] | None, Path | None]:
+    """The output frames where the clips of a `generate` video begin, as its sidecar records them, and the
+    sidecar's path; (None, None) when the video has no sidecar."""
+    import json
+
+    from ldm_video.infer.metrics import clip_starts
+
+    path = sidecar_path(video)
+    if not path.is_file():
+        return None, None
+    try:
+        record = json.loads(path.read_text())
+        if "clip_starts" in record:
+            return [int(s) for s in record["clip_starts"]], path
+        clip = int(record["vidrd"]["clip_frames"])  # sidecars from before clip_starts: derived as generate did
+        return clip_starts(int(record["frames"]), clip, clip - int(record["seam_drop"])), path
+    except (ValueError, KeyError, TypeError) as err:
+        raise LdmVideoError(f"{path}: not a readable generate sidecar ({type(err).__name__}: {err}); pass "
+                            "--clip-frames and --seam-drop instead") from None
+
+
 class VideoWriter:
     """Append uint8 frames (f, h, w, 3) to an mp4 / gif / PNG folder; atomic rename on close."""
 

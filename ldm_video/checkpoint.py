@@ -335,14 +335,24 @@ def is_motion_module_file(path: str | os.PathLike) -> bool:
 def trained_context_frames(path: str | os.PathLike) -> int:
     """Clean leading frames the temporal layers at `path` learnt to continue (`train --context-frames`); 0 when
     they were trained without, and for MotionAdapter folders and AnimateDiff files (which do not record it)."""
+    return _trained_int(path, "context_frames")
+
+
+def trained_context_noise(path: str | os.PathLike) -> int:
+    """Largest noise timestep the given frames were augmented with in training (`train --context-noise`); 0
+    when they were given clean, and for formats that do not record it."""
+    return _trained_int(path, "context_noise")
+
+
+def _trained_int(path: str | os.PathLike, key: str) -> int:
     if is_motion_adapter_folder(path) or is_motion_module_file(path):
         return 0
     record, _ = read_temporal_record(path)
-    value = (record.get("metadata") or {}).get("context_frames") or 0
+    value = (record.get("metadata") or {}).get(key) or 0
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise LdmVideoError(f"{path}: context_frames {value!r} in its metadata is not a whole number") from None
+        raise LdmVideoError(f"{path}: {key} {value!r} in its metadata is not a whole number") from None
 
 
 def load_motion(path: str | os.PathLike, unet2d, strict: bool = True, prediction_type: str | None = None):

@@ -26,7 +26,11 @@ import numpy as np
 import torch
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.flags import add_deprecated, add_threads
 from ldm_video.infer.vidrd import REUSE_ORDERS
+
+# the motions the demo can teach: the straight ones, and the toy world's lasting ones (never out of the frame)
+DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class DemoConfig:
     # held-out and 18 per-colour clips (benchmarks/RESULTS.md, session 10)
     clip_seeds: int = 6
     untrained_clip_seeds: int = 2  # the same for the untrained layers, whose direction stays at chance (0.21-0.33)
-    long_frames: int = 24  # frames of each generated long video (the learnt speed keeps the object in frame)
+    long_frames: int = 256  # frames of each generated long video (an orbit never leaves the frame)
+    drift_segments: int = 8  # the long videos' drift is reported per segment of long_frames / drift_segments
     clip_frames: int = 8  # frames denoised together (VidRD N)
     overlap: int = 4  # VidRD M; with extend "context", the frames each later clip is given (train --context-frames)
     # how the tuned model's long videos go on from clip to clip: "context" trains the temporal layers to continue
@@ -77,20 +82,24 @@ class DemoConfig:
     # share of training clips given context frames: 0.25 kept the short clips closer to training without (held
     # out 0.85 against 0.83 at 0.5, 24 clips of seeds 200-205) with long videos as good (0.91 / 0.93)
     context_prob: float = 0.25
+    context_noise: int = 0  # train --context-noise: given frames noised to a random timestep up to this
     reuse_order: str = "forward"  # VidRD prompt-frame order (generate --reuse-order) of VidRD's long videos
     sample_steps: int = 20  # DDIM steps per clip
     guidance: float = 5.0  # classifier-free guidance
     seed: int = 0  # data, training and sampling seed
 
     def __post_init__(self) -> None:
-        from ldm_video.toy.world import DIRECTIONS, SHAPES
+        from ldm_video.toy.world import SHAPES
 
-        if self.motion not in DIRECTIONS:
-            raise LdmVideoError(f"--direction {self.motion!r}: choose a straight motion, one of {', '.join(DIRECTIONS)}")
+        if self.motion not in DEMO_MOTIONS:
+            raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
         if self.held_out not in SHAPES:
             raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of {', '.join(SHAPES)}")
-        if min(self.clip_seeds, self.untrained_clip_seeds, self.videos, self.steps) < 1:
-            raise LdmVideoError("--videos, --steps and the clip seeds must be >= 1")
+        if min(self.clip_seeds, self.untrained_clip_seeds, self.videos, self.steps, self.drift_segments) < 1:
+            raise LdmVideoError("--videos, --steps, the clip seeds and the drift segments must be >= 1")
+        if self.long_frames < 2 * self.clip_frames:
+            raise LdmVideoError(f"--long-frames {self.long_frames}: a long video needs at least two clips "
+                                f"({2 * self.clip_frames} frames)")
         if self.extend not in ("context", "vidrd"):
             raise LdmVideoError(f"--extend {self.extend!r}: choose context or vidrd")
         if self.extend == "context" and not 0 < self.overlap < self.frames:
@@ -133,16 +142,21 @@ def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path |
         raise LdmVideoError(f"generating {out} failed (see the message above)")
 
 
-def _long_scores(video: Path, prompt: str, cfg: DemoConfig, extend: str) -> dict:
-    from ldm_video.infer.generate import default_seam_drop
-    from ldm_video.infer.video_io import read_video
-    from ldm_video.toy.metrics import score_video
+def _long_scores(video: Path, prompt: str, segments: int) -> dict:
+    """The toy scores of one generated long video (seams where its sidecar says generate put them) and its drift:
+    per segment and the start-end contrast of the first and last 15 % (`ldm_video.toy.drift`)."""
+    from ldm_video.infer.video_io import read_video, recorded_clip_starts
+    from ldm_video.toy.drift import segment_drift, start_end_drift
+    from ldm_video.toy.metrics import analyse_video, score_analyses
+    from ldm_video.toy.world import parse_caption
 
-    frames = read_video(video)
-    seam_drop = cfg.overlap if extend == "context" else default_seam_drop(cfg.reuse_order, cfg.overlap,
-                                                                            cfg.clip_frames)  # what generate kept
-    return {"frames": int(frames.shape[0]),
-            **score_video(frames, prompt, clip_frames=cfg.clip_frames, seam_drop=seam_drop).as_dict()}
+    frames = read_video(video)  # (f, 64, 64, 3)
+    starts, _ = recorded_clip_starts(video)
+    analyses = analyse_video(frames)
+    scores = score_analyses(analyses, *parse_caption(prompt), starts=starts).as_dict()
+    return {"frames": int(frames.shape[0]), **scores,
+            "drift": start_end_drift(frames, prompt, analyses=analyses),
+            "segments": [s.as_dict() for s in segment_drift(frames, prompt, segments, analyses=analyses)]}
 
 
 def _mosaic(clips: list, cfg: DemoConfig) -> np.ndarray:
@@ -158,9 +172,15 @@ def _fmt(pair: tuple) -> str:
     return " / ".join("n/a" if v is None else f"{v:.2f}" for v in pair)
 
 
-CLIP_COLUMNS = (("direction", "moves {motion}"), ("mean_speed", "mean step px (real {speed})"),
+def motion_label(motion: str) -> str:
+    """How a table names following the motion: 'moves right', 'orbits clockwise', ..."""
+    return {"orbiting": "orbits clockwise", "pacing": "paces sideways", "bouncing": "bounces"}.get(
+        motion, f"moves {motion}")
+
+
+CLIP_COLUMNS = (("direction", "{label}"), ("mean_speed", "mean step px (real {speed})"),
                 ("identity", "identity persists"), ("background", "background persists"))
-LONG_ROWS = (("direction", "moves {motion}"), ("seam_direction", "... on the steps across seams"),
+LONG_ROWS = (("direction", "{label}"), ("seam_direction", "... on the steps across seams"),
              ("seam_jump", "seam jump ratio (1 = seamless)"), ("mean_speed", "mean step, px per frame"),
              ("present", "object present"), ("colour", "captioned colour"), ("identity", "identity persists"),
              ("background", "background persists"))
@@ -172,7 +192,8 @@ def table(report: dict) -> str:
     clips = report["clips"]
     lines = [(f"Short clips ({clips['tuned']['all']['videos']} tuned / {clips['untrained']['all']['videos']} untrained, "
               f"{report['config']['clip_frames']} frames; every cell and (n) tuned / untrained temporal layers):"), "",
-             "| clips | " + " | ".join(label.format(motion=motion, speed=speed) for _, label in CLIP_COLUMNS) + " |",
+             "| clips | " + " | ".join(label.format(label=motion_label(motion), speed=speed) for _, label in CLIP_COLUMNS)
+             + " |",
              "|---|" + "---|" * len(CLIP_COLUMNS)]
     from ldm_video.toy.world import COLOURS
 
@@ -191,7 +212,46 @@ def table(report: dict) -> str:
               "| metric | " + " | ".join(report["long"]) + " |", "|---|" + "---|" * len(report["long"])]
     for key, label in LONG_ROWS:
         cells = [_fmt((v["tuned"][key], v["untrained"][key])) for v in report["long"].values()]
-        lines.append(f"| {label.format(motion=motion)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label.format(label=motion_label(motion))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", drift_table(report)])
+
+
+DRIFT_ROWS = (("present", "object present"), ("colour", "captioned colour"), ("identity", "identity as at the start"),
+              ("background", "background change, grey levels"), ("motion", "{label}"),
+              ("speed", "mean step px"), ("speed_ratio", "step / first 15 %'s"))
+
+
+def drift_table(report: dict) -> str:
+    """Markdown: the tuned long videos segment by segment, then FramePack's start-end contrast (first vs last 15 %)
+    of tuned / untrained, with the bar of `ldm_video.toy.drift.DRIFT_LIMITS`."""
+    from ldm_video.toy.drift import DRIFT_LIMITS
+
+    label = motion_label(report["config"]["motion"])
+    prompts = list(report["long"])
+    lines = [f"Drift of the tuned long videos, segment by segment ({' | '.join(prompts)}; each cell one video):", "",
+             ("| frames | object present | captioned colour | identity as at the start | background change | "
+              f"{label} | mean step px |"), "|---|---|---|---|---|---|---|"]
+    segments = [report["long"][p]["tuned"]["segments"] for p in prompts]
+    for rows in zip(*segments):
+        cells = [" / ".join(f"{r[k]:.2f}" if k != "background" else f"{r[k]:.1f}" for r in rows)
+                 for k in ("present", "colour", "identity", "background", "motion", "speed")]
+        lines.append(f"| {rows[0]['start']}-{rows[0]['end'] - 1} | " + " | ".join(cells) + " |")
+    lo, hi = DRIFT_LIMITS["speed_ratio"]
+    bars = {"present": f">= {DRIFT_LIMITS['present']}", "colour": f">= {DRIFT_LIMITS['colour']}",
+            "identity": f">= {DRIFT_LIMITS['identity']}", "background": f"<= {DRIFT_LIMITS['background']:g}",
+            "motion": f">= {DRIFT_LIMITS['motion']}", "speed": "", "speed_ratio": f"{lo}-{hi}"}
+    lines += ["", "Start against end (first 15 % -> last 15 % of each long video; tuned / untrained):", "",
+              "| metric | bar (last 15 %) | " + " | ".join(prompts) + " |", "|---|---|" + "---|" * len(prompts)]
+    for key, name in DRIFT_ROWS:
+        cells = []
+        for p in prompts:
+            pair = []
+            for kind in ("tuned", "untrained"):
+                d = report["long"][p][kind]["drift"]
+                first, last = d["first"][key], d["last"][key]
+                pair.append(f"{last:.1f}" if key == "background" else f"{first:.2f} -> {last:.2f}")
+            cells.append(" / ".join(pair))
+        lines.append(f"| {name.format(label=label)} | {bars[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -209,7 +269,8 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     from ldm_video.train.config import TrainConfig
     from ldm_video.train.trainer import train
 
-    context = {"context_frames": cfg.context_frames, "context_prob": cfg.context_prob} if cfg.context_frames else {}
+    context = ({"context_frames": cfg.context_frames, "context_prob": cfg.context_prob, "context_noise": cfg.context_noise}
+               if cfg.context_frames else {})
     result = train(TrainConfig(
         base=base, data=str(data), output_dir=str(out), frames=cfg.frames, resolution="64",
         cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
@@ -278,8 +339,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         _generate(base, prompt, tuned, cfg, out / "motion", cfg.extend)
         _generate(base, prompt, fresh, cfg, None, "vidrd")
         long[prompt] = {"tuned_file": tuned.name, "untrained_file": fresh.name,
-                        "tuned": _long_scores(tuned, prompt, cfg, cfg.extend),
-                        "untrained": _long_scores(fresh, prompt, cfg, "vidrd")}
+                        "tuned": _long_scores(tuned, prompt, cfg.drift_segments),
+                        "untrained": _long_scores(fresh, prompt, cfg.drift_segments)}
     lap("long videos", t0)
 
     t0 = time.perf_counter()
@@ -320,21 +381,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "MotionAdapter (OUT/motion_adapter) -> report the toy world's ground truth per group (OUT/report.json, "
         "OUT/report.md). About 5-9 minutes (4-7 of them training) and 0.7 GB of memory on a 2-core CPU; up to twice that "
         "on a slower one.")
-    from ldm_video.flags import add_deprecated, add_threads
-
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
     add_deprecated(parser, "--out", "--output-dir", "out")
     parser.add_argument("--base", default=None, help="toy base folder (default: the shipped toy base)")
-    parser.add_argument("--direction", choices=("left", "right", "up", "down"), default=d.motion,
-                        help=f"the one straight motion to teach (default {d.motion})")
+    parser.add_argument("--motion", choices=DEMO_MOTIONS, default=d.motion,
+                        help=f"the one motion to teach (default {d.motion}: clockwise around the frame centre, so "
+                             "long videos never run into the frame edge; the straight ones run out of frame after "
+                             "a few dozen frames at the learnt speed)")
+    add_deprecated(parser, "--direction", "--motion", "motion", choices=DEMO_MOTIONS)
     parser.add_argument("--held-out", choices=("circle", "square", "triangle"), default=d.held_out,
                         help=f"shape left out of training, to test transfer (default {d.held_out})")
     parser.add_argument("--steps", type=int, default=d.steps, help=f"fine-tuning steps (default {d.steps})")
     parser.add_argument("--videos", type=int, default=d.videos, help=f"toy training videos (default {d.videos})")
     parser.add_argument("--long-frames", type=int, default=d.long_frames,
-                        help=f"frames of each long video (default {d.long_frames}: longer ones run the object "
-                             "out of the 64 px frame at the learnt speed)")
+                        help=f"frames of each long video (default {d.long_frames})")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of data, training and sampling (default 0)")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"fine-tuning learning rate (default {d.lr})")
     parser.add_argument("--lora-rank", type=int, default=d.lora_rank,
@@ -357,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --output-dir")
-    cfg = DemoConfig(base=args.base, motion=args.direction, held_out=args.held_out, steps=args.steps, videos=args.videos,
+    cfg = DemoConfig(base=args.base, motion=args.motion, held_out=args.held_out, steps=args.steps, videos=args.videos,
                      long_frames=args.long_frames, seed=args.seed, lr=args.lr, lora_rank=args.lora_rank,
                      reuse_order=args.reuse_order, extend=args.extend)
     run_demo(args.out, cfg, progress=not args.no_progress)

@@ -4,6 +4,7 @@ long videos whose later clips are given the previous clip's last frames (`genera
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -16,7 +17,6 @@ from ldm_video.infer.video_io import read_video
 from ldm_video.infer.vidrd import VidRDConfig
 from ldm_video.train import objective
 from tests.test_generate import randomise_temporal
-
 
 # -- the U-Net and the objective ----------------------------------------------------------------------------
 
@@ -92,7 +92,7 @@ def test_training_records_the_context_frames_and_refuses_bad_values(tiny_base, t
     record = json.loads((context_motion / "temporal_config.json").read_text())
     assert record["metadata"]["context_frames"] == 2
     losses = [json.loads(line)["loss"] for line in (context_motion / "train_log.jsonl").read_text().splitlines()]
-    assert len(losses) == 2 and all(x == x for x in losses)  # finite with every clip's first frames given
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)  # finite with every clip's first frames given
     assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-frames", "4")) == 2
     assert "--context-frames must be in [0, --frames)" in capsys.readouterr().err
     for prob in ("1.5", "0"):
@@ -109,8 +109,8 @@ def test_the_trainer_gives_the_model_clean_frames_at_timestep_0_and_scores_only_
     seen = []
     real_with, real_loss = objective.with_context, objective.diffusion_loss
 
-    def spy_with(x_t, latents, timesteps, given):
-        x, t = real_with(x_t, latents, timesteps, given)
+    def spy_with(x_t, latents, timesteps, given, context_t=None):
+        x, t = real_with(x_t, latents, timesteps, given, context_t)
         seen.append(("input", x, latents, t))
         return x, t
 
@@ -224,3 +224,78 @@ def test_one_frame_image_batches_train_beside_context_frames(tiny_base, toy_data
         (data / f"still{i}.txt").write_text("a red square")
     assert main(_train_args(tiny_base, data, tmp_path / "run", "--context-frames", "2", "--images", "frame",
                             "--image-share", "0.5", "--max-steps", "4")) == 0
+
+
+# -- noise on the given frames (train --context-noise, generate --context-noise) -----------------------------
+
+def test_given_frames_can_be_noised_to_their_own_timestep():
+    g = torch.Generator().manual_seed(0)
+    t_c = objective.context_timesteps(4000, 200, g, "cpu")  # (b,)
+    assert t_c.min() == 0 and t_c.max() == 200 and abs(t_c.float().mean().item() - 100) < 4
+    context, x_t = torch.randn(2, 4, 5, 2, 2), torch.randn(2, 4, 5, 2, 2)
+    mask = torch.tensor([[True, True, False, False, False], [True, True, False, False, False]])
+    x, t = objective.with_context(x_t, context, torch.tensor([500, 300]), mask, torch.tensor([40, 0]))
+    assert torch.equal(x[:, :, :2], context[:, :, :2]) and torch.equal(x[:, :, 2:], x_t[:, :, 2:])
+    assert t.tolist() == [[40, 40, 500, 500, 500], [0, 0, 300, 300, 300]]
+
+
+def test_training_with_context_noise_records_it_and_needs_context_frames(tiny_base, toy_data, tmp_path, capsys,
+                                                                          monkeypatch):
+    seen = []
+    real_with = objective.with_context
+
+    def spy_with(x_t, context, timesteps, given, context_t=None):
+        seen.append(context_t)
+        return real_with(x_t, context, timesteps, given, context_t)
+
+    monkeypatch.setattr(objective, "with_context", spy_with)
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_base, toy_data, out, "--context-frames", "2", "--context-noise", "150")) == 0
+    assert all(t is not None and ((0 <= t) & (t <= 150)).all() for t in seen) and len(seen) == 2
+    record = json.loads((out / "temporal_config.json").read_text())
+    assert record["metadata"]["context_noise"] == 150
+    assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-noise", "100")) == 2
+    assert "needs --context-frames" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_noised_given_frames_at_sampling(tiny_base):
+    """extend "context" with context_noise: the given frames enter at that timestep, noised once per clip (the
+    same noisy frames at every step), and the video keeps the clean ones."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    rec = _Recorder(model)
+    video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,
+                            context_noise=300)
+    sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                           sampling=SamplingConfig(steps=3, guidance=1.0, height=16, width=16), video=video,
+                           progress=False)
+    chunks = list(sampler(torch.randn(1, 77, 32)))
+    latents = torch.cat([c.latents for c in chunks], dim=2)  # (1, 4, 10, h, w)
+    clean = latents[:, :, 4:6]  # the first clip's last 2 frames, given to the second
+    abar = sampler.noise_schedule.alphas_cumprod[300]
+    given = [x[:, :, :2] for x, _ in rec.calls[3:]]
+    assert all(torch.equal(g, given[0]) for g in given)  # noised once for the clip
+    eps = (given[0] - abar.sqrt() * clean) / (1 - abar).sqrt()  # the noise that was added
+    assert 0.7 < eps.std().item() < 1.3 and not torch.allclose(given[0], clean)
+    assert all((t[:, :2] == 300).all() and (t[:, 2:] != 300).all() for _, t in rec.calls[3:])
+    with pytest.raises(ValueError, match="context_noise"):
+        LongVideoConfig(extend="vidrd", context_noise=10)
+
+
+def test_generate_samples_noised_context_as_trained(tiny_base, toy_data, tmp_path_factory, capsys):
+    from ldm_video.infer.generate import CONTEXT_NOISE_SHARE, build_configs
+
+    run = tmp_path_factory.mktemp("ctxn") / "run"
+    assert main(_train_args(tiny_base, toy_data, run, "--context-frames", "2", "--context-noise", "200")) == 0
+    common = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4", "--steps", "1",
+              "--height", "16", "--width", "16", "--motion", str(run), "--out", "x.mp4"]
+    _, video = build_configs(build_parser().parse_args(common))
+    assert video.extend == "context" and video.context_noise == round(200 * CONTEXT_NOISE_SHARE)
+    _, video = build_configs(build_parser().parse_args([*common, "--context-noise", "0"]))
+    assert video.context_noise == 0
+    for bad, message in ((["--extend", "vidrd", "--context-noise", "10"], "applies to --extend context only"),
+                         (["--context-noise", "1000"], "must be a timestep")):
+        with pytest.raises(LdmVideoError, match=message):
+            build_configs(build_parser().parse_args([*common, *bad]))

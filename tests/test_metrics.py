@@ -69,12 +69,46 @@ def test_eval_cli_errors(tmp_path, capsys):
     assert "cannot decode" in capsys.readouterr().err
 
 
-def test_eval_default_seam_layout_is_generates(tmp_path, capsys):
+def test_eval_without_a_sidecar_assumes_generates_default_layout(tmp_path, capsys):
     from ldm_video.infer import eval as eval_cli
-    from ldm_video.infer.generate import DEFAULT_SEAM_DROP
 
-    assert eval_cli.DEFAULT_SEAM_DROP == DEFAULT_SEAM_DROP
+    assert (eval_cli.DEFAULT_CLIP_FRAMES, eval_cli.DEFAULT_SEAM_DROP) == (8, 4)
     with VideoWriter(tmp_path / "v") as w:
         w.append(ramp_video(22))
     assert main(["eval", str(tmp_path / "v")]) == 0
-    assert json.loads(capsys.readouterr().out)["clip_starts"] == [0, 8, 15]  # later clips add 8 - 1 frames
+    report = json.loads(capsys.readouterr().out)
+    assert report["clip_starts"] == [0, 8, 12, 16, 20] and report["layout"] == "defaults (no sidecar)"
+
+
+@pytest.mark.parametrize("order", ["forward", "reversed"])
+def test_eval_places_the_seams_where_generate_made_them(tiny_base, tmp_path, capsys, order):
+    """generate records its clip starts in the sidecar; eval with no flags reads them (forward order drops the
+    M = 2 prompt frames of every later clip, VidRD's reversed order one)."""
+    out = tmp_path / "v.mp4"
+    assert main(["generate", "--base", tiny_base, "--prompt", "a cat", "--frames", "13", "--clip-frames", "4",
+                 "--steps", "1", "--height", "16", "--width", "16", "--reuse-order", order, "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    recorded = json.loads(out.with_suffix(".json").read_text())["clip_starts"]
+    assert recorded == ([0, 4, 6, 8, 10, 12] if order == "forward" else [0, 4, 7, 10])
+    assert main(["eval", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clip_starts"] == recorded and report["layout"] == str(out.with_suffix(".json"))
+    assert main(["eval", str(out), "--clip-frames", "4", "--seam-drop", "0"]) == 0  # flags win
+    assert json.loads(capsys.readouterr().out)["clip_starts"] == [0, 4, 8, 12]
+    out.with_suffix(".json").write_text("{not json")
+    assert main(["eval", str(out)]) == 2
+    assert "not a readable generate sidecar" in capsys.readouterr().err
+
+
+def test_start_end_contrast_and_segments_see_a_darkening_video():
+    from ldm_video.infer.metrics import segment_appearance, start_end_contrast
+
+    video = np.stack([np.full((8, 8, 3), 200 - t, np.uint8) for t in range(100)])  # 1 level darker per frame
+    report = start_end_contrast(video)
+    assert report["contrast"]["border_r"] == pytest.approx(85 / 255, abs=1e-6)  # frames 0-14 vs 85-99
+    assert report["contrast"]["sharpness"] == 0 and report["last"]["flicker"] == pytest.approx(1 / 255, rel=1e-5)
+    segments = segment_appearance(video, 4)
+    assert [s["start"] for s in segments] == [0, 25, 50, 75]
+    assert np.diff([s["mean_g"] for s in segments]) == pytest.approx([-25 / 255] * 3, abs=1e-5)
+    assert start_end_contrast(video[:3])["contrast"] is None

@@ -174,6 +174,10 @@ class TrainConfig(RunSettings):
         "0 = off)", metavar="N"))
     context_prob: float = field(default=0.5, metadata=_opt(
         "share of the training clips that get --context-frames clean frames"))
+    context_noise: int = field(default=0, metadata=_opt(
+        "noise augmentation of the --context-frames: each clip's given frames are noised to a random timestep in "
+        "[0, T] and told that timestep, so that the layers learn to continue imperfect frames (their own, in a long "
+        "video; SVD / Diffusion Forcing); 0 = given clean", metavar="T"))
     attention_backend: str = field(default="sdpa", metadata=_opt("attention kernels", ("sdpa", "xformers")))
     ema: bool = field(default=False, metadata=_opt(
         "keep an exponential moving average of the trained weights; the output holds the EMA weights"))
@@ -235,6 +239,11 @@ class TrainConfig(RunSettings):
                                 f"{self.frames} (some frames must be left to denoise)")
         if not 0.0 < self.context_prob <= 1.0:
             raise LdmVideoError(f"--context-prob must be in (0, 1], got {self.context_prob}")
+        if self.context_noise and not self.context_frames:
+            raise LdmVideoError(f"--context-noise {self.context_noise} needs --context-frames N > 0 (there are no "
+                                "context frames to noise)")
+        if self.context_noise < 0:
+            raise LdmVideoError(f"--context-noise must be >= 0, got {self.context_noise}")
         if self.context_prob != 0.5 and not self.context_frames:
             raise LdmVideoError(f"--context-prob {self.context_prob} needs --context-frames N > 0 (there are no "
                                 "context frames to give)")

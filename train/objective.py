@@ -81,15 +81,28 @@ def context_mask(batch: int, frames: int, context_frames: int, prob: float,
     return given[:, None] & (frame_idx[None, :] < context_frames)  # (b, f)
 
 
-def with_context(x_t: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor,
-                 given: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The U-Net input and per-frame timesteps when `given` frames are clean: (b, c, f, h, w), long (b, f).
+def context_timesteps(batch: int, max_timestep: int, generator: torch.Generator,
+                      device: torch.device | str) -> torch.Tensor:
+    """Noise level of each clip's given frames, t_c ~ U{0, ..., max_timestep} -> long (b,).
 
-    Given frames are the clean latents at timestep 0; the others keep x_t at the clip's timestep.
+    Noise augmentation of the conditioning frames (SVD, Blattmann et al. 2023; Diffusion Forcing, Chen et al.
+    2024): trained on given frames at a random small noise level, with that level as their timestep, the layers
+    learn not to copy every flaw of the frames they continue, the error that accumulates over a long video.
+    """
+    return torch.randint(0, max_timestep + 1, (batch,), generator=generator).to(device)  # (b,) drawn on the CPU
+
+
+def with_context(x_t: torch.Tensor, context: torch.Tensor, timesteps: torch.Tensor, given: torch.Tensor,
+                 context_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The U-Net input and per-frame timesteps when `given` frames are given: (b, c, f, h, w), long (b, f).
+
+    Given frames take `context` (the clean latents, or the latents noised to `context_t`) at timestep
+    `context_t` (b,) (default 0: clean); the others keep x_t at the clip's timestep.
     """
     given = given.to(x_t.device)
-    x = torch.where(given[:, None, :, None, None], latents.to(x_t.dtype), x_t)  # (b, c, f, h, w)
-    t = torch.where(given, torch.zeros_like(timesteps)[:, None], timesteps[:, None])  # (b, f)
+    x = torch.where(given[:, None, :, None, None], context.to(x_t.dtype), x_t)  # (b, c, f, h, w)
+    given_t = torch.zeros_like(timesteps) if context_t is None else context_t.to(timesteps)  # (b,)
+    t = torch.where(given, given_t[:, None], timesteps[:, None])  # (b, f)
     return x, t
 
 

@@ -80,7 +80,7 @@ class Run:
         metadata = {"num_frames": cfg.frames, "resolution": f"{self.resolution[0]}x{self.resolution[1]}",
                     "noise_prior": cfg.noise_prior, "noise_alpha": cfg.noise_alpha,
                     "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.base,
-                    "context_frames": cfg.context_frames}
+                    "context_frames": cfg.context_frames, "context_noise": cfg.context_noise}
         if step is not None:
             metadata["step"] = step
         params = self.unwrapped.trainable_parameters()

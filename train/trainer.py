@@ -27,7 +27,7 @@ logger = logging.getLogger("ldm_video.train")
 __all__ = ["TrainResult", "train"]
 
 # settings that change the model's shape or the data stream: a checkpoint cannot resume under other values
-_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema", "context_frames",
+_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema", "context_frames", "context_noise",
                       "batch_size", "grad_accum", "seed")
 
 
@@ -57,7 +57,11 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
         # layers, so they get none): some clips' first frames clean at t = 0, left out of the loss; `train` has
         # checked that frames are left to denoise
         given = objective.context_mask(b, latents.shape[2], cfg.context_frames, cfg.context_prob, generator)  # (b, f)
-        x_t, t_model = objective.with_context(x_t, latents, t, given)  # (b, 4, f, h, w), (b, f)
+        context, t_context = latents, None  # clean given frames at t = 0 ...
+        if cfg.context_noise:  # ... or noised to a random level t_c <= --context-noise (noise augmentation)
+            t_context = objective.context_timesteps(b, cfg.context_noise, generator, device)  # (b,)
+            context = objective.noisy_latents(run.noise_scheduler, latents, noise, t_context)  # (b, 4, f, h, w)
+        x_t, t_model = objective.with_context(x_t, context, t, given, t_context)  # (b, 4, f, h, w), (b, f)
     with run.accelerator.autocast():
         prediction = run.model(x_t.to(run.weight_dtype).contiguous(), t_model, text).sample  # (b, 4, f, h, w)
     return objective.diffusion_loss(prediction, target, given)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ldm_video.toy.world import COLOURS, DIRECTIONS, parse_caption
+from ldm_video.toy.world import COLOURS, motion_direction, parse_caption
 
 CHROMA_THRESHOLD = 60.0  # an object pixel has max(RGB) - min(RGB) above this (background chroma is ~0)
 MIN_AREA = 30  # fewer object pixels than this: the object is absent
@@ -145,6 +145,24 @@ def seam_jump_ratio(track: np.ndarray, starts: list[int], eps: float = 1e-6) -> 
     return float((seam.mean() + eps) / (within.mean() + eps))
 
 
+def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Which centroid steps (s, 2), taken at `midpoints` (s, 2), follow the ground-truth motion -> bool (s,).
+
+    A step counts when it is longer than MIN_STEP and its component along the motion's direction at that place
+    (`world.motion_direction`: the caption's direction, or the clockwise tangent for orbiting) exceeds its
+    sideways component, i.e. it is within 45 degrees of it; for the reflecting motions (bouncing, pacing), whose
+    sign flips at the margins, when it runs along their axis (vertical, horizontal).
+    """
+    moving = np.linalg.norm(steps, axis=1) > MIN_STEP  # (s,)
+    if motion in ("bouncing", "pacing"):
+        axis = 1 if motion == "bouncing" else 0
+        return moving & (np.abs(steps[:, axis]) > np.abs(steps[:, 1 - axis]))
+    directions = np.array([motion_direction(motion, p) for p in midpoints]).reshape(-1, 2)  # (s, 2) unit
+    along = np.sum(steps * directions, axis=1)  # (s,) forwards component
+    across = np.abs(steps[:, 0] * directions[:, 1] - steps[:, 1] * directions[:, 0])  # (s,) sideways component
+    return moving & (along > across)
+
+
 @dataclass(frozen=True)
 class VideoScores:
     """Toy-world scores of one video against its caption; fractions are in [0, 1], 1 is best."""
@@ -155,8 +173,8 @@ class VideoScores:
     shape: float  # fraction of frames whose object has the captioned shape
     identity: float  # fraction of present frames with the video's most common (colour, shape)
     background: float  # fraction of frames whose background is within BACKGROUND_TOLERANCE of the median one
-    direction: float  # fraction of steps moving as captioned (straight: positive along the direction;
-    #                   bouncing: mostly vertical)
+    direction: float  # fraction of steps moving as captioned (`motion_steps_ok`: straight and orbiting within
+    #                   45 degrees of the direction there; bouncing / pacing: mostly vertical / horizontal)
     reversals: int  # sign changes of the vertical motion (a bouncing object reverses)
     speed_consistency: float  # 1 - std / mean of centroid step lengths, clipped to [0, 1]
     mean_speed: float  # mean centroid step length in pixels per frame
@@ -170,20 +188,22 @@ class VideoScores:
 
 
 def score_video(frames: np.ndarray, caption: str, clip_frames: int | None = None,
-                seam_drop: int = 0) -> VideoScores:
+                seam_drop: int = 0, starts: list[int] | None = None) -> VideoScores:
     """Score uint8 (f, h, w, 3) frames against a toy caption ('a red circle moving left').
 
     Args:
         clip_frames: frames of the first clip of a long video (as given to `ldm-video generate`); with it the
             seam jump ratio is measured. Every later clip adds clip_frames - seam_drop frames.
+        starts: the clips' first frames as recorded (a `generate` sidecar's clip_starts), instead of the two above.
     """
     colour, shape, motion = parse_caption(caption)
     analyses = analyse_video(frames)
-    return score_analyses(analyses, colour, shape, motion, clip_frames, seam_drop)
+    return score_analyses(analyses, colour, shape, motion, clip_frames, seam_drop, starts)
 
 
 def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motion: str,
-                   clip_frames: int | None = None, seam_drop: int = 0) -> VideoScores:
+                   clip_frames: int | None = None, seam_drop: int = 0,
+                   starts: list[int] | None = None) -> VideoScores:
     """score_video on already analysed frames."""
     from ldm_video.infer.metrics import clip_starts
 
@@ -193,7 +213,9 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
     identity = identities.most_common(1)[0][1] / len(present) if present else 0.0
     track = centroid_track(analyses)  # (f, 2)
     steps = track[1:] - track[:-1]  # (f-1, 2); steps[t-1] is the pair (t-1, t)
-    starts = clip_starts(n, clip_frames, clip_frames - seam_drop) if clip_frames else []
+    if starts is None:
+        starts = clip_starts(n, clip_frames, clip_frames - seam_drop) if clip_frames else []
+    seams = bool(starts)
     valid = ~np.isnan(steps).any(axis=1)  # consecutive pairs where both frames have the object
     crosses = np.isin(np.arange(1, n), starts)[valid]  # (s,) the pair straddles a clip seam
     steps = steps[valid]
@@ -202,14 +224,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
     if len(steps) == 0:
         direction, reversals, consistency, mean_speed = 0.0, 0, 0.0, 0.0
     else:
-        moving = lengths > MIN_STEP
-        if motion == "bouncing":
-            good = moving & (np.abs(steps[:, 1]) > np.abs(steps[:, 0]))
-        else:
-            dx, dy = DIRECTIONS[motion]
-            along = steps @ np.array([dx, dy])  # (s,) forwards component
-            across = np.abs(steps @ np.array([-dy, dx]))  # (s,) sideways component
-            good = moving & (along > across)
+        good = motion_steps_ok(motion, track[1:][valid] - steps / 2, steps)  # (s,) judged at each step's middle
         direction = float(good.mean())
         seam_direction = float(good[crosses].mean()) if crosses.any() else None
         vertical = np.sign(steps[np.abs(steps[:, 1]) > MIN_STEP, 1])
@@ -219,7 +234,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
     backgrounds = np.array([a.background for a in analyses], dtype=np.float64)  # (f, 3)
     usual = np.median(backgrounds, axis=0) if n else np.zeros(3)
     steady = float((np.linalg.norm(backgrounds - usual, axis=1) <= BACKGROUND_TOLERANCE).mean()) if n else 0.0
-    seam = seam_jump_ratio(track, starts) if clip_frames else None
+    seam = seam_jump_ratio(track, starts) if seams else None
     return VideoScores(
         frames=n,
         present=len(present) / n if n else 0.0,

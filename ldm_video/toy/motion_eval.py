@@ -40,6 +40,7 @@ class ClipSampling:
     dsg_beta: float = 0.4  # long videos: VidRD DSG beta (its released default)
     seam_drop: int | None = None  # long videos: leading frames of each later clip left out (None: generate's default)
     extend: str = "vidrd"  # long videos: "vidrd", or "context" (temporal layers trained with --context-frames)
+    context_noise: int = 0  # long videos, extend "context": timestep of the noise put on the given frames
 
 
 @dataclass
@@ -86,8 +87,10 @@ class ToyGenerator:
         long = num_frames > s.clip_frames  # one clip needs no overlap and drops nothing
         vidrd = VidRDConfig(clip_frames=s.clip_frames, overlap=s.overlap if long else 0, pns_alpha=s.pns_alpha,
                             dsg_beta=s.dsg_beta, order=s.reuse_order)
-        video = LongVideoConfig(num_frames=num_frames, extend=s.extend if long else "vidrd", vidrd=vidrd,
-                                seam_drop=self.seam_drop() if long else 0)
+        extend = s.extend if long else "vidrd"
+        video = LongVideoConfig(num_frames=num_frames, extend=extend, vidrd=vidrd,
+                                seam_drop=self.seam_drop() if long else 0,
+                                context_noise=s.context_noise if extend == "context" else 0)
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
                                sampling=sampling, video=video, progress=False)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each

@@ -5,6 +5,10 @@ bouncing) on neutral backgrounds, 64x64 px, captioned "a red circle moving left"
 function of its seed, so a data folder or an in-memory stream can be rebuilt exactly. Motion is at constant
 speed along the captioned direction and stays fully inside the frame; "bouncing" moves vertically at constant
 speed and reflects off the top and bottom margins (a triangle wave that reverses on frame boundaries).
+Two motions can last for ever inside the frame, for long videos (not drawn by the default world):
+"orbiting" circles the frame centre clockwise (on screen) at constant speed and radius, "pacing" moves
+horizontally and reflects off the left and right margins. Per frame the ground truth is the object's centre
+(`centres`) and velocity (`velocities`).
 Shapes are drawn with 8x8 super-sampled coverage, so sub-pixel motion is smooth.
 """
 
@@ -28,7 +32,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "green": (40, 175, 60),
     "blue": (45, 75, 220),
 }
-MOTIONS = ("left", "right", "up", "down", "bouncing")
+MOTIONS = ("left", "right", "up", "down", "bouncing")  # what the full world draws
+# motions that never leave the frame however long the video: drawn only when a WorldConfig names them, so every
+# seed of the full world draws what it always drew
+LASTING_MOTIONS = ("orbiting", "pacing")
+ALL_MOTIONS = MOTIONS + LASTING_MOTIONS
+MIN_ORBIT_RADIUS = 10.0  # px from the frame centre; the largest keeps the whole object inside the margins
 # background name -> RGB; neutral (zero chroma), so colour segmentation separates object from background
 BACKGROUNDS: dict[str, tuple[int, int, int]] = {"white": (235, 235, 235), "gray": (128, 128, 128), "black": (20, 20, 20)}
 # unit direction (dx, dy) in image coordinates (y grows downwards) for the straight motions
@@ -54,7 +63,7 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         for kind, chosen, names in (("shapes", self.shapes, SHAPES), ("colours", self.colours, tuple(COLOURS)),
-                                    ("motions", self.motions, MOTIONS)):
+                                    ("motions", self.motions, ALL_MOTIONS)):
             unknown = [c for c in chosen if c not in names]
             if not chosen or unknown:
                 raise ValueError(f"{kind} must be a non-empty choice of {', '.join(names)}, got {list(chosen)}")
@@ -82,8 +91,8 @@ class ToySpec:
 
 
 def caption_for(colour: str, shape: str, motion: str) -> str:
-    """The caption of a toy video: 'a red circle moving left' / 'a blue square bouncing'."""
-    return f"a {colour} {shape} bouncing" if motion == "bouncing" else f"a {colour} {shape} moving {motion}"
+    """The caption of a toy video: 'a red circle moving left' / 'a blue square bouncing' / '... orbiting'."""
+    return f"a {colour} {shape} moving {motion}" if motion in DIRECTIONS else f"a {colour} {shape} {motion}"
 
 
 def all_captions() -> list[str]:
@@ -95,7 +104,7 @@ def parse_caption(caption: str) -> tuple[str, str, str]:
     """(colour, shape, motion) named in a toy caption; raises ValueError when one is missing."""
     words = caption.lower().replace(",", " ").split()
     found = {}
-    for kind, names in (("colour", COLOURS), ("shape", SHAPES), ("motion", MOTIONS)):
+    for kind, names in (("colour", COLOURS), ("shape", SHAPES), ("motion", ALL_MOTIONS)):
         hits = [w for w in words if w in names]
         if len(hits) != 1:
             raise ValueError(f"caption {caption!r} must name exactly one {kind} of {', '.join(names)}")
@@ -128,6 +137,19 @@ def sample_spec(rng: np.random.Generator, num_frames: int, config: WorldConfig =
         phase = int(rng.integers(0, 2 * n)) * speed  # where on the reflecting path frame 0 is, a whole step
         y = _triangle(phase, lo, span)
         return ToySpec(shape, colour, motion, background, extent, speed, (x, y), num_frames, phase)
+    if motion == "orbiting":  # any length: constant radius, clockwise on screen, speed in the world's range
+        speed = float(rng.uniform(config.min_speed, config.max_speed))
+        radius = float(rng.uniform(MIN_ORBIT_RADIUS, max(MIN_ORBIT_RADIUS, config.size / 2 - lo)))
+        angle = float(rng.uniform(0, 2 * np.pi))
+        centre = config.size / 2
+        start = (centre + radius * np.cos(angle), centre + radius * np.sin(angle))
+        return ToySpec(shape, colour, motion, background, extent, speed, start, num_frames)
+    if motion == "pacing":  # any length: a horizontal triangle wave at constant speed between the margins
+        speed = float(rng.uniform(config.min_speed, config.max_speed))
+        phase = float(rng.uniform(0, 2 * span))  # where on the reflecting path frame 0 is
+        y = float(rng.uniform(lo, hi))
+        return ToySpec(shape, colour, motion, background, extent, speed, (_triangle(phase, lo, span), y),
+                       num_frames, phase)
     fastest = min(config.max_speed, span / steps)  # the whole path stays inside the frame
     speed = float(rng.uniform(min(config.min_speed, fastest), fastest))  # long videos: slower than min_speed
     dx, dy = DIRECTIONS[motion]
@@ -156,8 +178,51 @@ def centres(spec: ToySpec, config: WorldConfig = WorldConfig()) -> np.ndarray:
         span = config.size - config.margin - spec.extent / 2 - lo
         ys = np.array([_triangle(spec.phase + spec.speed * i, lo, span) for i in t])  # (f,)
         return np.stack([np.full_like(t, x0), ys], axis=1)
+    if spec.motion == "orbiting":
+        centre = config.size / 2
+        radius = float(np.hypot(x0 - centre, y0 - centre))
+        angle = np.arctan2(y0 - centre, x0 - centre) + spec.speed / radius * t  # (f,) y grows down: clockwise
+        return np.stack([centre + radius * np.cos(angle), centre + radius * np.sin(angle)], axis=1)
+    if spec.motion == "pacing":
+        lo = config.margin + spec.extent / 2
+        span = config.size - config.margin - spec.extent / 2 - lo
+        xs = np.array([_triangle(spec.phase + spec.speed * i, lo, span) for i in t])  # (f,)
+        return np.stack([xs, np.full_like(t, y0)], axis=1)
     dx, dy = DIRECTIONS[spec.motion]
     return np.stack([x0 + dx * spec.speed * t, y0 + dy * spec.speed * t], axis=1)
+
+
+def velocities(spec: ToySpec, config: WorldConfig = WorldConfig()) -> np.ndarray:
+    """Ground-truth velocity (dx, dy) in px per frame at every frame, float (f, 2): the motion's direction at the
+    object's position times its speed (at a reflection, the direction it leaves in)."""
+    return np.stack([motion_direction(spec.motion, p, config, heading) for p, heading in
+                     zip(centres(spec, config), _headings(spec, config))]) * spec.speed  # (f, 2)
+
+
+def _headings(spec: ToySpec, config: WorldConfig) -> list[float]:
+    """+1 / -1 per frame: the sign of the coming step along a reflecting path (bouncing: y, pacing: x)."""
+    if spec.motion not in ("bouncing", "pacing"):
+        return [1.0] * spec.num_frames
+    lo = config.margin + spec.extent / 2
+    span = config.size - config.margin - spec.extent / 2 - lo
+    phases = (spec.phase + spec.speed * np.arange(spec.num_frames)) % (2 * span)  # (f,)
+    return [1.0 if p < span - 1e-9 else -1.0 for p in phases]
+
+
+def motion_direction(motion: str, position, config: WorldConfig = WorldConfig(), heading: float = 1.0) -> np.ndarray:
+    """Unit direction (dx, dy) of `motion` at `position` (x, y): straight motions everywhere the same, orbiting the
+    clockwise tangent around the frame centre, bouncing / pacing vertical / horizontal with sign `heading`."""
+    if motion in DIRECTIONS:
+        return np.array(DIRECTIONS[motion], dtype=np.float64)
+    if motion == "orbiting":
+        rx, ry = position[0] - config.size / 2, position[1] - config.size / 2
+        norm = max(float(np.hypot(rx, ry)), 1e-9)
+        return np.array([-ry / norm, rx / norm])  # d/dtheta of (cos, sin): clockwise on screen
+    if motion == "bouncing":
+        return np.array([0.0, heading])
+    if motion == "pacing":
+        return np.array([heading, 0.0])
+    raise ValueError(f"unknown motion {motion!r}; choose from {', '.join(ALL_MOTIONS)}")
 
 
 def _coverage(shape: str, cx: float, cy: float, extent: float, config: WorldConfig) -> np.ndarray:
