@@ -113,10 +113,20 @@ def main() -> None:
                         help="context-noise: the timestep of the given frames' noise (default: what generate "
                              "uses for this --motion)")
     parser.add_argument("--work", default="/tmp/long-video-bench", help="folder for the sampled videos")
+    parser.add_argument("--rows", help="also append every run's row as a JSON line to this file")
+    parser.add_argument("--table", nargs="+", metavar="ROWS", help="only print the table of earlier --rows files "
+                        "(e.g. two runs of this script side by side, one per core)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child's run spec (JSON)
     args = parser.parse_args()
     if args.one:
         return run_one(json.loads(args.one))
+    if args.table:
+        rows = {}
+        for path in args.table:
+            for line in Path(path).read_text().splitlines():
+                row = json.loads(line)
+                rows.setdefault((row["method"], row["frames"]), []).append(row)
+        return print_table(rows, row["context_noise"])
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
     context_noise = args.context_noise
@@ -139,18 +149,27 @@ def main() -> None:
                     child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], check=True,
                                            capture_output=True, text=True)
                     timing = json.loads(child.stdout.strip().splitlines()[-1])
-                    row = {**timing, **score(np.load(out), prompt, timing["seam_drop"])}
+                    row = {"method": method, "frames": frames, "prompt": prompt, "seed": seed,
+                           "context_noise": context_noise, **timing, **score(np.load(out), prompt, timing["seam_drop"])}
                     rows.setdefault((method, frames), []).append(row)
+                    if args.rows:
+                        with open(args.rows, "a") as f:
+                            f.write(json.dumps(row) + "\n")
                     print(f"{method:>15} {frames:>5} frames, {prompt!r} seed {seed}: {row['seconds'] / frames:.3f} "
                           f"s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion {row['motion']:.2f} (last 15 % "
                           f"{row['last_motion']:.2f}), background {row['background']:.1f}, identity "
                           f"{row['identity']:.2f}, speed x{row['speed_ratio']:.2f}", flush=True)
+    print_table(rows, context_noise)
+
+
+def print_table(rows: dict[tuple[str, int], list[dict]], context_noise: int) -> None:
+    """The markdown table of the runs: means over prompts x seeds per method and length."""
     print(f"\ncontext-noise: given frames noised to timestep {context_noise}; means over prompts x seeds; the last "
           "7 columns are the last 15 % of each video against its first 15 %\n")
     print("| method | frames | s / frame | peak RSS GiB | motion (all) | motion | background change | present | "
           "colour | identity | step ratio | seam jump | videos passing every bar |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (method, frames), group in rows.items():
+    for (method, frames), group in sorted(rows.items(), key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]))):
         m = {k: statistics.fmean(r[k] for r in group) for k in ("seconds", "peak_rss_gib", *COLUMNS)}
         print(f"| {method} | {frames} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | {m['motion']:.2f} | "
               f"{m['last_motion']:.2f} | {m['background']:.1f} | {m['present']:.2f} | {m['colour']:.2f} | "

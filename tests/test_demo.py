@@ -21,8 +21,8 @@ def _frames(path) -> int:
 @pytest.mark.parametrize("extend,reuse_order", [("context", "forward"), ("vidrd", "reversed")])
 def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, extend, reuse_order):
     cfg = DemoConfig(base=tiny_base, motion="down", held_out="square", videos=6, steps=2, batch_size=2,
-                     clip_seeds=2, untrained_clip_seeds=1, long_frames=12, sample_steps=2, reuse_order=reuse_order,
-                     extend=extend)
+                     clip_seeds=2, untrained_clip_seeds=1, long_frames=16, sample_steps=2, reuse_order=reuse_order,
+                     extend=extend, drift_segments=2)
     report = run_demo(tmp_path / "demo", cfg, progress=False)
     out = tmp_path / "demo"
     assert json.loads((out / "report.json").read_text())["train"]["steps"] == 2
@@ -31,7 +31,7 @@ def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, extend, reuse_ord
     assert {s["motion"] for s in specs} == {"down"} and "square" not in {s["shape"] for s in specs}
     for i in range(2):
         for kind in ("tuned", "untrained"):
-            assert _frames(out / f"video_{i}_{kind}.mp4") == 12
+            assert _frames(out / f"video_{i}_{kind}.mp4") == 16
     for kind in ("tuned", "untrained"):
         assert _frames(out / f"clips_{kind}.mp4") == 8  # the colour x shape mosaic of short clips
     assert (out / "motion_adapter" / "config.json").exists()
@@ -42,9 +42,12 @@ def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, extend, reuse_ord
     assert 0.0 <= clips["held out"]["direction"] <= 1.0
     assert list(report["long"]) == ["a red circle moving down", "a blue square moving down"]
     long = report["long"]["a blue square moving down"]["tuned"]
-    assert long["frames"] == 12 and "seam_direction" in long
+    assert long["frames"] == 16 and "seam_direction" in long
+    assert [(s["start"], s["end"]) for s in long["segments"]] == [(0, 8), (8, 16)]
+    assert set(long["drift"]) == {"first", "last", "contrast"} and long["drift"]["first"]["background"] == 0
     md = (out / "report.md").read_text()
     assert "held-out shape (square)" in md and "moves down" in md and "across seams" in md
+    assert "segment by segment" in md and "| 8-15 |" in md and "Start against end" in md
     assert report["config"]["reuse_order"] == reuse_order
     # the tuned layers learnt to continue given frames only when the long videos use them
     record = json.loads((out / "motion" / "temporal_config.json").read_text())
@@ -65,8 +68,10 @@ def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_pat
     with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit 2
         main(["demo", "--output-dir", str(tmp_path / "new"), "--direction", "bouncing"])
     assert exit_info.value.code == 2
-    with pytest.raises(LdmVideoError, match="straight motion"):
+    with pytest.raises(LdmVideoError, match="choose one of orbiting"):
         DemoConfig(motion="bouncing")
+    with pytest.raises(LdmVideoError, match="at least two clips"):
+        DemoConfig(long_frames=12)
     with pytest.raises(LdmVideoError, match="clips of more than 4 frames"):
         DemoConfig(frames=4, clip_frames=4)  # context frames need frames left to denoise
 
