@@ -23,7 +23,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ldm_video.toy.metrics import FrameAnalysis, analyse_video, centroid_track, motion_steps_ok
+from ldm_video.toy.metrics import (
+    FrameAnalysis,
+    analyse_video,
+    centroid_track,
+    motion_steps_ok,
+    step_wall_gaps,
+)
 from ldm_video.toy.world import parse_caption
 
 EDGE_SHARE = 0.15  # FramePack's start-end contrast compares the first and the last 15 % of a video
@@ -67,7 +73,8 @@ def _segment(analyses: list[FrameAnalysis], start: int, end: int, colour: str, s
     steps = track[1:] - track[:-1]  # (n-1, 2)
     valid = ~np.isnan(steps).any(axis=1)
     lengths = np.linalg.norm(steps[valid], axis=1)  # (s,)
-    ok = motion_steps_ok(motion, track[1:][valid] - steps[valid] / 2, steps[valid])  # (s,)
+    gaps = step_wall_gaps(part, motion)[valid]  # (s,)
+    ok = motion_steps_ok(motion, track[1:][valid] - steps[valid] / 2, steps[valid], gaps)  # (s,)
     speed = float(lengths.mean()) if len(lengths) else 0.0
     return SegmentScores(
         start=start, end=end,

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ldm_video.toy.world import COLOURS, motion_direction, parse_caption
+from ldm_video.toy.world import COLOURS, WorldConfig, motion_direction, parse_caption
 
 CHROMA_THRESHOLD = 60.0  # an object pixel has max(RGB) - min(RGB) above this (background chroma is ~0)
 MIN_AREA = 30  # fewer object pixels than this: the object is absent
@@ -75,6 +75,7 @@ class FrameAnalysis:
     fill: float  # object pixels / bounding-box pixels
     rgb: tuple[float, float, float] | None  # mean colour of the object's pixels
     background: tuple[float, float, float]  # mean colour of the non-object pixels
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # the object's box (x0, y0, x1, y1), pixel edges, x1 / y1 exclusive
 
 
 def analyse_frame(frame: np.ndarray) -> FrameAnalysis:
@@ -115,7 +116,8 @@ def analyse_frame(frame: np.ndarray) -> FrameAnalysis:
     weight = chroma[gy, gx]  # (n,)
     centroid = (float((gx + 0.5) @ weight / weight.sum()), float((gy + 0.5) @ weight / weight.sum()))
     mean_rgb = tuple(float(v) for v in rgb[obj].mean(axis=0))
-    return FrameAnalysis(True, _PALETTE_NAMES[colour_index], shape, centroid, area, fill, mean_rgb, background)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return FrameAnalysis(True, _PALETTE_NAMES[colour_index], shape, centroid, area, fill, mean_rgb, background, box)
 
 
 def analyse_video(frames: np.ndarray) -> list[FrameAnalysis]:
@@ -145,22 +147,60 @@ def seam_jump_ratio(track: np.ndarray, starts: list[int], eps: float = 1e-6) -> 
     return float((seam.mean() + eps) / (within.mean() + eps))
 
 
-def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Which centroid steps (s, 2), taken at `midpoints` (s, 2), follow the ground-truth motion -> bool (s,).
+WALL_TOLERANCE = 3.0  # px: a reflecting motion may turn back when the object is this close to its margin
+
+
+def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray,
+                    wall_gaps: np.ndarray | None = None) -> np.ndarray:
+    """Which consecutive centroid steps (s, 2), taken at `midpoints` (s, 2), follow the ground-truth motion -> bool (s,).
 
     A step counts when it is longer than MIN_STEP and its component along the motion's direction at that place
     (`world.motion_direction`: the caption's direction, or the clockwise tangent for orbiting) exceeds its
-    sideways component, i.e. it is within 45 degrees of it; for the reflecting motions (bouncing, pacing), whose
-    sign flips at the margins, when it runs along their axis (vertical, horizontal).
+    sideways component, i.e. it is within 45 degrees of it. The reflecting motions (bouncing: vertical, pacing:
+    horizontal) turn back only at the margins: a step counts when it runs along their axis in the sense of the
+    last such step, or the object is within WALL_TOLERANCE of a margin (`wall_gaps` (s,): px between its box and
+    the nearer margin along the axis, from `wall_gaps`; default: a box of the world's largest extent around the
+    midpoint), so a stall, a jitter or a turn in mid-frame does not.
     """
     moving = np.linalg.norm(steps, axis=1) > MIN_STEP  # (s,)
     if motion in ("bouncing", "pacing"):
         axis = 1 if motion == "bouncing" else 0
-        return moving & (np.abs(steps[:, axis]) > np.abs(steps[:, 1 - axis]))
+        along = steps[:, axis]  # (s,)
+        on_axis = moving & (np.abs(along) > np.abs(steps[:, 1 - axis]))
+        if wall_gaps is None:
+            config = WorldConfig()
+            pos, half = midpoints[:, axis], config.max_extent / 2
+            wall_gaps = np.minimum(pos - half, config.size - pos - half) - config.margin  # (s,)
+        near_wall = np.asarray(wall_gaps) < WALL_TOLERANCE  # (s,)
+        ok = np.zeros(len(steps), dtype=bool)
+        sense = 0.0  # sign of the last step along the axis (0: none yet)
+        for i in np.flatnonzero(on_axis):
+            step_sense = np.sign(along[i])
+            ok[i] = sense in (0.0, step_sense) or near_wall[i]
+            sense = step_sense
+        # the frame interval in which the object touches the margin and comes back moves it little: one short step
+        # at the wall between moving ones is the turn itself (two or more in a row are a stall)
+        turn = near_wall & ~moving & np.r_[True, moving[:-1]] & np.r_[moving[1:], True]
+        return ok | turn
     directions = np.array([motion_direction(motion, p) for p in midpoints]).reshape(-1, 2)  # (s, 2) unit
     along = np.sum(steps * directions, axis=1)  # (s,) forwards component
     across = np.abs(steps[:, 0] * directions[:, 1] - steps[:, 1] * directions[:, 0])  # (s,) sideways component
     return moving & (along > across)
+
+
+def wall_gaps(analyses: list[FrameAnalysis], motion: str) -> np.ndarray:
+    """Per frame, px between the object's box and the nearer frame margin along a reflecting motion's axis
+    (vertical for bouncing, horizontal for pacing), NaN when the object is absent -> (f,)."""
+    config = WorldConfig()
+    axis = 0 if motion == "pacing" else 1
+    return np.array([min(a.box[axis], config.size - a.box[axis + 2]) - config.margin if a.present else np.nan
+                     for a in analyses])
+
+
+def step_wall_gaps(analyses: list[FrameAnalysis], motion: str) -> np.ndarray:
+    """`wall_gaps` per consecutive pair of frames (the nearer of the two) -> (f-1,)."""
+    gaps = wall_gaps(analyses, motion)
+    return np.fmin(gaps[1:], gaps[:-1])
 
 
 @dataclass(frozen=True)
@@ -174,8 +214,9 @@ class VideoScores:
     identity: float  # fraction of present frames with the video's most common (colour, shape)
     background: float  # fraction of frames whose background is within BACKGROUND_TOLERANCE of the median one
     direction: float  # fraction of steps moving as captioned (`motion_steps_ok`: straight and orbiting within
-    #                   45 degrees of the direction there; bouncing / pacing: mostly vertical / horizontal)
-    reversals: int  # sign changes of the vertical motion (a bouncing object reverses)
+    #                   45 degrees of the direction there; bouncing / pacing: along their axis, turning only at
+    #                   the margins)
+    reversals: int  # sign changes of the motion along the vertical (horizontal for pacing): reflections
     speed_consistency: float  # 1 - std / mean of centroid step lengths, clipped to [0, 1]
     mean_speed: float  # mean centroid step length in pixels per frame
     seam_jump: float | None  # seam jump ratio of the centroid track (None without clip_frames)
@@ -224,11 +265,13 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
     if len(steps) == 0:
         direction, reversals, consistency, mean_speed = 0.0, 0, 0.0, 0.0
     else:
-        good = motion_steps_ok(motion, track[1:][valid] - steps / 2, steps)  # (s,) judged at each step's middle
+        gaps = step_wall_gaps(analyses, motion)[valid]  # (s,)
+        good = motion_steps_ok(motion, track[1:][valid] - steps / 2, steps, gaps)  # judged at each step's middle
         direction = float(good.mean())
         seam_direction = float(good[crosses].mean()) if crosses.any() else None
-        vertical = np.sign(steps[np.abs(steps[:, 1]) > MIN_STEP, 1])
-        reversals = int((vertical[1:] != vertical[:-1]).sum())
+        axis = 0 if motion == "pacing" else 1  # the axis a reflecting motion turns on (vertical for the others)
+        senses = np.sign(steps[np.abs(steps[:, axis]) > MIN_STEP, axis])
+        reversals = int((senses[1:] != senses[:-1]).sum())
         mean_speed = float(lengths.mean())
         consistency = float(np.clip(1 - lengths.std() / mean_speed, 0, 1)) if mean_speed > MIN_STEP else 0.0
     backgrounds = np.array([a.background for a in analyses], dtype=np.float64)  # (f, 3)
