@@ -158,6 +158,10 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     if config.images == "frame" and not config.lora_rank and launcher_main_process():
         logger.warning("--images frame: one-frame image samples skip the temporal layers, so without --lora-rank "
                        "their batches train nothing (zero gradients); use --images pseudo-video to train on images")
+    from ldm_video.export import reach_note
+
+    if reach_note(config.temporal_layers) and launcher_main_process():
+        logger.warning("%s", reach_note(config.temporal_layers))
     run = setup_run(config, progress=progress)
     if config.context_frames and config.context_frames >= run.latent_frames():  # a causal VAE compresses time
         raise LdmVideoError(f"--context-frames {config.context_frames} leaves none of the {run.latent_frames()} latent "

@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import torch
 
+from ldm_video.base import DEFAULT_BASE
 from ldm_video.errors import LdmVideoError
 from ldm_video.train.config import RunSettings, _opt
 from ldm_video.train.engine import Job
@@ -60,7 +61,7 @@ class TrainVAEConfig(RunSettings):
     kind: str = field(default="temporal-decoder", metadata=_opt(
         "temporal-decoder: SD VAE + temporal convs in the decoder; causal3d: SD VAE inflated to a causal 3D VAE "
         "with 4x temporal compression", TRAIN_KINDS))
-    base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(
+    base: str = field(default=DEFAULT_BASE, metadata=_opt(
         "SD 2.x base whose VAE is extended: diffusers folder, hub id or single .safetensors / .ckpt file"))
     base_variant: str | None = field(default=None, metadata=_opt(
         "which SD 2.x a single-file --base is (2.1-base or 2.1-768-v; they share one VAE)", metavar="VARIANT"))
