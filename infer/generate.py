@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0); -1 draws a random seed, "
                    "printed and recorded in the video's .json")
     g.add_argument("--seeds", metavar="LIST", help="many videos: seeds like 0-7 or 1,5,9, -1 for a random one "
-                   "(e.g. -1,-1,-1: three; overrides --seed)")
+                   "(--seeds=-1,-1,-1: three random seeds; overrides --seed)")
     g.add_argument("--height", type=int, default=256, help="pixels, multiple of 8 (default 256)")
     g.add_argument("--width", type=int, default=256, help="pixels, multiple of 8 (default 256)")
 
@@ -454,6 +454,9 @@ def run(args: argparse.Namespace) -> int:
         from ldm_video.checkpoint import recorded_base
 
         args.base = (recorded_base(args.motion) if args.motion else None) or DEFAULT_BASE
+    from ldm_video.base import check_base
+
+    check_base(args.base, args.base_variant)  # a missing or unreachable base is said before anything is written
     sampling, video = build_configs(args)  # with --extend context, M is read from the --motion before any loading
     jobs = plan_jobs(args, args.frames)
     for job in jobs:  # refuse a bad --out / --save-latents before loading anything

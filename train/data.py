@@ -173,21 +173,29 @@ def _check_item(path: Path, config: DataConfig, metadata: dict) -> MediaItem:
     return MediaItem(path, "video", caption, info, size=(info.height, info.width), starts=starts)
 
 
+def check_data_root(config: DataConfig) -> Path:
+    """`config.root` as a path: a folder, or one video / image file; LdmVideoError naming it otherwise (cheap: the
+    commands call it before they write anything)."""
+    root = Path(config.root).expanduser()
+    extensions = VIDEO_EXTENSIONS + (IMAGE_EXTENSIONS if config.images != "off" else ())
+    if root.is_file() and root.suffix.lower() not in extensions:
+        raise LdmVideoError(f"{config.root}: not a video or image file ({' '.join(extensions)}); --data takes a "
+                            "folder of them or one of them")
+    if not root.exists():
+        raise LdmVideoError(f"{config.root}: data folder not found")
+    return root
+
+
 def scan_folder(config: DataConfig, skipped: list[tuple[Path, str]] | None = None) -> list[MediaItem]:
     """Every usable media file under `config.root` (a folder, or one file), sorted by path; warns once per bad
     item (and appends `(path, reason)` to `skipped` when given).
 
     Raises LdmVideoError when the folder is missing or nothing in it is usable.
     """
-    root = Path(config.root).expanduser()
+    root = check_data_root(config)
     extensions = VIDEO_EXTENSIONS + (IMAGE_EXTENSIONS if config.images != "off" else ())
     if root.is_file():  # one file: trained on alone, its caption from a sidecar or its folder's metadata file
-        if root.suffix.lower() not in extensions:
-            raise LdmVideoError(f"{config.root}: not a video or image file ({' '.join(extensions)}); --data takes a "
-                                "folder of them or one of them")
         paths, metadata = [root], read_metadata(root.parent, recursive=False)
-    elif not root.is_dir():
-        raise LdmVideoError(f"{config.root}: data folder not found")
     else:
         paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions
                        and not any(part.startswith(".") for part in p.relative_to(root).parts))

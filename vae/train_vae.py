@@ -249,6 +249,11 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
     data_cfg = cfg.data_config()
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+    from ldm_video.base import check_base
+    from ldm_video.single_file import is_single_file
+
+    if is_single_file(cfg.base) or (Path(cfg.base) / "model_index.json").exists() or not Path(cfg.base).exists():
+        check_base(cfg.base, cfg.base_variant)  # a missing or unreachable base is said before the run folder is made
     overwritten = check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, run_files=RUN_FILES)
     resume_from = resume_point(cfg.resume, cfg.output_dir, main_process=launcher_main_process())
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
