@@ -29,7 +29,6 @@ from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
 from ldm_video.lora import DIFFUSERS_LORA_NAME, to_diffusers, to_kohya
 
-
 MOTION_FORMATS = ("motion-adapter", "animatediff")  # the formats that hold temporal attention only
 
 
