@@ -17,6 +17,7 @@ import torch
 
 from ldm_video.checkpoint import check_writable
 from ldm_video.errors import LdmVideoError
+from ldm_video.infer import run_defaults
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
     EXTEND_MODES,
@@ -27,16 +28,7 @@ from ldm_video.infer.pipeline import (
     encode_prompt,
     to_uint8,
 )
-from ldm_video.infer.prompts import (
-    MAX_SEED,
-    RANDOM_SEED,
-    PromptSchedule,
-    clip_weights,
-    draw_seeds,
-    output_path,
-    parse_seeds,
-    read_prompts,
-)
+from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.info import DTYPES
@@ -218,24 +210,9 @@ def context_overlap(args: argparse.Namespace) -> int:
     return m
 
 
-def clip_defaults(args: argparse.Namespace) -> None:
-    """--clip-frames and --fps not given: what the --motion was trained on (its record), else 8 and 8."""
-    from ldm_video.checkpoint import trained_clip
-
-    if args.clip_frames is not None and args.fps is not None:
-        return
-    frames, fps = trained_clip(args.motion) if args.motion and Path(args.motion).exists() else (None, None)
-    said = [f"--clip-frames {frames}" if args.clip_frames is None and frames else "",
-            f"--fps {fps:g}" if args.fps is None and fps else ""]
-    if any(said):  # said with each video written
-        args.clip_note = f"{' '.join(x for x in said if x)} as {args.motion} was trained"
-    args.clip_frames = args.clip_frames if args.clip_frames is not None else frames or 8
-    args.fps = args.fps if args.fps is not None else fps or 8.0
-
-
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
-    clip_defaults(args)
+    run_defaults.fill_clip(args)  # --clip-frames / --fps as the --motion was trained, unless given
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
     if args.extend is None:
         args.extend = default_extend(args)
@@ -316,12 +293,7 @@ def plan_jobs(args: argparse.Namespace, num_frames: int) -> list[Job]:
     if not 0.0 <= args.prompt_edit < 1.0:
         raise LdmVideoError(f"--prompt-edit must be in [0, 1), got {args.prompt_edit}")
     prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
-    if not args.seeds and not (args.seed == RANDOM_SEED or 0 <= args.seed <= MAX_SEED):
-        raise LdmVideoError(f"--seed {args.seed}: a seed is in 0..{MAX_SEED}, or -1 for a random one")
-    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
-    drawn = draw_seeds(seeds)  # -1: a random seed, said with each video and recorded in its sidecar
-    args.random_seeds = {d for s, d in zip(seeds, drawn) if s != d}
-    seeds = drawn
+    seeds = run_defaults.seeds(args)  # -1: a random seed, said with each video and recorded in its sidecar
     batch = len(prompts) * len(seeds) > 1
     jobs = []
     for i, prompt in enumerate(prompts):
@@ -449,14 +421,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.motion and not Path(args.motion).exists():
         raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
-    if args.base is None:  # the one rule for a missing --base (ldm_video.base)
-        from ldm_video.base import DEFAULT_BASE
-        from ldm_video.checkpoint import recorded_base
-
-        args.base = (recorded_base(args.motion) if args.motion else None) or DEFAULT_BASE
-    from ldm_video.base import check_base
-
-    check_base(args.base, args.base_variant)  # a missing or unreachable base is said before anything is written
+    run_defaults.fill_base(args)  # the --motion's base unless given; an unusable one is said before any writing
     sampling, video = build_configs(args)  # with --extend context, M is read from the --motion before any loading
     jobs = plan_jobs(args, args.frames)
     for job in jobs:  # refuse a bad --out / --save-latents before loading anything
@@ -508,7 +473,5 @@ def run(args: argparse.Namespace) -> int:
         else:
             sample_one(job, args, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
         if not args.quiet:
-            notes = [f"random seed {job.seed}"] if job.seed in getattr(args, "random_seeds", ()) else []
-            notes += [args.clip_note] if getattr(args, "clip_note", None) else []
-            print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips{''.join('; ' + n for n in notes)})")
+            print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips{run_defaults.notes(args, job.seed)})")
     return 0
