@@ -1,7 +1,7 @@
 """`ldm-video data preview`: see what the trainer would train on before spending GPU hours.
 
-For each usable item of --data, OUTPUT_DIR/<stem>.png holds the frames the trainer samples, side by side at the
-size they train at (after rotation, bucket, resize and crop), and OUTPUT_DIR/preview.json lists per item the
+For each usable item of --data, OUT/<stem>.png holds the frames the trainer samples, side by side at the
+size they train at (after rotation, bucket, resize and crop), and OUT/preview.json lists per item the
 file, its caption and where it came from, its size as decoded (after rotation), its bucket, the source
 timestamps of the sampled frames, and the skipped items with their reasons. It runs train's own data pipeline
 (`ldm_video.train.data`) on train's data flags (or a `--config` / preset), with the sample seeds that `prepare`
