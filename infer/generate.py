@@ -17,6 +17,7 @@ import torch
 
 from ldm_video.checkpoint import check_writable
 from ldm_video.errors import LdmVideoError
+from ldm_video.infer import run_defaults
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
     EXTEND_MODES,
@@ -27,7 +28,7 @@ from ldm_video.infer.pipeline import (
     encode_prompt,
     to_uint8,
 )
-from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, parse_seeds, read_prompts
+from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format, sidecar_path
 from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
 from ldm_video.info import DTYPES
@@ -58,8 +59,9 @@ def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("--base", required=True, help="SD 2.x base: diffusers folder, hub id, or one checkpoint file "
-                   "(.safetensors / .ckpt, original layout; loaded offline)")
+    g.add_argument("--base", help="SD 2.x base: diffusers folder, hub id, or one checkpoint file (.safetensors / "
+                   ".ckpt, original layout; loaded offline) (default: the base --motion was trained on, else "
+                   "stabilityai/stable-diffusion-2-1-base)")
     g.add_argument("--base-variant", metavar="2.1-base|2.1-768-v|DIR", help="which SD 2.x a single-file --base is: "
                    "2.1-base (epsilon, 512 px) or 2.1-768-v (v-prediction, 768 px), or a diffusers folder of configs "
                    "(default: read from a .yaml beside the file, its header or its name, else 2.1-base)")
@@ -98,15 +100,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="PYoCo initial-noise prior of the first (and, with --extend independent, every) clip")
     g.add_argument("--noise-alpha", type=float, default=0.0,
                    help="PYoCo alpha of --noise-prior (mixed: 1, progressive: 2 in the paper; default 0)")
-    g.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0)")
-    g.add_argument("--seeds", metavar="LIST", help="many videos: seeds like 0-7 or 1,5,9 (overrides --seed)")
+    g.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0); -1 draws a random seed, "
+                   "printed and recorded in the video's .json")
+    g.add_argument("--seeds", metavar="LIST", help="many videos: seeds like 0-7 or 1,5,9, -1 for a random one "
+                   "(--seeds=-1,-1,-1: three random seeds; overrides --seed)")
     g.add_argument("--height", type=int, default=256, help="pixels, multiple of 8 (default 256)")
     g.add_argument("--width", type=int, default=256, help="pixels, multiple of 8 (default 256)")
 
     g = parser.add_argument_group("long videos (VidRD)")
     g.add_argument("--frames", type=int, default=16, help="frames in the output, exactly (default 16)")
-    g.add_argument("--clip-frames", type=int, default=8,
-                   help="frames denoised together, N (default 8; latent frames with a causal 3D --vae)")
+    g.add_argument("--clip-frames", type=int, default=None,
+                   help="frames denoised together, N (default: the clip length --motion was trained on, else 8; "
+                        "latent frames with a causal 3D --vae)")
     g.add_argument("--extend", choices=EXTEND_MODES, default=None,
                    help="default: context for a --motion trained with --context-frames, else vidrd. "
                         "vidrd: FNR + PNS + DSG tie each clip to the last; context: each clip is given the last "
@@ -137,7 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="video.mp4 (H.264), video.gif, or a folder name for PNG frames")
-    g.add_argument("--fps", type=float, default=8.0, help="frames per second of mp4 / gif (default 8)")
+    g.add_argument("--fps", type=float, default=None,
+                   help="frames per second of mp4 / gif (default: the frame rate --motion was trained on, else 8)")
     g.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
     g.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode call (default 8)")
     g.add_argument("--save-latents", metavar="FILE", help="also write the final latents to FILE.safetensors "
@@ -224,6 +230,7 @@ def context_noise(args: argparse.Namespace) -> int:
 
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
+    run_defaults.fill_clip(args)  # --clip-frames / --fps as the --motion was trained, unless given
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
     if args.extend is None:
         args.extend = default_extend(args)
@@ -307,7 +314,7 @@ def plan_jobs(args: argparse.Namespace, num_frames: int) -> list[Job]:
     if not 0.0 <= args.prompt_edit < 1.0:
         raise LdmVideoError(f"--prompt-edit must be in [0, 1), got {args.prompt_edit}")
     prompts = read_prompts(args.prompts) if args.prompts else [args.prompt]
-    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    seeds = run_defaults.seeds(args)  # -1: a random seed, said with each video and recorded in its sidecar
     batch = len(prompts) * len(seeds) > 1
     jobs = []
     for i, prompt in enumerate(prompts):
@@ -428,6 +435,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.motion and not Path(args.motion).exists():
         raise LdmVideoError(f"{args.motion}: no such --motion folder or file")
+    run_defaults.fill_base(args)  # the --motion's base unless given; an unusable one is said before any writing
     sampling, video = build_configs(args)  # with --extend context, M is read from the --motion before any loading
     jobs = plan_jobs(args, args.frames)
     for job in jobs:  # refuse a bad --out / --save-latents before loading anything
@@ -479,5 +487,5 @@ def run(args: argparse.Namespace) -> int:
         else:
             sample_one(job, args, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
         if not args.quiet:
-            print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips)")
+            print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips{run_defaults.notes(args, job.seed)})")
     return 0

@@ -82,13 +82,20 @@ def clip_weights(schedule: PromptSchedule, clip_starts: list[int]) -> list[dict[
     return out
 
 
+RANDOM_SEED = -1  # A1111's convention: "-1" asks for a random seed, which is then recorded
+MAX_SEED = 2**32 - 1
+
+
 def parse_seeds(spec: str) -> list[int]:
-    """`--seeds 0-7,12,20-21` -> [0, ..., 7, 12, 20, 21] (order kept, duplicates refused)."""
+    """`--seeds 0-7,12,20-21` -> [0, ..., 7, 12, 20, 21] (order kept, duplicates refused); each `-1` stays -1,
+    a random seed that `draw_seeds` fills in."""
     seeds: list[int] = []
     for part in spec.split(","):
         part = part.strip()
         try:
-            if "-" in part:
+            if part == str(RANDOM_SEED):
+                seeds.append(RANDOM_SEED)
+            elif "-" in part:
                 lo, hi = part.split("-", 1)
                 first, last = int(lo), int(hi)
                 if last < first or first < 0:
@@ -97,12 +104,29 @@ def parse_seeds(spec: str) -> list[int]:
             else:
                 seeds.append(int(part))
         except ValueError:
-            raise LdmVideoError(f"--seeds {spec!r}: {part!r} is not a seed or a range like 0-7") from None
-    if len(set(seeds)) != len(seeds):
+            raise LdmVideoError(f"--seeds {spec!r}: {part!r} is not a seed or a range like 0-7 (or -1, a random seed)") from None
+    fixed = [s for s in seeds if s != RANDOM_SEED]
+    if len(set(fixed)) != len(fixed):
         raise LdmVideoError(f"--seeds {spec!r}: a seed is given twice")
-    if any(s < 0 for s in seeds):
-        raise LdmVideoError(f"--seeds {spec!r}: seeds must be >= 0")
+    if any(s < 0 or s > MAX_SEED for s in fixed):
+        raise LdmVideoError(f"--seeds {spec!r}: seeds must be in 0..{MAX_SEED}, or -1 for a random one")
     return seeds
+
+
+def draw_seeds(seeds: list[int], rng=None) -> list[int]:
+    """`seeds` with every -1 replaced by a random seed (0..2**32-1) that none of the others is."""
+    import random
+
+    rng = rng or random.SystemRandom()
+    out, taken = [], {s for s in seeds if s != RANDOM_SEED}
+    for seed in seeds:
+        if seed == RANDOM_SEED:
+            seed = rng.randint(0, MAX_SEED)
+            while seed in taken:
+                seed = rng.randint(0, MAX_SEED)
+            taken.add(seed)
+        out.append(seed)
+    return out
 
 
 def read_prompts(path: str) -> list[str]:

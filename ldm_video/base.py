@@ -1,6 +1,11 @@
 """Loading the Stable Diffusion 2.x base model (SPEC §1) from a hub id, a local diffusers folder or a single
 checkpoint file (`model.safetensors` / `.ckpt`, see `ldm_video.single_file`).
 
+One rule for `--base` across commands: when it is not given, a command that reads a run (`generate --motion`,
+`eval-vae --vae`, `train --cache`) takes the base that run records, and otherwise `DEFAULT_BASE`. A hub id is
+read from the local Hugging Face cache when the hub cannot be reached; when it is not cached either, the command
+says so at once (one connection attempt of a few seconds, instead of the hub client's ~25 s of retries).
+
 Before any weights are read, the folder's configs are checked: an SD 1.x, SDXL or bare-UNet folder is
 refused with one line saying what was found. The prediction type (epsilon for SD 2.1-base, v_prediction
 for SD 2.1 768 px) and the VAE scale always come from the model's own configs.
@@ -8,6 +13,7 @@ for SD 2.1 768 px) and the VAE scale always come from the model's own configs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -19,6 +25,8 @@ import torch
 from ldm_video.errors import BaseModelError
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+DEFAULT_BASE = "stabilityai/stable-diffusion-2-1-base"  # --base when neither the flag nor a run names one
+HUB_TIMEOUT_S = 3.0  # how long the one connection attempt to the hub may take
 
 
 @dataclass
@@ -41,6 +49,47 @@ class BaseModel:
 
 def _is_local(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or os.path.exists(name) or name.count("/") != 1
+
+
+@functools.lru_cache(maxsize=1)  # asked once per command
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached now (offline mode, no route, no name resolution), or None.
+
+    One TCP connection to the hub (or to the HTTPS proxy, when one is set), with a short timeout.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    proxy = next((os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+                  if os.environ.get(k)), None)
+    url = urlparse(proxy if proxy else constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
+    except OSError as err:
+        return f"{host}: {err.strerror or type(err).__name__}"
+    return None
+
+
+def _hub_mode(name: str) -> bool:
+    """For a hub id: True to read it from the local cache only (the hub is unreachable); False to use the hub.
+
+    Raises BaseModelError at once when the hub cannot be reached and the model is not in the cache.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    why = hub_unreachable()
+    if why is None:
+        return False
+    if isinstance(try_to_load_from_cache(name, "model_index.json"), str):
+        return True
+    raise BaseModelError(f"{name}: not in the local Hugging Face cache, and the hub cannot be reached ({why}); "
+                         "download it once while online, or pass --base with a local SD 2.x folder or a "
+                         ".safetensors file")
 
 
 def _read_json(path: Path) -> dict:
@@ -73,10 +122,11 @@ def _load_configs(name: str) -> tuple[dict, dict, dict]:
     from diffusers import DiffusionPipeline, UNet2DConditionModel
     from diffusers.schedulers import DDPMScheduler
 
+    local = _hub_mode(name)
     try:
-        index = DiffusionPipeline.load_config(name)
-        unet_cfg = UNet2DConditionModel.load_config(name, subfolder="unet")
-        sched_cfg = DDPMScheduler.load_config(name, subfolder="scheduler")
+        index = DiffusionPipeline.load_config(name, local_files_only=local)
+        unet_cfg = UNet2DConditionModel.load_config(name, subfolder="unet", local_files_only=local)
+        sched_cfg = DDPMScheduler.load_config(name, subfolder="scheduler", local_files_only=local)
     except Exception as err:  # noqa: BLE001 -- hub errors come in many types; one line is what the user needs
         raise BaseModelError(f"{name}: could not read the model from the hub ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
@@ -143,12 +193,14 @@ def load_base(
                 module.requires_grad_(False).eval().to(device)
             setattr(base, part, module)
         return base
+    local = {} if _is_local(name) else {"local_files_only": _hub_mode(name)}  # a cached hub id, offline
     loaders = {
-        "unet": lambda: UNet2DConditionModel.from_pretrained(name, subfolder="unet", torch_dtype=dtype),
-        "vae": lambda: AutoencoderKL.from_pretrained(name, subfolder="vae", torch_dtype=dtype),
-        "text_encoder": lambda: CLIPTextModel.from_pretrained(name, subfolder="text_encoder", torch_dtype=dtype),
-        "tokenizer": lambda: CLIPTokenizer.from_pretrained(name, subfolder="tokenizer"),
-        "scheduler": lambda: DDPMScheduler.from_pretrained(name, subfolder="scheduler"),
+        "unet": lambda: UNet2DConditionModel.from_pretrained(name, subfolder="unet", torch_dtype=dtype, **local),
+        "vae": lambda: AutoencoderKL.from_pretrained(name, subfolder="vae", torch_dtype=dtype, **local),
+        "text_encoder": lambda: CLIPTextModel.from_pretrained(name, subfolder="text_encoder", torch_dtype=dtype,
+                                                              **local),
+        "tokenizer": lambda: CLIPTokenizer.from_pretrained(name, subfolder="tokenizer", **local),
+        "scheduler": lambda: DDPMScheduler.from_pretrained(name, subfolder="scheduler", **local),
     }
     for part in components:
         try:

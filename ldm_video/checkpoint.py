@@ -193,7 +193,8 @@ def read_temporal_record(path: str | os.PathLike) -> tuple[dict, Path]:
             raise LdmVideoError(f"{path}: not an ldm-video temporal-layer file (format={header.get('format')!r})")
         record = {"format": FORMAT, "temporal": json.loads(header["temporal_config"]),
                   "base": {"name": header.get("base_name", ""), "unet_hash": header.get("base_unet_hash")},
-                  "metadata": {"context_frames": header.get("context_frames", "0")}}
+                  "metadata": {"context_frames": header.get("context_frames", "0"),
+                               **{k: header[k] for k in ("num_frames", "clip_frames", "fps") if k in header}}}
     else:
         raise LdmVideoError(f"{path}: no such file or folder")
     if record.get("format") != FORMAT:
@@ -353,6 +354,29 @@ def _trained_int(path: str | os.PathLike, key: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise LdmVideoError(f"{path}: {key} {value!r} in its metadata is not a whole number") from None
+
+
+def recorded_base(path: str | os.PathLike) -> str | None:
+    """The --base the temporal layers at `path` were trained on (None for MotionAdapter folders / AnimateDiff files,
+    which do not record one)."""
+    if is_motion_adapter_folder(path) or is_motion_module_file(path):
+        return None
+    record = read_temporal_record(path)[0]
+    return (record.get("metadata") or {}).get("base") or (record.get("base") or {}).get("name") or None
+
+
+def trained_clip(path: str | os.PathLike) -> tuple[int | None, float | None]:
+    """(frames per clip, frames per second) the temporal layers at `path` were trained on; None for what was not
+    recorded (MotionAdapter folders, AnimateDiff files, runs older than the record)."""
+    if is_motion_adapter_folder(path) or is_motion_module_file(path):
+        return None, None
+    meta = read_temporal_record(path)[0].get("metadata") or {}
+    try:
+        frames = meta.get("clip_frames", meta.get("num_frames"))
+        fps = meta.get("fps")
+        return (int(frames) if frames else None), (float(fps) if fps else None)
+    except (TypeError, ValueError):
+        raise LdmVideoError(f"{path}: clip_frames / fps {frames!r} / {fps!r} in its metadata are not numbers") from None
 
 
 def load_motion(path: str | os.PathLike, unet2d, strict: bool = True, prediction_type: str | None = None):

@@ -13,6 +13,7 @@ from ldm_video.errors import LdmVideoError
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
     "demo": ("ldm_video.demo", "the whole job on a CPU: fine-tune the toy base, generate a long video, export, score"),
+    "data": ("ldm_video.train.data_cmd", "data preview: the clips the trainer would sample, as PNGs and preview.json"),
     "prepare": ("ldm_video.train.prepare_cmd", "encode a video folder into a latent cache for training"),
     "train": ("ldm_video.train.train_cmd", "fine-tune temporal layers on a folder of videos and images"),
     "plan": ("ldm_video.train.plan_cmd", "estimate the peak GPU memory of a training configuration"),
@@ -25,6 +26,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# `ldm-video --help` ends with the path of a first real fine-tune (README: "A first real fine-tune")
+FIRST_RUN = """start here: look at the data, then a first real fine-tune of SD 2.1-base (one 24 GB GPU):
+  ldm-video data preview --data clips/ --output-dir preview/      (the clips, captions and crops it will train on)
+  ldm-video plan --config sd21-base-16x256
+  ldm-video train --config sd21-base-16x256 --data clips/ --output-dir runs/first
+  ldm-video generate --motion runs/first --prompt "a kite over the sea" --frames 32 --out kite.mp4
+  ldm-video export --motion runs/first --format animatediff --out first-motion.safetensors"""
+
+# third-party log lines that say nothing to a user of this tool: (logger, text in the message)
+QUIET = (("transformers.utils.import_utils", "requires torchvision (not installed)"),)
+
+
+def quiet_third_party() -> None:
+    """Drop the log lines in QUIET (e.g. transformers' torchvision notices when diffusers pipelines are imported);
+    every other warning still shows. Filters sit on the emitting loggers, so the import order does not matter."""
+    import logging
+
+    for name, text in QUIET:
+        logger = logging.getLogger(name)
+        if not any(getattr(f, "ldm_video_quiet", False) for f in logger.filters):
+            def drop(record: logging.LogRecord, text: str = text) -> bool:
+                return text not in record.getMessage()
+
+            drop.ldm_video_quiet = True  # type: ignore[attr-defined]
+            logger.addFilter(drop)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command.
 
@@ -35,6 +63,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ldm-video",
         description="Stable Diffusion 2.1 -> text-to-video: train temporal layers, generate long videos, export.",
+        epilog=FIRST_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
@@ -65,6 +95,7 @@ def describe_io_error(err: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one line and exit 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_third_party()
     command = requested_command(argv)
     parser = build_parser(only=command if command in COMMANDS else "")
     args = parser.parse_args(argv)

@@ -12,7 +12,8 @@ MOTION_NORMS = ("all-frames", "per-frame")
 class VideoUNetConfig:
     """Which temporal layers the video U-Net gets, and their sizes. Saved next to every checkpoint."""
 
-    temporal_layers: str = "attn+conv"  # "attn" (AnimateDiff motion modules), "conv" (VidRD Temp-Conv), or both
+    temporal_layers: str = "attn"  # "attn" (AnimateDiff motion modules; every export format), "conv" (VidRD
+    # Temp-Conv), or both ("attn+conv": the motion-adapter / animatediff exports drop the convolutions)
     attention_heads: int = 8  # heads of each temporal self-attention (AnimateDiff uses 8)
     attention_layers: int = 1  # transformer blocks per motion module
     conv_depth: int = 4  # L: [GroupNorm, SiLU, Dropout, Conv3d(3,1,1)] layers per temporal-conv stack (VidRD: 4)

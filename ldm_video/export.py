@@ -29,6 +29,20 @@ from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
 from ldm_video.lora import DIFFUSERS_LORA_NAME, to_diffusers, to_kohya
 
+MOTION_FORMATS = ("motion-adapter", "animatediff")  # the formats that hold temporal attention only
+
+
+def reach_note(temporal_layers: str) -> str | None:
+    """What `temporal_layers` cannot take to the other tools' motion formats (None: every format takes them), said
+    by `plan` and `train` before any training."""
+    if temporal_layers == "conv":
+        return (f"--temporal-layers conv: export --format {' / '.join(MOTION_FORMATS)} cannot hold these layers "
+                "(no temporal attention); only the native format (ldm-video generate) runs them")
+    if temporal_layers == "attn+conv":
+        return (f"--temporal-layers attn+conv: export --format {' / '.join(MOTION_FORMATS)} keep the attention only "
+                "(--drop-temporal-conv) and lose what the convolutions learnt; --temporal-layers attn exports whole")
+    return None
+
 
 def export_metadata(record: dict) -> dict[str, str]:
     """The facts every exported file carries in its safetensors header (all values are strings)."""

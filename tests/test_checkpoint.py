@@ -37,7 +37,7 @@ def test_save_load_is_bit_exact(tiny_base, tmp_path, layers, rank):
 
 
 def test_file_records_base_and_metadata(tiny_base, tmp_path):
-    model = _trained_model(tiny_base)
+    model = _trained_model(tiny_base, temporal_layers="attn+conv")
     weights = save_temporal(model, tmp_path, metadata={"noise_prior": "mixed", "noise_alpha": 1.0})
     record = json.loads((tmp_path / "temporal_config.json").read_text())
     assert record["temporal"]["temporal_layers"] == "attn+conv"

@@ -195,8 +195,8 @@ def test_decord_backend_matches_pyav(tmp_path):
     path = tmp_path / "ramp.mp4"
     _grey_ramp_video(path, 12)
     info = probe_video(path)
-    a = read_clip(path, info, 1, 4, 2.0, backend="pyav")
-    b = read_clip(path, info, 1, 4, 2.0, backend="decord")
+    a = read_clip(path, info, [1, 3, 5, 7], backend="pyav")
+    b = read_clip(path, info, [1, 3, 5, 7], backend="decord")
     assert [_frame_index(f) for f in a] == [_frame_index(f) for f in b] == [1, 3, 5, 7]
 
 

@@ -142,5 +142,9 @@ def test_extend_freenoise_is_diffusers_own(tiny_base, tmp_path, capsys):
     # what FreeNoise has no place for is refused in one line
     assert main([*flags, "--pns-alpha", "2", "--out", str(tmp_path / "x.mp4")]) == 2
     assert "do not apply to --extend freenoise" in capsys.readouterr().err
-    assert main([*flags[:3], *flags[5:], "--out", str(tmp_path / "x.mp4")]) == 2  # no --motion: fresh attn+conv
+    from ldm_video import VideoUNetConfig, inflate_unet, save_temporal
+
+    save_temporal(inflate_unet(load_base(tiny_base, components=("unet",)).unet,
+                               VideoUNetConfig(temporal_layers="attn+conv")), tmp_path / "conv")
+    assert main([*flags[:4], str(tmp_path / "conv"), *flags[5:], "--out", str(tmp_path / "x.mp4")]) == 2
     assert "no place for VidRD temporal convolutions" in capsys.readouterr().err.strip().splitlines()[-1]

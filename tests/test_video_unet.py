@@ -51,7 +51,7 @@ def test_temporal_layers_mix_frames_once_trained(tiny_base):
     latents, t, text = _inputs(4)
     with torch.no_grad():
         expected = _per_frame(unet2d, latents, t, text)
-        model = inflate_unet(unet2d, VideoUNetConfig()).eval()
+        model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv")).eval()
         _perturb_temporal(model)
         moved = model(latents, t, text).sample
         shifted = latents.clone()
@@ -66,7 +66,7 @@ def test_one_frame_skips_temporal_layers(tiny_base):
     latents, t, text = _inputs(1)
     with torch.no_grad():
         expected = _per_frame(unet2d, latents, t, text)
-        model = inflate_unet(unet2d, VideoUNetConfig()).eval()
+        model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv")).eval()
         _perturb_temporal(model)
         out = model(latents, t, text).sample
     assert torch.equal(out, expected)
@@ -74,7 +74,7 @@ def test_one_frame_skips_temporal_layers(tiny_base):
 
 def test_only_temporal_and_lora_train_and_spatial_weights_stay_bit_identical(tiny_base):
     unet2d = load_base(tiny_base, components=("unet",)).unet
-    model = inflate_unet(unet2d, VideoUNetConfig(lora_rank=4))
+    model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv", lora_rank=4))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(("motion.", "temporal_convs.")) or ".lora_" in n for n in trainable)
     assert any(".lora_" in n for n in trainable) and any(n.startswith("motion.") for n in trainable)
@@ -97,7 +97,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_base):
     for checkpointing in (False, True):
         unet2d = load_base(tiny_base, components=("unet",)).unet
         torch.manual_seed(0)
-        model = inflate_unet(unet2d, VideoUNetConfig(conv_dropout=0.0)).train()
+        model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv", conv_dropout=0.0)).train()
         _perturb_temporal(model)
         model.enable_gradient_checkpointing(checkpointing)
         latents, t, text = _inputs(4)
@@ -110,7 +110,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_base):
 def test_image_and_video_forwards_before_one_backward(tiny_base):
     """Joint image-video steps: a one-frame forward between a video forward and its backward changes nothing."""
     unet2d = load_base(tiny_base, components=("unet",)).unet
-    model = inflate_unet(unet2d, VideoUNetConfig(conv_dropout=0.0))
+    model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv", conv_dropout=0.0))
     _perturb_temporal(model)
     model.enable_gradient_checkpointing()
     video, t, text = _inputs(4)
@@ -148,7 +148,7 @@ def test_attention_backends(tiny_base):
     import importlib.util
 
     unet2d = load_base(tiny_base, components=("unet",)).unet
-    model = inflate_unet(unet2d, VideoUNetConfig()).eval()
+    model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv")).eval()
     latents, t, text = _inputs(3)
     with torch.no_grad():
         before = model(latents, t, text).sample

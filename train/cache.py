@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ldm_video.errors import LdmVideoError
-from ldm_video.train.data import DataConfig, VideoFolderDataset
+from ldm_video.train.data import DataConfig, VideoFolderDataset, clip_step
 from ldm_video.train.encode import encode_prompts, encode_video
 
 INDEX_NAME = "index.json"
@@ -32,6 +32,20 @@ SHARD_SIZE = 256  # samples per shard
 def cache_seed(seed: int, repeat: int, index: int) -> int:
     """The sample seed (clip start, crop, zoom/pan, VAE sampling) of item `index` in cache pass `repeat`."""
     return (seed * 1_000_003 + repeat) * 1_000_033 + index
+
+
+def check_cache_target(out_dir: str | os.PathLike) -> Path:
+    """`out_dir` can take a new cache (missing or empty, in a writable folder); LdmVideoError naming it otherwise.
+    Called before any data is scanned or model loaded."""
+    from ldm_video.checkpoint import check_writable
+
+    out_dir = Path(out_dir)
+    if (out_dir / INDEX_NAME).exists():
+        raise LdmVideoError(f"{out_dir}: a latent cache is already there (remove it or pick another folder)")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise LdmVideoError(f"{out_dir}: {'folder exists and is not empty' if out_dir.is_dir() else 'is a file'}")
+    check_writable(out_dir, "latent cache")  # the cache is written beside it, then renamed into place
+    return out_dir
 
 
 def prepare_cache(
@@ -51,11 +65,7 @@ def prepare_cache(
         dtype: storage dtype of latents and embeddings.
         vae_name: the --vae folder base.vae came from (None: the base's own VAE); recorded in the index.
     """
-    out_dir = Path(out_dir)
-    if (out_dir / INDEX_NAME).exists():
-        raise LdmVideoError(f"{out_dir}: a latent cache is already there (remove it or pick another folder)")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise LdmVideoError(f"{out_dir}: folder exists and is not empty")
+    out_dir = check_cache_target(out_dir)
     dataset = VideoFolderDataset(data)
     from ldm_video.checkpoint import atomic_folder
 
@@ -80,8 +90,10 @@ def prepare_cache(
             shard[f"{key}.latents"] = latents.to("cpu", dtype).contiguous()
             shard[f"{key}.text"] = text_of(sample["caption"]).clone()  # safetensors refuses shared storage
             name = f"shard-{shard_no:05d}.safetensors"
+            item = dataset.items[i]
+            fps = 1.0 / clip_step(data, item.info) if item.kind == "video" else None  # the clip's frame rate
             entries.append({"shard": name, "key": key, "num_frames": sample["num_frames"],
-                            "size": list(dataset.sizes[i]),
+                            "size": list(dataset.sizes[i]), "fps": fps,
                             "kind": dataset.items[i].kind, "caption": sample["caption"], "path": sample["path"]})
             if len(shard) >= 2 * SHARD_SIZE or n == len(jobs) - 1:
                 save_file(shard, str(tmp / name))
@@ -150,6 +162,11 @@ class LatentCacheDataset(Dataset):
 
     def sample_frames(self, index: int) -> int:
         return int(self.samples[index]["num_frames"])
+
+    def clip_fps(self) -> float | None:
+        """The frame rate the cached video clips were sampled at (their median; None for images / older caches)."""
+        rates = [entry["fps"] for entry in self.samples if entry.get("fps")]
+        return float(sorted(rates)[len(rates) // 2]) if rates else None
 
     def bucket_keys(self) -> list[tuple[int, int]]:
         """Per sample: its (height, width) in pixels (aspect-ratio buckets keep a batch to one size)."""

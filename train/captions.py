@@ -27,14 +27,15 @@ def _row_caption(row: dict) -> object:
     return None
 
 
-def read_metadata(root: Path) -> dict[Path, object]:
-    """Absolute media path -> the raw caption value of every metadata.jsonl / metadata.csv under `root`.
+def read_metadata(root: Path, recursive: bool = True) -> dict[Path, object]:
+    """Absolute media path -> the raw caption value of every metadata.jsonl / metadata.csv under `root` (only
+    those in `root` itself unless `recursive`).
 
     Unreadable rows are skipped with one warning line each.
     """
     captions: dict[Path, object] = {}
     for name in METADATA_NAMES:
-        for meta in sorted(root.rglob(name)):
+        for meta in sorted(root.rglob(name) if recursive else [p for p in [root / name] if p.is_file()]):
             if any(part.startswith(".") for part in meta.relative_to(root).parts):
                 continue
             try:
@@ -96,3 +97,18 @@ def resolve_caption(path: Path, metadata: dict[Path, object]) -> str:
         kind = "null" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
         raise CaptionError(f"caption in metadata is {kind}, not text")
     return value.strip()
+
+
+def caption_source(path: Path, metadata: dict[Path, object], root: Path) -> str:
+    """Where `resolve_caption` took the caption of `path` from: "sidecar NAME.txt", "metadata FILE" or "none"."""
+    if path.with_suffix(".txt").is_file():
+        return f"sidecar {path.with_suffix('.txt').name}"
+    if path.resolve() not in metadata:
+        return "none"
+    for folder in [path.parent, *path.parent.parents]:  # the nearest metadata file that can describe it
+        found = [folder / name for name in METADATA_NAMES if (folder / name).is_file()]
+        if found:
+            return f"metadata {found[0].relative_to(root) if found[0].is_relative_to(root) else found[0]}"
+        if folder == root:
+            break
+    return "metadata"

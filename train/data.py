@@ -48,6 +48,10 @@ from ldm_video.train.decode import (
     probe_video,
     read_clip,
     read_image,
+    source_times,
+    source_times_at,
+    usable_starts,
+    window_indices,
 )
 from ldm_video.train.transforms import (
     bucket_sizes,
@@ -106,7 +110,13 @@ class MediaItem:
     kind: str  # "video" or "image"
     caption: str
     info: VideoInfo | None = None  # probe result (videos only)
-    size: tuple[int, int] | None = None  # (height, width) of the file's frames
+    size: tuple[int, int] | None = None  # (height, width) of the file's frames as displayed (after rotation)
+    starts: tuple[int, ...] | None = None  # VFR videos: the start frames whose clip repeats no frame (None: all)
+
+
+def clip_step(config: DataConfig, info: VideoInfo) -> float:
+    """Seconds between two clip frames: 1 / --fps, or --frame-stride frames of the file's rate."""
+    return 1.0 / config.fps if config.fps else config.frame_stride / info.fps
 
 
 def _step_frames(config: DataConfig, info: VideoInfo) -> float:
@@ -115,8 +125,33 @@ def _step_frames(config: DataConfig, info: VideoInfo) -> float:
 
 
 def _span(config: DataConfig, info: VideoInfo) -> int:
-    """File frames a clip covers."""
-    return math.floor((config.num_frames - 1) * _step_frames(config, info)) + 1
+    """File frames a clip covers (its last target taken to the nearest frame, a tie to the earlier one)."""
+    return math.ceil((config.num_frames - 1) * _step_frames(config, info) - 0.5) + 1
+
+
+def _how(config: DataConfig) -> str:
+    return f"at {config.fps:g} fps" if config.fps else f"with stride {config.frame_stride}"
+
+
+def _video_starts(path: Path, config: DataConfig, info: VideoInfo) -> tuple[int, ...] | None:
+    """The clip starts this file allows (None: every start up to the span); ValueError when there is none."""
+    starts = usable_starts(info, config.num_frames, clip_step(config, info))
+    if info.variable_rate:
+        slow, fast = info.rate_range
+        if len(starts) == 0:
+            raise ValueError(f"variable frame rate ({slow:.3g}-{fast:.3g} fps): no {config.num_frames}-frame "
+                             f"window {_how(config)} without repeating a frame (a lower --fps helps)")
+        logger.warning("%s: variable frame rate (%.3g-%.3g fps); clips are sampled by timestamp at %.3g fps, "
+                       "from the %d of %d start frames whose clip repeats no frame", path, slow, fast,
+                       1.0 / clip_step(config, info), len(starts), info.num_frames)
+        return tuple(int(s) for s in starts)
+    if len(starts) == 0:
+        if config.num_frames > 1 and _step_frames(config, info) < 1:
+            raise ValueError(f"frame rate too low: {info.fps:.3g} fps, a clip at {config.fps:g} fps would repeat "
+                             "frames (lower --fps)")
+        raise ValueError(f"too short: {info.num_frames} frames, a {config.num_frames}-frame clip "
+                         f"{_how(config)} needs {_span(config, info)}")
+    return None
 
 
 def _check_item(path: Path, config: DataConfig, metadata: dict) -> MediaItem:
@@ -134,36 +169,52 @@ def _check_item(path: Path, config: DataConfig, metadata: dict) -> MediaItem:
             raise ValueError("image has no pixels")
         return MediaItem(path, "image", caption, size=(frame.shape[0], frame.shape[1]))
     info = probe_video(path)
-    if info.num_frames < _span(config, info):
-        how = f"at {config.fps:g} fps" if config.fps else f"with stride {config.frame_stride}"
-        raise ValueError(f"too short: {info.num_frames} frames, a {config.num_frames}-frame clip {how} "
-                         f"needs {_span(config, info)}")
-    return MediaItem(path, "video", caption, info, size=(info.height, info.width))
+    starts = _video_starts(path, config, info)
+    return MediaItem(path, "video", caption, info, size=(info.height, info.width), starts=starts)
 
 
-def scan_folder(config: DataConfig) -> list[MediaItem]:
-    """Every usable media file under `config.root`, sorted by path; warns once per bad item.
+def check_data_root(config: DataConfig) -> Path:
+    """`config.root` as a path: a folder, or one video / image file; LdmVideoError naming it otherwise (cheap: the
+    commands call it before they write anything)."""
+    root = Path(config.root).expanduser()
+    extensions = VIDEO_EXTENSIONS + (IMAGE_EXTENSIONS if config.images != "off" else ())
+    if root.is_file() and root.suffix.lower() not in extensions:
+        raise LdmVideoError(f"{config.root}: not a video or image file ({' '.join(extensions)}); --data takes a "
+                            "folder of them or one of them")
+    if not root.exists():
+        raise LdmVideoError(f"{config.root}: data folder not found")
+    return root
+
+
+def scan_folder(config: DataConfig, skipped: list[tuple[Path, str]] | None = None) -> list[MediaItem]:
+    """Every usable media file under `config.root` (a folder, or one file), sorted by path; warns once per bad
+    item (and appends `(path, reason)` to `skipped` when given).
 
     Raises LdmVideoError when the folder is missing or nothing in it is usable.
     """
-    root = Path(config.root).expanduser()
-    if not root.is_dir():
-        raise LdmVideoError(f"{config.root}: data folder not found")
+    root = check_data_root(config)
     extensions = VIDEO_EXTENSIONS + (IMAGE_EXTENSIONS if config.images != "off" else ())
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    metadata = read_metadata(root)
+    if root.is_file():  # one file: trained on alone, its caption from a sidecar or its folder's metadata file
+        paths, metadata = [root], read_metadata(root.parent, recursive=False)
+    else:
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        metadata = read_metadata(root)
     items: list[MediaItem] = []
     reasons: Counter[str] = Counter()
     for path in paths:  # step: probe one file
         try:
             items.append(_check_item(path, config, metadata))
+            continue
         except CaptionError as err:
             reasons["caption not text"] += 1
-            logger.warning("skipping %s: %s", path, err)
+            reason = str(err)
         except (ValueError, OSError) as err:
             reasons[str(err).split(":")[0].split(" (")[0]] += 1
-            logger.warning("skipping %s: %s", path, err)
+            reason = str(err)
+        logger.warning("skipping %s: %s", path, reason)
+        if skipped is not None:
+            skipped.append((path, reason))
     counts = Counter(item.kind for item in items)
     uncaptioned = sum(1 for item in items if not item.caption)
     summary = f"data: {counts['video']} videos, {counts['image']} images usable in {root}"
@@ -194,6 +245,11 @@ class VideoFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def clip_fps(self) -> float | None:
+        """The frame rate the video clips train at (their median; None without videos): what generate plays."""
+        rates = [1.0 / clip_step(self.config, item.info) for item in self.items if item.kind == "video"]
+        return float(np.median(rates)) if rates else None
+
     def sample_frames(self, index: int) -> int:
         """The number of frames item `index` yields (1 for an image in "frame" mode)."""
         item = self.items[index]
@@ -203,6 +259,7 @@ class VideoFolderDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, 0)
         item, config = self.items[index], self.config
         generator = torch.Generator().manual_seed(int(seed))
+        times: list[float] = []  # seconds into the source of each clip frame (videos)
         if item.kind == "image":
             image = to_float_frames(read_image(item.path)[None])  # (1, 3, h, w)
             if config.images == "frame":
@@ -211,19 +268,31 @@ class VideoFolderDataset(Dataset):
                 frames = zoom_pan_video(image[0], config.num_frames, self.sizes[index], generator,
                                         config.min_zoom)  # (f, 3, H, W)
         else:
-            info = item.info
-            assert info is not None
-            last_start = max(0, info.num_frames - _span(config, info))
-            start = int(torch.randint(0, last_start + 1, (1,), generator=generator))
+            indices = self.clip_indices(index, generator)  # the clip's source frames
             try:
-                clip = read_clip(item.path, info, start, config.num_frames, _step_frames(config, info),
-                                 config.backend)  # (f, h, w, 3) uint8
+                clip = read_clip(item.path, item.info, indices, config.backend)  # (f, h, w, 3) uint8, upright
             except ValueError as err:
                 raise LdmVideoError(f"{item.path}: {err}") from None
             frames = resize_crop(to_float_frames(clip), self.sizes[index], config.crop, generator)  # (f, 3, H, W)
+            times = source_times_at(item.info, indices)
         pixel_values = to_model_range(frames)  # (3, f, H, W) in [-1, 1]
         return {"pixel_values": pixel_values, "caption": item.caption, "num_frames": pixel_values.shape[1],
-                "path": str(item.path)}
+                "path": str(item.path), "times": times}
+
+    def clip_indices(self, index: int, generator: torch.Generator) -> list[int]:
+        """Source frames of one clip of video `index`: a start drawn from `generator`, then one frame per step."""
+        item, config = self.items[index], self.config
+        info = item.info
+        assert info is not None
+        if item.starts is None:  # constant rate: every start up to the span
+            last_start = max(0, info.num_frames - _span(config, info))
+            start = int(torch.randint(0, last_start + 1, (1,), generator=generator))
+        else:
+            start = item.starts[int(torch.randint(0, len(item.starts), (1,), generator=generator))]
+        if item.starts is None and not config.fps:  # a whole stride: frame start + k * stride, exactly
+            return [start + k * config.frame_stride for k in range(config.num_frames)]
+        found = window_indices(source_times(info), np.array([start]), config.num_frames, clip_step(config, info))
+        return [min(int(i), info.num_frames - 1) if i >= 0 else info.num_frames - 1 for i in found[0]]
 
 
 class ClipBatchSampler(Sampler[list[tuple[int, int]]]):

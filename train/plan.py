@@ -292,6 +292,11 @@ def format_plan(config: TrainConfig, plan: MemoryPlan, budget_gb: float,
             lines.append("  and fewer --frames or a lower --resolution (activations scale with frames x pixels)")
     elif not fits:
         lines.append("to make it fit: fewer --frames, a lower --resolution, or --temporal-layers attn")
+    from ldm_video.export import reach_note
+
+    note = reach_note(config.temporal_layers)
+    lines.append(f"exports: {note}" if note else "exports: every format (native, motion-adapter, animatediff"
+                 f"{', diffusers-lora, kohya-lora' if config.lora_rank else ''})")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from ldm_video.base import DEFAULT_BASE
 from ldm_video.errors import LdmVideoError
 from ldm_video.info import DTYPES, default_device
 
@@ -20,13 +21,13 @@ from ldm_video.info import DTYPES, default_device
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--base", default="stabilityai/stable-diffusion-2-1-base",
+    parser.add_argument("--base", default=DEFAULT_BASE,
                         help="SD 2.x base (hub id, folder or single .safetensors / .ckpt file) whose VAE and text "
                              "encoder encode the data (default: %(default)s)")
     parser.add_argument("--base-variant", metavar="VARIANT", default=None,
                         help="single-file --base only: 2.1-base, 2.1-768-v or a diffusers folder of configs "
                              "(both SD 2.1 variants share the VAE and text encoder)")
-    parser.add_argument("--data", required=True, help="folder of videos / images with captions")
+    parser.add_argument("--data", required=True, help="folder of videos / images with captions (or one file)")
     parser.add_argument("--output-dir", dest="output", required=True, metavar="CACHE_DIR",
                         help="new folder for the cache (what train --cache reads)")
     from ldm_video.flags import add_deprecated
@@ -55,13 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ldm_video.base import load_base
-    from ldm_video.train.cache import prepare_cache
+    from ldm_video.train.cache import check_cache_target, prepare_cache
     from ldm_video.train.data import DataConfig
     from ldm_video.vae import load_video_vae
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.repeats < 1:
         raise LdmVideoError(f"--repeats must be >= 1, got {args.repeats}")
+    check_cache_target(args.output)  # an output that cannot be written is said before any scan or loading
     data = DataConfig(root=args.data, num_frames=args.frames, frame_stride=args.frame_stride, fps=args.fps,
                       resolution=args.resolution, crop=args.crop, images=args.images, buckets=args.buckets)
     device = args.device or default_device()

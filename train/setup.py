@@ -61,6 +61,7 @@ class Run:
     resolution: tuple[int, int]
     empty_text: torch.Tensor  # (seq, dim) embedding of "" (caption dropout, negative prompt)
     validation_embeds: torch.Tensor | None  # (n, seq, dim) of the validation prompts
+    clip_fps: float | None = None  # frame rate of the training clips (recorded for generate's --fps default)
 
     def encode_video(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from ldm_video.train.encode import encode_video
@@ -80,7 +81,10 @@ class Run:
         metadata = {"num_frames": cfg.frames, "resolution": f"{self.resolution[0]}x{self.resolution[1]}",
                     "noise_prior": cfg.noise_prior, "noise_alpha": cfg.noise_alpha,
                     "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.base,
-                    "context_frames": cfg.context_frames, "context_noise": cfg.context_noise}
+                    "context_frames": cfg.context_frames, "context_noise": cfg.context_noise,
+                    "clip_frames": self.latent_frames()}
+        if self.clip_fps:
+            metadata["fps"] = round(self.clip_fps, 3)
         if step is not None:
             metadata["step"] = step
         params = self.unwrapped.trainable_parameters()
@@ -318,4 +322,4 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
                optimizer=optimizer, lr_scheduler=lr_scheduler, ema=ema, sampler=sampler, loader=loader,
                noise_scheduler=base.scheduler, prediction_type=base.prediction_type, weight_dtype=weight_dtype,
                resolution=parse_resolution(config.resolution), empty_text=empty_text,
-               validation_embeds=validation_embeds)
+               validation_embeds=validation_embeds, clip_fps=dataset.clip_fps())

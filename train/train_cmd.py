@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise LdmVideoError("--cache-latents encodes --data into OUTPUT_DIR/latent-cache; --cache is already a latent "
                             "cache: give one of them (a preset's cache_latents is fine with --cache)")
+    _base_from_cache(args)
     config = resolve_config(args)
     result = train(config, progress=not args.no_progress)
     if result.interrupted:
@@ -51,3 +52,18 @@ def run(args: argparse.Namespace) -> int:
     if result.main_process:
         print(f"trained {result.step} steps; temporal layers saved in {result.output_dir}")
     return 0
+
+
+def _base_from_cache(args: argparse.Namespace) -> None:
+    """--cache without --base (flag or --config): the base the cache was made with (ldm_video.base's rule)."""
+    from ldm_video.train.config import load_yaml
+
+    if hasattr(args, "base") or not getattr(args, "cache", None):
+        return
+    if getattr(args, "config", None) and "base" in load_yaml(args.config):
+        return
+    from ldm_video.train.cache import read_cache_index
+
+    recorded = read_cache_index(args.cache).get("base")
+    if recorded:
+        args.base = recorded

@@ -154,6 +154,14 @@ def _validate(run: Run, step: int) -> None:
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `config`; returns what it did."""
+    from ldm_video.base import check_base
+
+    check_base(config.base, config.base_variant)  # a missing or unreachable base is said before the run folder is made
+    if config.data and not config.cache:
+        from ldm_video.train.data import check_data_root
+        from ldm_video.train.setup import data_config
+
+        check_data_root(data_config(config))  # so is a --data that is neither a folder nor a media file
     overwritten = check_output_dir(config.output_dir, config.resume, config.overwrite)
     resume_from = resume_point(config.resume, config.output_dir, main_process=launcher_main_process())  # fails early
     from ldm_video.train.plan import check_clip_fits
@@ -162,6 +170,10 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     if config.images == "frame" and not config.lora_rank and launcher_main_process():
         logger.warning("--images frame: one-frame image samples skip the temporal layers, so without --lora-rank "
                        "their batches train nothing (zero gradients); use --images pseudo-video to train on images")
+    from ldm_video.export import reach_note
+
+    if reach_note(config.temporal_layers) and launcher_main_process():
+        logger.warning("%s", reach_note(config.temporal_layers))
     run = setup_run(config, progress=progress)
     if config.context_frames and config.context_frames >= run.latent_frames():  # a causal VAE compresses time
         raise LdmVideoError(f"--context-frames {config.context_frames} leaves none of the {run.latent_frames()} latent "

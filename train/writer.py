@@ -22,9 +22,17 @@ FORMATS = {".mkv": "matroska"}  # the temporary file has no extension: name the 
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: int = 18,
-                preset: str | None = "ultrafast", pix_fmt: str | None = None) -> Path:
+                preset: str | None = "ultrafast", pix_fmt: str | None = None, rotation: int = 0,
+                ticks: list[int] | None = None) -> Path:
     """Write uint8 (f, h, w, 3) frames to `path` (even h and w), atomically, picking a codec the container takes.
-    crf / preset / pix_fmt set libx264 (default 4:2:0 for players; the toy world writes 4:4:4, crf 12)."""
+    crf / preset / pix_fmt set libx264 (default 4:2:0 for players; the toy world writes 4:4:4, crf 12).
+
+    Args:
+        rotation: a display rotation (counter-clockwise degrees, what phones record for portrait video): the
+            frames are stored as given and players turn them by this much.
+        ticks: per frame, its presentation time in 1/fps units (increasing; default 0, 1, 2, ...): gaps make a
+            variable-frame-rate file.
+    """
     import av
 
     from ldm_video.checkpoint import atomic_write
@@ -47,8 +55,14 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
             if codec == "libx264":
                 stream.pix_fmt = pix_fmt or stream.pix_fmt
                 stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
-            for array in frames:  # step: encode one frame
+            if rotation % 360:
+                _set_rotation(stream, rotation)
+            if ticks is not None:
+                stream.codec_context.time_base = Fraction(1, fps)
+            for i, array in enumerate(frames):  # step: encode one frame
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                if ticks is not None:
+                    frame.pts, frame.time_base = int(ticks[i]), Fraction(1, fps)
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
@@ -56,3 +70,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
 
     atomic_write(path, write)
     return path
+
+
+def _set_rotation(stream, degrees: int) -> None:
+    """A display matrix (PyAV with `set_display_rotation`), else the `rotate` tag (clockwise) that FFmpeg before 7 turned into one."""
+    if hasattr(stream, "set_display_rotation"):
+        stream.set_display_rotation(degrees)
+    else:
+        stream.metadata["rotate"] = str((-degrees) % 360)

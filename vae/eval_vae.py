@@ -20,7 +20,7 @@ from ldm_video.errors import LdmVideoError
 from ldm_video.info import default_device
 from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
 from ldm_video.vae.interface import VideoVAE
-from ldm_video.vae.loading import load_video_vae
+from ldm_video.vae.loading import load_video_vae, video_vae_folder
 from ldm_video.vae.losses import temporal_loss
 from ldm_video.vae.metrics import flicker, psnr, ssim, to_unit
 
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder of videos to reconstruct")
     parser.add_argument("--base", default=None,
                         help="base whose 2D VAE is the reference: folder, hub id or single file (default: the base recorded "
-                             "in --vae)")
+                             "in --vae, a train-vae run folder or its vae/; else stabilityai/stable-diffusion-2-1-base)")
     parser.add_argument("--frames", type=int, default=9, help="frames per clip (4f+1 for a causal VAE)")
     parser.add_argument("--resolution", default="256", help="clip size: N or HxW (multiples of 8)")
     parser.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame of a file")
@@ -83,9 +83,12 @@ def evaluate(vae_path: str, data: str, base: str | None = None, frames: int = 9,
              frame_stride: int = 1, clips: int = 8, device: str = "cpu") -> list[VAEScores]:
     """Scores of the 2D SD VAE and of `vae_path` on the same clips (the 2D one first)."""
     if base is None:
-        base = read_config(vae_path).get("base") if is_video_vae_folder(vae_path) else vae_path
-        if not base:
-            raise LdmVideoError(f"{vae_path}: no base recorded; pass --base")
+        folder = video_vae_folder(vae_path)  # a train-vae run folder records its base in vae/
+        base = read_config(folder).get("base") if is_video_vae_folder(folder) else vae_path
+        if not base:  # the one rule for a missing --base (ldm_video.base)
+            from ldm_video.base import DEFAULT_BASE
+
+            base = DEFAULT_BASE
     vae = load_video_vae(vae_path, base=base, device=device)
     vae.check_num_frames(frames, what="--frames")
     reference = load_video_vae(base, device=device)

@@ -17,6 +17,14 @@ from ldm_video.vae.temporal_decoder import load_base_vae, load_temporal_decoder
 KINDS = ("2d", TEMPORAL_DECODER, CAUSAL3D)
 
 
+def video_vae_folder(path: str | os.PathLike) -> str:
+    """The video-VAE folder `path` names: itself, or the `vae/` of a train-vae run folder or checkpoint."""
+    path = str(path)
+    if not is_video_vae_folder(path) and is_video_vae_folder(os.path.join(path, "vae")):
+        return os.path.join(path, "vae")
+    return path
+
+
 def load_video_vae(
     path_or_base: str | os.PathLike,
     base: str | None = None,
@@ -36,9 +44,7 @@ def load_video_vae(
     """
     from ldm_video.single_file import is_single_file
 
-    path = str(path_or_base)
-    if not is_video_vae_folder(path) and is_video_vae_folder(os.path.join(path, "vae")):
-        path = os.path.join(path, "vae")  # a train-vae run folder or one of its checkpoints
+    path = video_vae_folder(path_or_base)
     if is_video_vae_folder(path):
         kind = read_config(path).get("kind")
         if kind == TEMPORAL_DECODER:

@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import torch
 
+from ldm_video.base import DEFAULT_BASE
 from ldm_video.errors import LdmVideoError
 from ldm_video.train.config import RunSettings, _opt
 from ldm_video.train.engine import Job
@@ -60,7 +61,7 @@ class TrainVAEConfig(RunSettings):
     kind: str = field(default="temporal-decoder", metadata=_opt(
         "temporal-decoder: SD VAE + temporal convs in the decoder; causal3d: SD VAE inflated to a causal 3D VAE "
         "with 4x temporal compression", TRAIN_KINDS))
-    base: str = field(default="stabilityai/stable-diffusion-2-1-base", metadata=_opt(
+    base: str = field(default=DEFAULT_BASE, metadata=_opt(
         "SD 2.x base whose VAE is extended: diffusers folder, hub id or single .safetensors / .ckpt file"))
     base_variant: str | None = field(default=None, metadata=_opt(
         "which SD 2.x a single-file --base is (2.1-base or 2.1-768-v; they share one VAE)", metavar="VARIANT"))
@@ -248,6 +249,11 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
     data_cfg = cfg.data_config()
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+    from ldm_video.base import check_base
+    from ldm_video.single_file import is_single_file
+
+    if is_single_file(cfg.base) or (Path(cfg.base) / "model_index.json").exists() or not Path(cfg.base).exists():
+        check_base(cfg.base, cfg.base_variant)  # a missing or unreachable base is said before the run folder is made
     overwritten = check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, run_files=RUN_FILES)
     resume_from = resume_point(cfg.resume, cfg.output_dir, main_process=launcher_main_process())
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
