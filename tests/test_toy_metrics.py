@@ -133,3 +133,27 @@ def test_cli_metrics_prints_json(tmp_path, capsys):
     assert main(["toy", "metrics", str(tmp_path / "missing.mp4"), "--caption", item.caption]) == 2
     (tmp_path / "v.txt").write_text(item.caption + "\n")  # caption from the same-stem sidecar
     assert main(["toy", "metrics", str(path)]) == 0
+
+
+def _pacing(seed: int = 0, frames: int = 160) -> world.ToySample:
+    config = world.WorldConfig(motions=("pacing",), min_speed=0.75, max_speed=1.0)
+    return world.sample(seed, frames, config)
+
+
+def test_pacing_turns_only_at_the_margins():
+    """A rendered pacing video follows its motion at every step, turns included; the same object turning back in
+    mid-frame, stalling at a margin or jittering in place does not."""
+    item = _pacing()
+    s = metrics.score_video(item.frames, item.caption)
+    assert s.direction == 1.0 and s.reversals >= 2
+    track = world.centres(item.spec)
+    mid = int(np.argmin(np.abs(track[:, 0] - 32)))  # a frame near the middle of the frame
+    back = np.concatenate([item.frames[:mid + 1], item.frames[mid - 1::-1][:20]])  # turns back in mid-frame
+    s_back = metrics.score_video(back, item.caption)
+    assert s_back.direction < 1.0 and s_back.direction == pytest.approx(1 - 1 / (len(back) - 1), abs=0.02)
+    at_wall = int(np.argmin(np.minimum(track[:, 0] - track[:, 0].min(), track[:, 0].max() - track[:, 0])))
+    stall = np.concatenate([item.frames[:at_wall + 1], np.repeat(item.frames[at_wall:at_wall + 1], 20, axis=0)])
+    s_stall = metrics.score_video(stall, item.caption)
+    assert s_stall.direction <= at_wall / (len(stall) - 1) + 1e-9  # the 20 still frames all fail
+    jitter = np.concatenate([item.frames[mid:mid + 2]] * 10)  # a step right, a step left, ...
+    assert metrics.score_video(jitter, item.caption).direction <= 0.1

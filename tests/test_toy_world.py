@@ -99,3 +99,31 @@ def test_a_restricted_world_draws_only_what_it_is_given():
         world.WorldConfig(motions=("sideways",))
     with pytest.raises(ValueError, match="shapes"):
         world.WorldConfig(shapes=())
+
+
+@pytest.mark.parametrize("motion", world.LASTING_MOTIONS)
+def test_lasting_motions_go_on_inside_the_frame_with_their_velocity(motion):
+    """Orbiting and pacing never leave the frame however long the video; `velocities` is each frame's motion."""
+    config = world.WorldConfig(motions=(motion,), min_speed=0.5, max_speed=1.0)
+    for seed in range(4):
+        item = world.sample(seed, 400, config)
+        assert item.caption.endswith(motion) and world.parse_caption(item.caption)[2] == motion
+        track, velocity = world.centres(item.spec, config), world.velocities(item.spec, config)  # (f, 2) each
+        r = item.spec.extent / 2
+        assert track.min() >= config.margin + r - 1e-9 and track.max() <= config.size - config.margin - r + 1e-9
+        steps = np.diff(track, axis=0)  # (f-1, 2)
+        assert np.allclose(np.linalg.norm(velocity, axis=1), item.spec.speed)
+        if motion == "orbiting":  # constant radius about the centre, clockwise on screen, at the world's speed
+            radius = np.linalg.norm(track - config.size / 2, axis=1)
+            assert np.ptp(radius) < 1e-9 and world.MIN_ORBIT_RADIUS <= radius[0]
+            np.testing.assert_allclose(np.linalg.norm(steps, axis=1), item.spec.speed, rtol=2e-3)  # chord ~ arc
+            cross = (track[:-1, 0] - 32) * steps[:, 1] - (track[:-1, 1] - 32) * steps[:, 0]
+            assert np.all(cross > 0)  # turning from +x towards +y (down): clockwise as seen
+        else:  # horizontal only, reflecting at the margins: every step but the turns is a full step
+            turns = np.flatnonzero(np.sign(steps[1:, 0]) != np.sign(steps[:-1, 0]))
+            assert len(turns) >= 2  # 400 frames at >= 0.5 px cross the ~40 px span several times
+            short = np.abs(np.abs(steps[:, 0]) - item.spec.speed) > 1e-9
+            assert np.all(steps[:, 1] == 0) and short.sum() <= len(turns) + 1  # one shorter step per turn
+        cosine = np.sum(steps * velocity[:-1], axis=1) / np.linalg.norm(steps, axis=1) / item.spec.speed
+        assert np.mean(cosine > 0.99) > 0.95  # the velocity is where the next step goes (but at a turn)
+    assert world.WorldConfig().motions == world.MOTIONS  # the full world draws what it always drew
