@@ -20,6 +20,7 @@ from ldm_video.errors import LdmVideoError
 from ldm_video.infer import run_defaults
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.pipeline import (
+    CONTEXT_INITS,
     EXTEND_MODES,
     SCHEDULERS,
     LongVideoConfig,
@@ -43,6 +44,7 @@ VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # and overlap M = clip_fra
 DEFAULT_SEAM_DROP = 1
 # --extend context samples the given frames at this share of the noise level they were trained up to
 CONTEXT_NOISE_SHARE = 0.5
+DEFAULT_CONTEXT_INIT = "fresh"
 # --prompt-edit with --prompt-at: on the toy world 0.5 kept position across a colour switch (0.3 did not; README)
 DEFAULT_PROMPT_EDIT = 0.5
 
@@ -127,6 +129,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context: noise the given frames to timestep T (and tell the U-Net so), as the layers were "
                         "trained with `train --context-noise` (default: half the --motion's trained maximum, 0 for "
                         "layers trained on clean frames)")
+    g.add_argument("--context-init", choices=CONTEXT_INITS, default=None,
+                   help="context: where each later clip's new frames start: from fresh noise, or from the last given "
+                        "frame diffused to the first timestep, which keeps the scene's colours (default "
+                        f"{DEFAULT_CONTEXT_INIT}, by measurement: README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -260,8 +266,10 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
-    if args.context_noise is not None and args.extend != "context":
-        raise LdmVideoError(f"--context-noise applies to --extend context only (this video: --extend {args.extend})")
+    for flag in ("context_noise", "context_init"):
+        if getattr(args, flag) is not None and args.extend != "context":
+            raise LdmVideoError(f"--{flag.replace('_', '-')} applies to --extend context only (this video: --extend "
+                                f"{args.extend})")
     order = args.reuse_order or DEFAULT_REUSE_ORDER
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
@@ -284,7 +292,9 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
             seam_drop = values["overlap"]  # the given frames are the previous clip's: never output twice
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk,
-                                context_noise=context_noise(args) if args.extend == "context" else 0)
+                                context_noise=context_noise(args) if args.extend == "context" else 0,
+                                context_init=(args.context_init or DEFAULT_CONTEXT_INIT) if args.extend == "context"
+                                else "fresh")
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video
@@ -340,6 +350,7 @@ def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, 
         "lora_scale": args.lora_scale if args.lora else None, "vae": args.vae,
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
+        "context_init": video.context_init,
         "clip_starts": video.output_starts(frames_per_latent), "fps": args.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)

@@ -42,6 +42,7 @@ SCHEDULERS: dict[str, tuple[type, dict]] = {
 }
 # freenoise: diffusers' pipeline (ldm_video.infer.freenoise); context: a model trained with train --context-frames
 EXTEND_MODES = ("vidrd", "context", "independent", "freenoise")
+CONTEXT_INITS = ("fresh", "last-frame")  # where a context clip's new frames start (LongVideoConfig.context_init)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class LongVideoConfig:
     # extend "context": the given frames are noised to this timestep (and told so), as the layers were trained
     # with `train --context-noise`; 0 gives them clean
     context_noise: int = 0
+    # extend "context": the new frames of a later clip start from fresh noise ("fresh") or from the last given frame
+    # diffused to the first timestep ("last-frame"), which carries its low frequencies (the scene's colours) over
+    context_init: str = "fresh"
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -96,6 +100,9 @@ class LongVideoConfig:
                              f"{self.seam_drop}")
         if self.decode_chunk < 1:
             raise ValueError(f"decode_chunk must be >= 1, got {self.decode_chunk}")
+        if self.context_init not in CONTEXT_INITS or (self.context_init != "fresh" and self.extend != "context"):
+            raise ValueError(f"context_init is one of {CONTEXT_INITS} (not 'fresh' only with extend 'context'), got "
+                             f"{self.context_init!r} with extend {self.extend!r}")
         if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
             raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
                              f"with extend {self.extend!r}")
@@ -218,6 +225,10 @@ class VideoSampler:
             eps = torch.randn(context.shape, generator=generator).to(context)  # (1, 4, M, h, w)
             given = self.noise_schedule.add_noise(context, eps, torch.tensor([v.context_noise]))  # (1, 4, M, h, w)
         latents = noise * scheduler.init_noise_sigma  # (1, 4, N, h, w), float32
+        if context is not None and v.context_init == "last-frame":  # the new frames start from the last given
+            # frame diffused to the first timestep (the forward process, in the scheduler's own parametrisation)
+            anchor = context[:, :, -1:].expand_as(noise)  # (1, 4, N, h, w)
+            latents = scheduler.add_noise(anchor, noise, timesteps[:1])  # (1, 4, N, h, w)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]

@@ -299,3 +299,30 @@ def test_generate_samples_noised_context_as_trained(tiny_base, toy_data, tmp_pat
                          (["--context-noise", "1000"], "must be a timestep")):
         with pytest.raises(LdmVideoError, match=message):
             build_configs(build_parser().parse_args([*common, *bad]))
+
+
+def test_new_frames_can_start_from_the_last_given_frame_diffused(tiny_base):
+    """context_init "last-frame": a later clip's new frames start from the forward process of the previous clip's
+    last frame at the first timestep, sqrt(abar) z + sqrt(1 - abar) eps, with the same eps "fresh" would use."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    calls, last = {}, {}
+    text = torch.randn(1, 77, 32)
+    for init in ("fresh", "last-frame"):
+        rec = _Recorder(model)
+        video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
+                                seam_drop=2, context_init=init)
+        sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                               sampling=SamplingConfig(steps=3, guidance=1.0, height=16, width=16), video=video,
+                               progress=False)
+        latents = torch.cat([c.latents for c in sampler(text)], dim=2)  # (1, 4, 10, h, w)
+        calls[init], last[init] = rec.calls, latents[:, :, 5]
+    assert torch.equal(last["fresh"], last["last-frame"])  # the first clip is the same
+    (x_fresh, t), (x_last, _) = calls["fresh"][3], calls["last-frame"][3]  # clip 2's first step
+    abar = sampler.noise_schedule.alphas_cumprod[int(t[0, -1])]
+    expected = abar.sqrt() * last["fresh"][:, :, None] + (1 - abar).sqrt() * x_fresh[:, :, 2:]
+    assert torch.allclose(x_last[:, :, 2:], expected, atol=1e-5)
+    assert torch.equal(x_last[:, :, :2], x_fresh[:, :, :2])  # the given frames are the given frames
+    with pytest.raises(ValueError, match="context_init"):
+        LongVideoConfig(extend="vidrd", context_init="last-frame")

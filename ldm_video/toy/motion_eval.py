@@ -41,6 +41,7 @@ class ClipSampling:
     seam_drop: int | None = None  # long videos: leading frames of each later clip left out (None: generate's default)
     extend: str = "vidrd"  # long videos: "vidrd", or "context" (temporal layers trained with --context-frames)
     context_noise: int = 0  # long videos, extend "context": timestep of the noise put on the given frames
+    context_init: str = "fresh"  # long videos, extend "context": where the new frames start (LongVideoConfig)
 
 
 @dataclass
@@ -90,7 +91,8 @@ class ToyGenerator:
         extend = s.extend if long else "vidrd"
         video = LongVideoConfig(num_frames=num_frames, extend=extend, vidrd=vidrd,
                                 seam_drop=self.seam_drop() if long else 0,
-                                context_noise=s.context_noise if extend == "context" else 0)
+                                context_noise=s.context_noise if extend == "context" else 0,
+                                context_init=s.context_init if extend == "context" else "fresh")
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
                                sampling=sampling, video=video, progress=False)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each
