@@ -4,7 +4,7 @@
 The same toy base, the same temporal attention (a demo run's `motion/`, attention only, and its MotionAdapter
 export for diffusers), prompts, seeds, DDIM schedule, steps and guidance. FreeNoise is diffusers' own
 `AnimateDiffPipeline.enable_free_noise` (context windows fused with pyramid weights, shuffled context noise), its
-context length set to our clip length (8) and its stride to our overlap (4). Every run is its own subprocess
+context length set to our clip length and its stride to the clip length less our overlap. Every run is its own subprocess
 (peak RSS is the child's, seconds exclude the model load), run interleaved: for each length, prompt and seed,
 each method in turn. Scored with `ldm_video.toy.drift`: the captioned motion over the whole video and in its
 last 15 %, and the last 15 % against the first (FramePack's start-end contrast): background change in grey levels,
@@ -43,8 +43,8 @@ def run_one(spec: dict) -> None:
 
         extend = "vidrd" if method.startswith("vidrd") else "context"
         gen = ToyGenerator(spec["base"], spec["motion"], ClipSampling(
-            clip_frames=8, steps=spec["steps"], guidance=spec["guidance"], noise_prior="iid", noise_alpha=0.0,
-            overlap=4, reuse_order="forward", extend=extend,
+            clip_frames=spec["clip_frames"], steps=spec["steps"], guidance=spec["guidance"], noise_prior="iid",
+            noise_alpha=0.0, overlap=spec["overlap"], reuse_order="forward", extend=extend,
             context_noise=spec["context_noise"] if method == "context-noise" else 0))
         loaded = time.perf_counter()
         video = gen.video(spec["prompt"], frames, spec["seed"])
@@ -60,29 +60,30 @@ def run_one(spec: dict) -> None:
                                    unet=base.unet, motion_adapter=MotionAdapter.from_pretrained(spec["adapter"]),
                                    scheduler=DDIMScheduler.from_config(base.scheduler.config))
         pipe.set_progress_bar_config(disable=True)
-        pipe.enable_free_noise(context_length=8, context_stride=4)
+        n = spec["clip_frames"]
+        pipe.enable_free_noise(context_length=n, context_stride=n - spec["overlap"])
         if method == "freenoise-split":
-            pipe.enable_free_noise_split_inference(spatial_split_size=256, temporal_split_size=8)
+            pipe.enable_free_noise_split_inference(spatial_split_size=256, temporal_split_size=n)
         loaded = time.perf_counter()
         result = pipe(spec["prompt"], num_frames=frames, height=64, width=64, num_inference_steps=spec["steps"],
                       guidance_scale=spec["guidance"], generator=torch.Generator().manual_seed(spec["seed"]),
                       output_type="pt", decode_chunk_size=8)
         video = to_uint8(result.frames[0] * 2 - 1).numpy()  # (f, H, W, 3)
-        seam_drop = 0  # window boundaries every 8 frames
+        seam_drop = 0  # window boundaries every clip_frames frames
     seconds = time.perf_counter() - loaded
     np.save(out, video)
     print(json.dumps({"seconds": seconds, "load_seconds": loaded - start, "seam_drop": seam_drop,
                       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 
 
-def score(video: np.ndarray, prompt: str, seam_drop: int) -> dict:
+def score(video: np.ndarray, prompt: str, clip_frames: int, seam_drop: int) -> dict:
     """Overall motion and seam jump, and the last 15 % against the first (ldm_video.toy.drift)."""
     from ldm_video.toy.drift import drift_passes, start_end_drift
     from ldm_video.toy.metrics import analyse_video, score_analyses
     from ldm_video.toy.world import parse_caption
 
     analyses = analyse_video(video)
-    s = score_analyses(analyses, *parse_caption(prompt), clip_frames=8, seam_drop=seam_drop)
+    s = score_analyses(analyses, *parse_caption(prompt), clip_frames=clip_frames, seam_drop=seam_drop)
     d = start_end_drift(video, prompt, analyses=analyses)
     last = d["last"]
     return {"motion": s.direction, "seam_jump": s.seam_jump if s.seam_jump is not None else float("nan"),
@@ -104,7 +105,11 @@ def main() -> None:
     parser.add_argument("--base", default=str(TOY_BASE), help="toy base (default: the shipped one)")
     parser.add_argument("--frames", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
-    parser.add_argument("--prompts", nargs="+", default=["a red square orbiting", "a blue circle orbiting"],
+    parser.add_argument("--clip-frames", type=int, default=None,
+                        help="frames per clip / FreeNoise window (default: what the --motion was trained on)")
+    parser.add_argument("--overlap", type=int, default=4,
+                        help="given frames per context clip, VidRD prompt frames, FreeNoise window overlap (default 4)")
+    parser.add_argument("--prompts", nargs="+", default=["a red square pacing", "a blue circle pacing"],
                         help="toy captions (default: a seen and the held-out shape of the demo's motion)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--steps", type=int, default=20)
@@ -135,6 +140,11 @@ def main() -> None:
         from ldm_video.infer.generate import CONTEXT_NOISE_SHARE
 
         context_noise = round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
+    clip_frames = args.clip_frames
+    if clip_frames is None:
+        from ldm_video.checkpoint import trained_clip
+
+        clip_frames = trained_clip(args.motion)[0] or 8
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[str, int], list[dict]] = {}
@@ -145,12 +155,14 @@ def main() -> None:
                     out = work / f"{method}-{frames}-{p}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
-                            "steps": args.steps, "guidance": args.guidance, "context_noise": context_noise}
+                            "steps": args.steps, "guidance": args.guidance, "context_noise": context_noise,
+                            "clip_frames": clip_frames, "overlap": args.overlap}
                     child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], check=True,
                                            capture_output=True, text=True)
                     timing = json.loads(child.stdout.strip().splitlines()[-1])
                     row = {"method": method, "frames": frames, "prompt": prompt, "seed": seed,
-                           "context_noise": context_noise, **timing, **score(np.load(out), prompt, timing["seam_drop"])}
+                           "context_noise": context_noise, "clip_frames": clip_frames, **timing,
+                           **score(np.load(out), prompt, clip_frames, timing["seam_drop"])}
                     rows.setdefault((method, frames), []).append(row)
                     if args.rows:
                         with open(args.rows, "a") as f:

@@ -133,6 +133,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context: where each later clip's new frames start: from fresh noise, or from the last given "
                         "frame diffused to the first timestep, which keeps the scene's colours (default "
                         f"{DEFAULT_CONTEXT_INIT}, by measurement: README)")
+    g.add_argument("--context-anchor", action=argparse.BooleanOptionalAction, default=None,
+                   help="context: shift each later clip's new frames to the first clip's latent channel means, so "
+                        "the scene keeps its colours however long the video (default on: measured to stop the "
+                        "background drift of long videos, README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -266,7 +270,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
-    for flag in ("context_noise", "context_init"):
+    for flag in ("context_noise", "context_init", "context_anchor"):
         if getattr(args, flag) is not None and args.extend != "context":
             raise LdmVideoError(f"--{flag.replace('_', '-')} applies to --extend context only (this video: --extend "
                                 f"{args.extend})")
@@ -294,7 +298,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                 decode_chunk=args.decode_chunk,
                                 context_noise=context_noise(args) if args.extend == "context" else 0,
                                 context_init=(args.context_init or DEFAULT_CONTEXT_INIT) if args.extend == "context"
-                                else "fresh")
+                                else "fresh",
+                                context_anchor=args.extend == "context" and args.context_anchor is not False)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video
@@ -350,7 +355,7 @@ def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, 
         "lora_scale": args.lora_scale if args.lora else None, "vae": args.vae,
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
-        "context_init": video.context_init,
+        "context_init": video.context_init, "context_anchor": video.context_anchor,
         "clip_starts": video.output_starts(frames_per_latent), "fps": args.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)

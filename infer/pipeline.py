@@ -86,6 +86,8 @@ class LongVideoConfig:
     # extend "context": the new frames of a later clip start from fresh noise ("fresh") or from the last given frame
     # diffused to the first timestep ("last-frame"), which carries its low frequencies (the scene's colours) over
     context_init: str = "fresh"
+    # extend "context": shift each new frame's latent channel means to the first clip's, after denoising
+    context_anchor: bool = False
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -103,6 +105,8 @@ class LongVideoConfig:
         if self.context_init not in CONTEXT_INITS or (self.context_init != "fresh" and self.extend != "context"):
             raise ValueError(f"context_init is one of {CONTEXT_INITS} (not 'fresh' only with extend 'context'), got "
                              f"{self.context_init!r} with extend {self.extend!r}")
+        if self.context_anchor and self.extend != "context":
+            raise ValueError(f"context_anchor applies to extend 'context' only, got extend {self.extend!r}")
         if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
             raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
                              f"with extend {self.extend!r}")
@@ -193,6 +197,7 @@ class VideoSampler:
         self.noise_schedule = DDPMScheduler.from_config(self.scheduler_config)  # add_noise of the training schedule
         self.dsg: DSGTrajectory | None = None  # previous clip's stored trajectory
         self.context: torch.Tensor | None = None  # extend "context": previous clip's last M final latents
+        self.anchor: torch.Tensor | None = None  # extend "context": the first clip's latent channel means
 
     def initial_noise(self, clip: int, prev_noise: torch.Tensor | None, generator) -> torch.Tensor:
         """Unit-variance noise (1, 4, N, h, w) a clip starts from."""
@@ -250,6 +255,10 @@ class VideoSampler:
             latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)
         if context is not None:
             latents[:, :, :m] = context  # exactly the previous clip's frames (dropped from the output: seam_drop M)
+            if v.context_anchor:  # every new frame keeps the first clip's latent channel means (its colours)
+                latents[:, :, m:] += self.anchor - latents[:, :, m:].mean(dim=(3, 4), keepdim=True)
+        if v.extend == "context" and clip == 0:
+            self.anchor = latents.mean(dim=(2, 3, 4), keepdim=True)  # (1, 4, 1, 1, 1)
         if v.extend == "context":
             self.context = latents[:, :, latents.shape[2] - v.vidrd.overlap:].clone()  # (1, 4, M, h, w)
         self.dsg = record

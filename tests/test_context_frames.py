@@ -326,3 +326,38 @@ def test_new_frames_can_start_from_the_last_given_frame_diffused(tiny_base):
     assert torch.equal(x_last[:, :, :2], x_fresh[:, :, :2])  # the given frames are the given frames
     with pytest.raises(ValueError, match="context_init"):
         LongVideoConfig(extend="vidrd", context_init="last-frame")
+
+
+def test_the_anchor_keeps_the_first_clips_channel_means(tiny_base):
+    """context_anchor: every new frame of a later clip ends with the first clip's latent channel means (the
+    scene's colours), its spatial detail untouched; without it the means wander."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    text = torch.randn(1, 77, 32)
+    out = {}
+    for anchor in (False, True):
+        video = LongVideoConfig(num_frames=14, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
+                                seam_drop=2, context_anchor=anchor)
+        sampler = VideoSampler(model=model, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                               sampling=SamplingConfig(steps=2, guidance=1.0, height=16, width=16), video=video,
+                               progress=False)
+        out[anchor] = torch.cat([c.latents for c in sampler(text)], dim=2)  # (1, 4, 14, h, w)
+    first = out[True][:, :, :6].mean(dim=(2, 3, 4))  # (1, 4)
+    later = out[True][:, :, 6:].mean(dim=(3, 4))  # (1, 4, 8) each new frame's channel means
+    assert torch.allclose(later, first[:, :, None].expand_as(later), atol=1e-5)
+    assert not torch.allclose(out[False][:, :, 6:].mean(dim=(3, 4)), later, atol=1e-3)
+    assert torch.equal(out[True][:, :, :6], out[False][:, :, :6])  # the first clip is the model's own
+    with pytest.raises(ValueError, match="context_anchor"):
+        LongVideoConfig(extend="vidrd", context_anchor=True)
+
+
+def test_generate_anchors_context_videos_by_default(tiny_base, context_motion):
+    from ldm_video.infer.generate import build_configs
+
+    common = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4", "--steps", "1",
+              "--height", "16", "--width", "16", "--motion", str(context_motion), "--out", "x.mp4"]
+    assert build_configs(build_parser().parse_args(common))[1].context_anchor
+    assert not build_configs(build_parser().parse_args([*common, "--no-context-anchor"]))[1].context_anchor
+    with pytest.raises(LdmVideoError, match="applies to --extend context only"):
+        build_configs(build_parser().parse_args([*common, "--extend", "vidrd", "--context-anchor"]))

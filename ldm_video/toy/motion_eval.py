@@ -42,6 +42,7 @@ class ClipSampling:
     extend: str = "vidrd"  # long videos: "vidrd", or "context" (temporal layers trained with --context-frames)
     context_noise: int = 0  # long videos, extend "context": timestep of the noise put on the given frames
     context_init: str = "fresh"  # long videos, extend "context": where the new frames start (LongVideoConfig)
+    context_anchor: bool = False  # long videos, extend "context": keep the first clip's latent channel means
 
 
 @dataclass
@@ -92,7 +93,8 @@ class ToyGenerator:
         video = LongVideoConfig(num_frames=num_frames, extend=extend, vidrd=vidrd,
                                 seam_drop=self.seam_drop() if long else 0,
                                 context_noise=s.context_noise if extend == "context" else 0,
-                                context_init=s.context_init if extend == "context" else "fresh")
+                                context_init=s.context_init if extend == "context" else "fresh",
+                                context_anchor=s.context_anchor and extend == "context")
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
                                sampling=sampling, video=video, progress=False)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each
