@@ -88,6 +88,7 @@ def _one_line(capsys) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_runs_and_caches_are_never_mixed(tiny_base, tiny_base_v, tmp_path, capsys):
     """A refused resume leaves the run's files as they were; a latent cache made from other data or another
     base, temporal layers trained for the other objective and over-long clips are one-line errors (exit 2)."""
