@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
-from ldm_video.files import atomic_write, check_writable  # noqa: F401  (re-exported: infer.video_io, infer.generate, toy.world)
+from ldm_video.files import atomic_write, check_writable, read_safetensors  # noqa: F401  (re-exported: infer.video_io, infer.generate, toy.world)
 
 CONFIG_NAME = "temporal_config.json"
 WEIGHTS_NAME = "temporal_layers.safetensors"
@@ -162,10 +162,7 @@ def load_temporal(path: str | os.PathLike, unet2d, strict: bool = True, predicti
         if strict:
             raise CheckpointMismatchError(message)
         warnings.warn(message + "; loading anyway (strict=False)", stacklevel=2)
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
+    state = read_safetensors(weights)
     model = inflate_unet(unet2d, VideoUNetConfig.from_dict(record["temporal"]))
     load_temporal_state(model, state, source=str(weights))
     return model
@@ -331,8 +328,5 @@ def read_motion_module(path: str | os.PathLike, unet_config,
     if record["base"].get("unet_hash") != unet_hash(unet_config):
         detail = _describe_mismatch(record["base"].get("unet_config"), unet_architecture(unet_config))
         raise CheckpointMismatchError(f"{path}: trained for another base U-Net{detail}")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
+    state = read_safetensors(weights)
     return {k[len("motion."):]: v for k, v in state.items() if k.startswith("motion.")}, config

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from ldm_video.checkpoint import read_temporal_record
 from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
-from ldm_video.files import atomic_write, check_writable, replace_folder, usual_mode
+from ldm_video.files import atomic_write, check_writable, read_safetensors, replace_folder, usual_mode
 from ldm_video.lora import DIFFUSERS_LORA_NAME, to_diffusers, to_kohya
 
 
@@ -192,16 +192,11 @@ def export(motion: str | Path, fmt: str, out: str | Path, drop_temporal_conv: bo
     if drop_temporal_conv and fmt not in MOTION_EXPORTERS:
         raise LdmVideoError(f"--drop-temporal-conv applies to {' / '.join(MOTION_EXPORTERS)}; {fmt} keeps what it "
                             "exports as it is")
-    from safetensors import SafetensorError
-
     source = Path(motion)
     record, weights = read_temporal_record(source)
     out = Path(out)
     check_writable(out, f"{fmt} export")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
+    state = read_safetensors(weights)
     if fmt in MOTION_EXPORTERS:
         return MOTION_EXPORTERS[fmt](state, record, source, out, drop_temporal_conv)
     return EXPORTERS[fmt](state, record, source, out)

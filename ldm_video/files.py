@@ -87,3 +87,14 @@ def replace_folder(new: Path, out_dir: Path) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def read_safetensors(path: str | os.PathLike) -> dict:
+    """The tensors of a safetensors file; a missing, truncated or foreign file is one LdmVideoError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise LdmVideoError(f"{path}: unreadable safetensors file ({err})") from None
