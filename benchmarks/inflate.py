@@ -14,7 +14,7 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
 from ldm_video import VideoUNetConfig, inflate_unet
-from ldm_video.testing import sd21_unet_config
+from ldm_video.sd2_configs import shipped_config
 
 
 def count(params) -> int:
@@ -32,7 +32,7 @@ def main() -> None:
     print("| temporal_layers | spatial params | temporal params | inflate s | peer: UNetMotionModel.from_unet2d s |")
     print("|---|---|---|---|---|")
     for layers in ("attn", "conv", "attn+conv"):
-        unet = UNet2DConditionModel(**sd21_unet_config())
+        unet = UNet2DConditionModel(**shipped_config("unet"))
         spatial = count(unet.parameters())
         start = time.perf_counter()
         model = inflate_unet(unet, VideoUNetConfig(temporal_layers=layers))
@@ -40,7 +40,7 @@ def main() -> None:
         temporal = count(model.trainable_parameters())
         peer = ""
         if layers == "attn":
-            unet_peer = UNet2DConditionModel(**sd21_unet_config())
+            unet_peer = UNet2DConditionModel(**shipped_config("unet"))
             start = time.perf_counter()
             adapter = MotionAdapter(block_out_channels=(320, 640, 1280, 1280), motion_layers_per_block=2,
                                     motion_num_attention_heads=8, motion_max_seq_length=32,

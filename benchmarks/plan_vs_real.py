@@ -24,16 +24,16 @@ def write_sd21_random(path: Path, prediction_type: str) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from ldm_video.testing import sd21_unet_config, write_tiny_tokenizer
-    from ldm_video.train.plan import SD21_TEXT, SD21_VAE
+    from ldm_video.sd2_configs import shipped_config
+    from ldm_video.testing import write_tiny_tokenizer
 
     if (path / "model_index.json").exists():
         return path
     torch.manual_seed(0)
     tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(path.parent / f"{path.name}-tok"))
     pipe = StableDiffusionPipeline(
-        unet=UNet2DConditionModel(**sd21_unet_config(prediction_type)), vae=AutoencoderKL(**SD21_VAE),
-        text_encoder=CLIPTextModel(CLIPTextConfig(**SD21_TEXT)), tokenizer=tokenizer,
+        unet=UNet2DConditionModel(**shipped_config("unet", prediction_type)), vae=AutoencoderKL(**shipped_config("vae")),
+        text_encoder=CLIPTextModel(CLIPTextConfig(**shipped_config("text_encoder"))), tokenizer=tokenizer,
         scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                 clip_sample=False, set_alpha_to_one=False, steps_offset=1,
                                 prediction_type=prediction_type),

@@ -26,10 +26,11 @@ import torch
 from ldm_video.base import load_base
 from ldm_video.infer.generate import load_video_model
 from ldm_video.noise import video_noise
+from ldm_video.text import encode_prompts
 from ldm_video.toy import TOY_BASE
 from ldm_video.toy.world import DIRECTIONS, caption_for, sample
 from ldm_video.train.config import CONFIG_NAME, load_yaml
-from ldm_video.train.encode import encode_prompts, encode_video
+from ldm_video.train.encode import encode_video
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 

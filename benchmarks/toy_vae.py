@@ -158,8 +158,8 @@ def latent_frame_error(work: Path, heldout: list, noise_seeds: int = 4) -> dict:
     VAE's, split into latent frame 0 (pixel frame 0 encoded alone, like an image) and the later latent frames (each
     summarising 4 pixel frames, which the image model never saw). Also the latents' standard deviation."""
     from ldm_video.base import load_base
+    from ldm_video.text import encode_prompts
     from ldm_video.toy import TOY_BASE
-    from ldm_video.train.encode import encode_prompts
     from ldm_video.train.objective import noisy_latents, training_target
     from ldm_video.vae import load_video_vae
 

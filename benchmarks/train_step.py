@@ -3,7 +3,7 @@
 Same shapes for both (batch 1, 8 frames, 128 px -> 16x16 latents, cached-latent training: no VAE, no text
 encoder), same motion modules (a MotionAdapter of the same config), frozen fp32 spatial weights, bitsandbytes
 AdamW8bit over the trainable parameters, no gradient checkpointing. Each case runs in its own process, so
-the process peak RSS is per case. Random weights (SD 2.1 shapes from `ldm_video.testing.sd21_unet_config`,
+the process peak RSS is per case. Random weights (SD 2.1 shapes from `ldm_video.sd2_configs.shipped_config`,
 or the tiny test U-Net); nothing is downloaded.
 
     python benchmarks/train_step.py --size tiny --steps 5
@@ -24,9 +24,10 @@ CASES = ("ldm-video attn", "ldm-video attn+conv", "diffusers UNetMotionModel")
 
 
 def _unet_config(size: str) -> dict:
-    from ldm_video.testing import sd21_unet_config, tiny_unet_config
+    from ldm_video.sd2_configs import shipped_config
+    from ldm_video.testing import tiny_unet_config
 
-    return sd21_unet_config() if size == "sd21" else tiny_unet_config()
+    return shipped_config("unet") if size == "sd21" else tiny_unet_config()
 
 
 def run_case(size: str, case: str, steps: int, frames: int, resolution: int, threads: int) -> dict:
@@ -37,7 +38,7 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
     from einops import repeat
 
     from ldm_video import VideoUNetConfig, inflate_unet
-    from ldm_video.train.plan import _PeakMemory
+    from ldm_video.memory import TensorMemoryTracker
     from ldm_video.video_unet import motion_adapter_for
 
     torch.set_num_threads(threads)
@@ -76,7 +77,7 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
         return float(loss)
 
     step()  # warm-up: allocates the optimiser states
-    tracker = _PeakMemory()
+    tracker = TensorMemoryTracker()
     start = time.perf_counter()
     with tracker:
         for _ in range(steps):

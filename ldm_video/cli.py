@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-# `ldm-video --help` ends with the path of a first real fine-tune (README: "A first real fine-tune")
+# `ldm-video --help` ends with the path of a first real fine-tune (README: "Quick start")
 FIRST_RUN = """start here: look at the data, then a first real fine-tune of SD 2.1-base (one 24 GB GPU):
   ldm-video data preview --data clips/ --output-dir preview/      (the clips, captions and crops it will train on)
   ldm-video plan --config sd21-base-16x256

@@ -24,22 +24,21 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ldm_video.checkpoint import atomic_write, read_temporal_record
+from ldm_video.checkpoint import read_temporal_record
 from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
+from ldm_video.files import atomic_write, check_writable, read_safetensors, replace_folder, usual_mode
 from ldm_video.lora import DIFFUSERS_LORA_NAME, to_diffusers, to_kohya
-
-MOTION_FORMATS = ("motion-adapter", "animatediff")  # the formats that hold temporal attention only
 
 
 def reach_note(temporal_layers: str) -> str | None:
     """What `temporal_layers` cannot take to the other tools' motion formats (None: every format takes them), said
     by `plan` and `train` before any training."""
     if temporal_layers == "conv":
-        return (f"--temporal-layers conv: export --format {' / '.join(MOTION_FORMATS)} cannot hold these layers "
+        return (f"--temporal-layers conv: export --format {' / '.join(MOTION_EXPORTERS)} cannot hold these layers "
                 "(no temporal attention); only the native format (ldm-video generate) runs them")
     if temporal_layers == "attn+conv":
-        return (f"--temporal-layers attn+conv: export --format {' / '.join(MOTION_FORMATS)} keep the attention only "
+        return (f"--temporal-layers attn+conv: export --format {' / '.join(MOTION_EXPORTERS)} keep the attention only "
                 "(--drop-temporal-conv) and lose what the convolutions learnt; --temporal-layers attn exports whole")
     return None
 
@@ -102,12 +101,13 @@ def export_motion_adapter(state: dict, record: dict, source: Path, out: Path, dr
     adapter = _adapter(state, record, source, drop_conv, "MotionAdapter")
     if VideoUNetConfig.from_dict(record["temporal"]).motion_norm == "per-frame":
         print(f"note: {source} was trained with per-frame motion GroupNorm; diffusers runs a MotionAdapter "
-              "all-frames (README: GroupNorm semantics); --format animatediff keeps per-frame", file=sys.stderr)
+              "all-frames (docs/export.md: GroupNorm semantics); --format animatediff keeps per-frame", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         adapter.save_pretrained(tmp, safe_serialization=True)
         for weights in Path(tmp).glob("*.safetensors"):
             _add_header(weights, export_metadata(record))
-        _replace_folder(Path(tmp), out)
+        usual_mode(tmp)  # TemporaryDirectory made it 0700
+        replace_folder(Path(tmp), out)
     return out
 
 
@@ -124,7 +124,7 @@ def export_animatediff(state: dict, record: dict, source: Path, out: Path, drop_
     return out
 
 
-def export_diffusers_lora(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+def export_diffusers_lora(state: dict, record: dict, source: Path, out: Path) -> Path:
     from diffusers import StableDiffusionPipeline
 
     lora, alpha = _lora(state, record, source)
@@ -141,7 +141,7 @@ def export_diffusers_lora(state: dict, record: dict, source: Path, out: Path, dr
     return folder / name
 
 
-def export_kohya_lora(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+def export_kohya_lora(state: dict, record: dict, source: Path, out: Path) -> Path:
     lora, alpha = _lora(state, record, source)
     if out.suffix != ".safetensors":
         out = out / "lora_kohya.safetensors"
@@ -156,7 +156,7 @@ def lora_rank(lora: dict) -> int:
     return next(v.shape[0] for k, v in lora.items() if "lora_A" in k)
 
 
-def export_native(state: dict, record: dict, source: Path, out: Path, drop_conv: bool) -> Path:
+def export_native(state: dict, record: dict, source: Path, out: Path) -> Path:
     from ldm_video.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
     header = {"format": record["format"], "temporal_config": json.dumps(record["temporal"]),
@@ -168,51 +168,38 @@ def export_native(state: dict, record: dict, source: Path, out: Path, drop_conv:
     return out
 
 
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the finished folder `tmp` to `out`, replacing an earlier export only once the new one is whole."""
-    from ldm_video.checkpoint import usual_mode
-
-    usual_mode(tmp)  # TemporaryDirectory made it 0700
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
-
-
-Exporter = Callable[[dict, dict, Path, Path, bool], Path]
-FORMATS: dict[str, Exporter] = {
+# (state, record, source folder, out, drop_conv) -> written path: the formats that hold temporal attention only,
+# and may leave VidRD's temporal convolutions behind when told to (--drop-temporal-conv)
+MotionExporter = Callable[[dict, dict, Path, Path, bool], Path]
+MOTION_EXPORTERS: dict[str, MotionExporter] = {
     "motion-adapter": export_motion_adapter,
     "animatediff": export_animatediff,
+}
+# (state, record, source folder, out) -> written path: the formats that keep what they export as it is
+Exporter = Callable[[dict, dict, Path, Path], Path]
+EXPORTERS: dict[str, Exporter] = {
     "diffusers-lora": export_diffusers_lora,
     "kohya-lora": export_kohya_lora,
     "native": export_native,
 }
+FORMATS = (*MOTION_EXPORTERS, *EXPORTERS)
 
 
 def export(motion: str | Path, fmt: str, out: str | Path, drop_temporal_conv: bool = False) -> Path:
     """Export the checkpoint at `motion` (a training output or native folder) as `fmt` to `out`."""
     if fmt not in FORMATS:
         raise LdmVideoError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    if drop_temporal_conv and fmt not in ("motion-adapter", "animatediff"):
-        raise LdmVideoError(f"--drop-temporal-conv applies to motion-adapter / animatediff; {fmt} keeps what it "
+    if drop_temporal_conv and fmt not in MOTION_EXPORTERS:
+        raise LdmVideoError(f"--drop-temporal-conv applies to {' / '.join(MOTION_EXPORTERS)}; {fmt} keeps what it "
                             "exports as it is")
-    from safetensors import SafetensorError
-
-    from ldm_video.checkpoint import check_writable
-
     source = Path(motion)
     record, weights = read_temporal_record(source)
     out = Path(out)
     check_writable(out, f"{fmt} export")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise LdmVideoError(f"{weights}: unreadable safetensors file ({err})") from None
-    return FORMATS[fmt](state, record, source, out, drop_temporal_conv)
+    state = read_safetensors(weights)
+    if fmt in MOTION_EXPORTERS:
+        return MOTION_EXPORTERS[fmt](state, record, source, out, drop_temporal_conv)
+    return EXPORTERS[fmt](state, record, source, out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,9 +21,11 @@ class DeprecatedFlag(argparse.Action):
         setattr(namespace, self.dest, self.const if values is None or values == [] else values)
 
 
-def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, switch: bool = False,
-                   **kwargs) -> None:
-    """`old` (hidden from --help) keeps working as `new` (destination `dest`); `switch` for an on/off flag."""
+def add_deprecated(parser: argparse.ArgumentParser | argparse._ActionsContainer, old: str, new: str, dest: str,
+                   switch: bool = False, **kwargs) -> None:
+    """`old` (hidden from --help) keeps working as `new` (destination `dest`); `switch` for an on/off flag.
+    A required flag and its old spelling go in one `add_mutually_exclusive_group(required=True)`, so that either
+    spelling satisfies it."""
     if switch:
         kwargs.update(nargs=0, const=True)
     parser.add_argument(old, dest=dest, action=DeprecatedFlag, new=new, help=argparse.SUPPRESS, **kwargs)

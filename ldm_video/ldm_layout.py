@@ -1,7 +1,7 @@
 """A diffusers SD 2.x pipeline folder written as one original-layout (CompVis / Stability LDM) checkpoint file.
 
 diffusers reads that layout (`from_single_file`) but has no writer for it in the package, so the tests (and the
-by-hand full-size check in the README) make their single files here: `model.diffusion_model.*` (U-Net),
+by-hand full-size check in docs/base.md) make their single files here: `model.diffusion_model.*` (U-Net),
 `first_stage_model.*` (VAE) and `cond_stage_model.model.*` (OpenCLIP text encoder), the key names of
 Stability's SD 2.x releases. Loading the file back through diffusers must give the folder's weights exactly.
 """

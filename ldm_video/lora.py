@@ -20,13 +20,6 @@ from ldm_video.errors import LdmVideoError
 DIFFUSERS_LORA_NAME = "pytorch_lora_weights.safetensors"
 
 
-def peft_lora_state_dict(unet) -> dict[str, torch.Tensor]:
-    """The U-Net's LoRA tensors in peft naming (no adapter name)."""
-    from peft.utils import get_peft_model_state_dict
-
-    return get_peft_model_state_dict(unet)
-
-
 def to_diffusers(peft_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """peft naming -> the `unet_lora_layers` that `StableDiffusionPipeline.save_lora_weights` takes."""
     from diffusers.utils import convert_state_dict_to_diffusers

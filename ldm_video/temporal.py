@@ -20,9 +20,11 @@ from torch.utils.checkpoint import checkpoint
 
 
 class TemporalConvStack(nn.Module):
-    """VidRD Temp-Conv: x + L x [GroupNorm, SiLU, Dropout, Conv3d (3,1,1)], last conv zero-initialised."""
+    """VidRD Temp-Conv: x + L x [GroupNorm, SiLU, Dropout, Conv3d (k,1,1)], last conv zero-initialised; after the
+    video U-Net's ResNets (L 4) and the temporal-aware VAE decoder's (L 3). One frame passes through unchanged."""
 
-    def __init__(self, channels: int, depth: int = 4, dropout: float = 0.1, norm_groups: int = 32):
+    def __init__(self, channels: int, depth: int = 4, dropout: float = 0.1, norm_groups: int = 32,
+                 kernel_frames: int = 3):
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(depth):
@@ -30,13 +32,15 @@ class TemporalConvStack(nn.Module):
                 nn.GroupNorm(norm_groups, channels, eps=1e-6),
                 nn.SiLU(),
                 nn.Dropout(dropout),
-                nn.Conv3d(channels, channels, kernel_size=(3, 1, 1), padding=(1, 0, 0)),
+                nn.Conv3d(channels, channels, kernel_size=(kernel_frames, 1, 1), padding=(kernel_frames // 2, 0, 0)),
             ]
         self.layers = nn.Sequential(*layers)
         nn.init.zeros_(self.layers[-1].weight)  # zero branch: identity at initialisation
         nn.init.zeros_(self.layers[-1].bias)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if num_frames == 1:
+            return x  # an image: no temporal context
         # contiguous: torch 2.13 GroupNorm backward can crash on this permuted 5D view when x needs no grad
         video = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames).contiguous()  # (b, c, f, h, w)
         video = video + self.layers(video)
@@ -84,7 +88,9 @@ class VideoResnetBlock2D(ResnetBlock2D):
                 hidden = layer(hidden, num_frames=num_frames)
         return hidden
 
-    def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
+    def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
+        """What diffusers' U-Net blocks pass, `(hidden_states, temb)`; ResnetBlock2D's other arguments (the
+        deprecated `scale`, which it ignores) are refused (TypeError) rather than dropped."""
         n = self._ldm_frames.num_frames
         if self._ldm_frames.checkpointing and torch.is_grad_enabled():
             return checkpoint(self._video_forward, input_tensor, temb, n, use_reentrant=False)

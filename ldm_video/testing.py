@@ -144,21 +144,3 @@ def write_tiny_bare_unet(path: str | os.PathLike, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     UNet2DConditionModel(**tiny_unet_config()).save_pretrained(path, safe_serialization=True)
     return Path(path)
-
-
-def sd21_unet_config(prediction_type: str = "epsilon") -> dict:
-    """The real SD 2.1 U-Net config (865.9M parameters), for memory planning and benchmarks."""
-    return {
-        "sample_size": 64 if prediction_type == "epsilon" else 96,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        "block_out_channels": (320, 640, 1280, 1280),
-        "layers_per_block": 2,
-        "cross_attention_dim": 1024,
-        "attention_head_dim": (5, 10, 20, 20),
-        "use_linear_projection": True,
-        "upcast_attention": prediction_type == "v_prediction",
-        "norm_num_groups": 32,
-    }

@@ -37,6 +37,7 @@ def _inputs(f=4):
     return torch.randn(1, 4, f, 8, 8, generator=g), torch.tensor([300]), torch.randn(1, 77, 32, generator=g)
 
 
+@pytest.mark.slow
 def test_export_writes_the_original_layout_and_diffusers_loads_it(tiny_base, tmp_path):
     from diffusers import MotionAdapter
     from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
@@ -170,6 +171,7 @@ def clips(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["animatediff", "motion-adapter"])
 def test_init_motion_starts_from_the_module_and_trains(tiny_base, tmp_path, clips, source):
     """An AnimateDiff file (or MotionAdapter folder) loads into train; step 0 is that module; training moves it."""

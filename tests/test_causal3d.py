@@ -147,6 +147,7 @@ def _peak_decode_bytes(model, latent_frames: int) -> int:
     return peak
 
 
+@pytest.mark.slow
 def test_chunked_decode_memory_is_constant_in_length(causal):
     peak_33 = _peak_decode_bytes(causal, 9)  # 33 frames
     peak_129 = _peak_decode_bytes(causal, 33)  # 129 frames

@@ -31,6 +31,21 @@ def test_unknown_command_is_named(capsys):
     assert "invalid choice: 'genrate'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("words", [["prepare", "--data", "d"], ["toy", "pretrain"]])
+def test_a_required_output_folder_takes_either_spelling(words, capsys):
+    """`--output-dir` is required, and its old spelling (kept for this release) satisfies it alone."""
+    from ldm_video.cli import build_parser
+
+    parser = build_parser(only=words[0])
+    old = "--output" if words[0] == "prepare" else "--out"
+    new, dep = (parser.parse_args([*words, flag, "runs/c"]) for flag in ("--output-dir", old))
+    assert vars(new) == vars(dep) and "runs/c" in vars(new).values()
+    assert "is deprecated" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(words)
+    assert "one of the arguments --output-dir is required" in capsys.readouterr().err
+
+
 def test_written_files_get_the_usual_modes(tiny_base, tmp_path):
     """Files and folders written through temporary names get umask modes (0644 / 0755), not mkstemp's 0600."""
     import os
@@ -88,6 +103,7 @@ def _one_line(capsys) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_runs_and_caches_are_never_mixed(tiny_base, tiny_base_v, tmp_path, capsys):
     """A refused resume leaves the run's files as they were; a latent cache made from other data or another
     base, temporal layers trained for the other objective and over-long clips are one-line errors (exit 2)."""

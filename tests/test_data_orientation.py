@@ -1,6 +1,6 @@
 """Real clips as phones and screen recorders write them: a display rotation (portrait video stored sideways) and a
 variable frame rate. Small files are written here with PyAV; the frames must come out as players show them, and
-a clip never repeats a source frame (the policy in `ldm_video.train.decode` and the README)."""
+a clip never repeats a source frame (the policy in `ldm_video.train.decode` and docs/data.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ldm_video.train import decode
 from ldm_video.train.data import DataConfig, VideoFolderDataset, scan_folder
 from ldm_video.train.decode import display_orientation, probe_video, read_clip, read_clip_pyav
 from ldm_video.train.synthetic import write_test_image, write_test_video
-from ldm_video.train.writer import write_video
+from ldm_video.video_file import write_video
 
 RED, GREEN, BLUE = (230, 20, 20), (20, 230, 20), (20, 20, 230)
 

@@ -35,6 +35,7 @@ def _latents(tiny_base, tmp_path, name, extra):
     return next(iter(load_file(str(tmp_path / f"{name}.safetensors")).values()))
 
 
+@pytest.mark.slow
 def test_motion_adapter_and_lora_files_reproduce_the_native_video(tiny_base, exported, tmp_path):
     native = _latents(tiny_base, tmp_path, "native", ["--motion", str(exported / "native")])
     assert native.shape[2] == 12

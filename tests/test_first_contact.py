@@ -198,6 +198,7 @@ def test_help_ends_with_a_first_fine_tune():
     assert "--config sd21-base-16x256" in lines[-3] and "--motion runs/first" in lines[-1]
 
 
+@pytest.mark.slow
 def test_export_prints_no_third_party_notices(tiny_base, tmp_path):
     """transformers' torchvision notices (seen when a diffusers pipeline is imported) are not the user's business."""
     from ldm_video import VideoUNetConfig, inflate_unet, load_base, save_temporal

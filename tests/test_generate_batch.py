@@ -23,6 +23,7 @@ def _toy(tmp_path, name, *extra):
     return [a.colour for a in analyses], np.array([a.centroid for a in analyses])
 
 
+@pytest.mark.slow
 def test_prompt_travel_switches_colour_at_the_scheduled_clip(tmp_path):
     """Clips of 8, seam drop 1: clip 1's new frames start at output frame 8, where the prompt switches."""
     _, stay = _toy(tmp_path, "red")
@@ -115,6 +116,7 @@ def _attn_motion(base, out):
     return out
 
 
+@pytest.mark.slow
 def test_extend_freenoise_is_diffusers_own(tiny_base, tmp_path, capsys):
     """--extend freenoise gives exactly what AnimateDiffPipeline.enable_free_noise gives with the same settings."""
     import torch

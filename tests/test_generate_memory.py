@@ -7,13 +7,14 @@ model weights (loaded before) are not counted, nor PyAV's / x264's own buffers.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ldm_video import inflate_unet, load_base
-from ldm_video.infer.memory import TensorMemoryTracker
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt, to_uint8
 from ldm_video.infer.video_io import VideoWriter
 from ldm_video.infer.vidrd import VidRDConfig
+from ldm_video.memory import TensorMemoryTracker
 
 
 def peak_bytes(base, model, text, num_frames: int, out) -> int:
@@ -29,6 +30,7 @@ def peak_bytes(base, model, text, num_frames: int, out) -> int:
     return tracker.peak
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_frames(tiny_base, tmp_path):
     base = load_base(tiny_base)
     model = inflate_unet(base.unet).eval()
@@ -39,6 +41,7 @@ def test_peak_memory_does_not_grow_with_frames(tiny_base, tmp_path):
     assert long <= 1.1 * short, (short, long)
 
 
+@pytest.mark.slow
 def test_peak_memory_is_flat_with_prompt_travel(tiny_base, tmp_path):
     """A prompt switch, blending and prompt editing: still <= 1.1x from 32 to 256 frames."""
     from ldm_video.infer.generate import PromptEmbeddings

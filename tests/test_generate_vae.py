@@ -35,6 +35,7 @@ ARGS = ["--prompt", "x", "--frames", "10", "--clip-frames", "4", "--overlap", "2
         "--height", "16", "--width", "16", "--decode-chunk", "3", "--reuse-order", "reversed", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_temporal_decoder_at_init_decodes_like_the_sd_vae(tiny_base, vaes, tmp_path):
     assert main(["generate", "--base", tiny_base, *ARGS, "--out", str(tmp_path / "sd")]) == 0
     assert main(["generate", "--base", tiny_base, *ARGS, "--vae", str(vaes / "td-init"),
@@ -42,6 +43,7 @@ def test_temporal_decoder_at_init_decodes_like_the_sd_vae(tiny_base, vaes, tmp_p
     assert np.abs(read_video(tmp_path / "sd").astype(int) - read_video(tmp_path / "td")).max() <= 1
 
 
+@pytest.mark.slow
 def test_trained_temporal_decoder_is_used_with_the_chunks_true_frames(tiny_base, vaes, tmp_path):
     from ldm_video.vae import load_video_vae
 
@@ -60,6 +62,7 @@ def test_trained_temporal_decoder_is_used_with_the_chunks_true_frames(tiny_base,
     assert np.abs(expected.astype(int) - frames).max() <= 1
 
 
+@pytest.mark.slow
 def test_causal_vae_generates_4f_plus_1_frames_streamed_across_clips(tiny_base, vaes, tmp_path, capsys):
     """--frames 21 -> 6 latent frames in clips of 4 (seam-drop 1: 4 + 2); one conv cache spans the clips."""
     from ldm_video.vae import load_video_vae

@@ -18,6 +18,7 @@ def _cfg(base: str, **kw) -> TrainConfig:
     return TrainConfig(**settings)
 
 
+@pytest.mark.slow
 def test_plan_split_matches_the_real_model(tiny_base):
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.base import load_base
@@ -35,6 +36,7 @@ def test_plan_split_matches_the_real_model(tiny_base):
                               plan.optimizer_states, plan.activations))
 
 
+@pytest.mark.slow
 def test_knobs_move_the_estimate_the_right_way(tiny_base):
     video = {"frames": 8, "resolution": "64", "cache_latents": True, "optimizer": "adamw8bit"}  # activation-bound
     plain = estimate_memory(_cfg(tiny_base, **video))
@@ -58,6 +60,7 @@ def test_knobs_move_the_estimate_the_right_way(tiny_base):
     assert dict(knobs)["--no-ema"] == ema.total - 4 * ema.trainable_params
 
 
+@pytest.mark.slow
 def test_plan_cli_on_the_real_sd21_shapes(capsys):
     from ldm_video.cli import main
 

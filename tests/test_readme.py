@@ -1,5 +1,6 @@
-"""The README's commands use flags that exist: every `ldm-video COMMAND ... --flag` in it (code blocks and inline
-code) names an option of that command's parser, in its current spelling (not a deprecated one)."""
+"""The README's and docs/'s commands use flags that exist: every `ldm-video COMMAND ... --flag` in them (code
+blocks and inline code) names an option of that command's parser, in its current spelling (not a deprecated one);
+every page under docs/ is linked from the README, and every relative link between them leads to a file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 from ldm_video.cli import COMMANDS, build_parser
 from ldm_video.flags import DeprecatedFlag
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
 def _commands(text: str) -> list[tuple[str, str]]:
@@ -37,18 +40,33 @@ def _options(parser: argparse.ArgumentParser, words: list[str]) -> tuple[set[str
     return current, deprecated
 
 
-def test_readme_flags_exist_in_current_spelling():
-    commands = _commands(README.read_text())
-    assert len(commands) > 30  # the extraction works
+def test_readme_and_docs_flags_exist_in_current_spelling():
+    pages = [README, *DOCS]
+    commands = {page: _commands(page.read_text()) for page in pages}
+    assert len(commands[README]) > 10 and sum(map(len, commands.values())) > 60  # the extraction works
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     problems = []
-    for command, rest in commands:
-        words = rest.split()
-        current, deprecated = _options(sub.choices[command], words)
-        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
-            if flag in deprecated:
-                problems.append(f"ldm-video {command}: README uses the deprecated {flag}")
-            elif flag not in current and flag != "--help":
-                problems.append(f"ldm-video {command}: README uses {flag}, which the command does not have")
+    for page, found in commands.items():
+        name = page.relative_to(ROOT)
+        for command, rest in found:
+            words = rest.split()
+            current, deprecated = _options(sub.choices[command], words)
+            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                if flag in deprecated:
+                    problems.append(f"{name}: ldm-video {command} uses the deprecated {flag}")
+                elif flag not in current and flag != "--help":
+                    problems.append(f"{name}: ldm-video {command} uses {flag}, which the command does not have")
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_docs_linked_from_readme_and_links_resolve():
+    assert len(DOCS) >= 8
+    readme = README.read_text()
+    assert not [d.name for d in DOCS if f"](docs/{d.name})" not in readme], "docs pages the README does not link"
+    broken = []
+    for page in [README, *DOCS]:
+        for target in re.findall(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)", page.read_text()):
+            if not (page.parent / target).is_file():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, "\n".join(broken)

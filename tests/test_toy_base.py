@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from ldm_video.toy import TOY_BASE
@@ -19,18 +20,29 @@ def test_shipped_files_are_small_safetensors_with_recipe_and_report():
     assert all(f.suffix == ".safetensors" for f in weights)  # never pickle
     recipe = ToyRecipe.load(TOY_BASE / "recipe.yaml")
     report = json.loads((TOY_BASE / "report.json").read_text())
-    assert report["eval"]["colour_and_shape_right"] >= 0.8  # the recorded acceptance check of this recipe
-    assert report["eval"]["guidance"] == recipe.eval_guidance
+    assert report["eval"]["guidance"] == recipe.eval_guidance  # the report is of this recipe
 
 
-def test_shipped_base_loads_with_load_base_and_samples():
+@pytest.mark.slow
+def test_shipped_base_loads_with_load_base_and_draws_the_captions():
+    """The shipped weights draw what they are asked for: every colour x shape twice (DDIM 25, guidance 5, as the
+    recipe's evaluation), scored by the toy metrics. Measured 2026-12-03: colour 24 / 24, colour and shape
+    21 / 24 (the recorded 120-sample evaluation: 0.89); a random or mismatched model draws no captioned shape."""
     from ldm_video.base import load_base
+    from ldm_video.toy import world
+    from ldm_video.toy.metrics import analyse_frame
     from ldm_video.toy.pretrain import sample_images
 
     base = load_base(str(TOY_BASE))
     assert base.prediction_type == "epsilon" and base.unet.config.use_linear_projection
     assert base.vae_scale == base.vae.config.scaling_factor
-    images = sample_images(base, ["a red circle moving left"], steps=4, guidance=5.0,
-                           generator=torch.Generator().manual_seed(0))
-    assert images.shape == (1, 64, 64, 3) and images.dtype == np.uint8
-    assert images.std() > 5  # a picture, not a constant
+    captions = [f"a {c} {s} moving right" for c in world.COLOURS for s in world.SHAPES] * 2
+    images = sample_images(base, captions, steps=25, guidance=5.0, generator=torch.Generator().manual_seed(1234))
+    assert images.shape == (len(captions), 64, 64, 3) and images.dtype == np.uint8
+    colour_ok, both_ok = 0, 0
+    for caption, image in zip(captions, images):
+        colour, shape, _ = world.parse_caption(caption)
+        found = analyse_frame(image)
+        colour_ok += found.present and found.colour == colour
+        both_ok += found.present and found.colour == colour and found.shape == shape
+    assert colour_ok >= len(captions) - 1 and both_ok >= 0.75 * len(captions), (colour_ok, both_ok)

@@ -53,6 +53,7 @@ def _tree_hash(root: str) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_cli_on_a_messy_folder(tmp_path, tiny_base, caplog):
     from ldm_video import load_temporal
     from ldm_video.base import load_base
@@ -108,6 +109,7 @@ def test_config_file_and_flags(tmp_path, tiny_base, clips):
         load_yaml(tmp_path / "bad2.yaml")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context_frames", [0, 2])
 def test_resume_after_ctrl_c_is_bit_identical(tmp_path, tiny_base, clips, monkeypatch, context_frames):
     settings = {"max_steps": 5, "grad_accum": 2, "checkpoint_every": 2, "ema": True, "lr_scheduler": "cosine",
@@ -142,6 +144,7 @@ def test_resume_after_ctrl_c_is_bit_identical(tmp_path, tiny_base, clips, monkey
     assert full.losses[3:] == resumed.losses
 
 
+@pytest.mark.slow
 def test_checkpoints_keep_last_n_and_resume_checks(tmp_path, tiny_base, clips):
     out = tmp_path / "o"
     train(_config(tiny_base, clips, out, max_steps=4, checkpoint_every=1, keep_checkpoints=2), progress=False)
@@ -175,6 +178,7 @@ def test_nan_steps_are_skipped_then_abort(tmp_path, tiny_base, clips, monkeypatc
     assert all(torch.isfinite(v).all() for v in state.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior, alpha", [("mixed", 1.0), ("progressive", 2.0), ("iid", 0.0)])
 def test_training_noise_has_the_prior_correlation(tmp_path, tiny_base, clips, monkeypatch, prior, alpha):
     drawn = []
@@ -238,6 +242,7 @@ def test_v_prediction_base_trains(tmp_path, tiny_base_v, clips, monkeypatch):
     assert (tmp_path / "o" / "temporal_layers.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_adamw8bit_on_cpu_saves_8bit_states_and_resumes(tmp_path, tiny_base, clips):
     pytest.importorskip("bitsandbytes")
     out = tmp_path / "o"
@@ -251,17 +256,20 @@ def test_adamw8bit_on_cpu_saves_8bit_states_and_resumes(tmp_path, tiny_base, cli
     assert resumed.step == 3 and math.isfinite(resumed.losses[-1])
 
 
+@pytest.mark.slow
 def test_overfit_one_clip(tmp_path, tiny_base):
-    """Temporal layers + LoRA on one clip for 50 steps: the loss on 16 fixed (noise, t) pairs falls by >= 50%.
+    """Temporal layers + LoRA on one clip for 50 steps: the loss on 16 fixed (noise, t) pairs falls by >= 25%.
 
     Measured on this tiny model (random frozen spatial weights, fresh noise each step): -41% at batch 2,
-    -51% at batch 8 (this test).
+    -51% at batch 8 (this test). A trainer that does not update the layers leaves the loss where it was (0%);
+    25% sits halfway between, so that seeds and platforms do not flake it and a broken trainer still fails.
     """
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.base import load_base
     from ldm_video.checkpoint import load_temporal_state
+    from ldm_video.text import encode_prompts
     from ldm_video.train.data import DataConfig, VideoFolderDataset
-    from ldm_video.train.encode import encode_prompts, encode_video
+    from ldm_video.train.encode import encode_video
 
     data = tmp_path / "one"
     write_test_video(data / "clip.mp4", num_frames=4, height=32, width=32)
@@ -289,7 +297,7 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     before = eval_loss()
     load_temporal_state(model, _weights(out))
     after = eval_loss()
-    assert after <= 0.5 * before, (before, after)
+    assert after <= 0.75 * before, (before, after)
 
 
 def test_validation_prompt_without_validate_every_is_refused(tmp_path, tiny_base, clips):
@@ -307,6 +315,7 @@ def test_no_progress_shows_no_bar(tmp_path, tiny_base, clips, capsys):
     assert "encoding latents" not in err and "training:" not in err and "it/s" not in err
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_run_folder_is_refused_unless_resume_or_overwrite(tmp_path, tiny_base, clips, capsys):
     from ldm_video.cli import main
 

@@ -27,8 +27,9 @@ def media(tmp_path_factory):
 def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
     from ldm_video.base import load_base
     from ldm_video.cli import main
+    from ldm_video.text import encode_prompts
     from ldm_video.train.data import DataConfig, VideoFolderDataset
-    from ldm_video.train.encode import encode_prompts, encode_video
+    from ldm_video.train.encode import encode_video
 
     cache = tmp_path / "cache"
     assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output-dir", str(cache), "--frames", "4",
@@ -58,6 +59,7 @@ def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
         TrainConfig(base=tiny_base, cache=str(cache), data=str(media))
 
 
+@pytest.mark.slow
 def test_train_cache_latents_without_vae_and_validation_mp4(tmp_path, tiny_base, media, monkeypatch):
     from ldm_video.train import setup as setup_module
     from ldm_video.train.decode import probe_video

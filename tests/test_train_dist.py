@@ -18,6 +18,7 @@ from ldm_video.train.synthetic import write_test_image, write_test_video
 
 @pytest.mark.skipif(shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
                     reason="accelerate CLI not on PATH")
+@pytest.mark.slow
 def test_two_cpu_processes(tmp_path, tiny_base):
     data = tmp_path / "data"
     for i in range(3):

@@ -43,6 +43,7 @@ def _recon_l1(vae, clips) -> float:
 
 @pytest.mark.parametrize("kind,lr,extra", [("temporal-decoder", "3e-3", ()), ("causal3d", "1e-3", ()),
                                            ("causal3d", "1e-3", ("--no-freeze-encoder",))])
+@pytest.mark.slow
 def test_train_vae_lowers_reconstruction_loss(kind, lr, extra, tiny_base, messy, tmp_path, caplog):
     out = tmp_path / kind
     assert _train(kind, tiny_base, messy, out, 16, "--lr", lr, "--checkpoint-every", "8", *extra) == 0
@@ -62,6 +63,7 @@ def test_train_vae_lowers_reconstruction_loss(kind, lr, extra, tiny_base, messy,
     assert isinstance(load_video_vae(out / "checkpoints" / steps[-1], base=tiny_base), type(trained))
 
 
+@pytest.mark.slow
 def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, messy, tmp_path, capsys):
     """causal3d --freeze-encoder: the encoder stays the inflated one bit for bit (so do the latents the image
     U-Net reads), the decoder trains, and there is no KL term."""
@@ -87,6 +89,7 @@ def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, mess
     assert "add --no-freeze-encoder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_base, messy, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = ("--lr", "3e-3", "--checkpoint-every", "2", "--train-decoder", "--gradient-checkpointing")
@@ -120,6 +123,7 @@ def test_bad_flags_are_one_line_errors(tiny_base, messy, tmp_path, capsys):
     assert "lpips" in capsys.readouterr().err.lower()
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_resume_matches_an_uninterrupted_run(tiny_base, messy, tmp_path,
                                                                            monkeypatch, capsys):
     from ldm_video.vae import train_vae

@@ -21,8 +21,9 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.text import encode_prompts
 from ldm_video.train.data import DataConfig, VideoFolderDataset, clip_step
-from ldm_video.train.encode import encode_prompts, encode_video
+from ldm_video.train.encode import encode_video
 
 INDEX_NAME = "index.json"
 CACHE_FORMAT = "ldm-video/latent-cache"
@@ -37,7 +38,7 @@ def cache_seed(seed: int, repeat: int, index: int) -> int:
 def check_cache_target(out_dir: str | os.PathLike) -> Path:
     """`out_dir` can take a new cache (missing or empty, in a writable folder); LdmVideoError naming it otherwise.
     Called before any data is scanned or model loaded."""
-    from ldm_video.checkpoint import check_writable
+    from ldm_video.files import check_writable
 
     out_dir = Path(out_dir)
     if (out_dir / INDEX_NAME).exists():
@@ -67,7 +68,7 @@ def prepare_cache(
     """
     out_dir = check_cache_target(out_dir)
     dataset = VideoFolderDataset(data)
-    from ldm_video.checkpoint import atomic_folder
+    from ldm_video.files import atomic_folder
 
     def fill(tmp: Path) -> None:
         text_cache: dict[str, torch.Tensor] = {}

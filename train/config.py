@@ -113,7 +113,7 @@ class TrainConfig(RunSettings):
         "temporal layers to inject and train: attn (AnimateDiff motion modules; every export format takes them), "
         "conv (VidRD temporal convolutions; native format only) or attn+conv (export --format motion-adapter / "
         "animatediff keep only the attention). attn is the default by measurement: on the toy world attn+conv took "
-        "41%% longer per step for +0.09 held-out motion, inside the +-0.15 spread of 8-clip scores (README)",
+        "41%% longer per step for +0.09 held-out motion, inside the +-0.15 spread of 8-clip scores (benchmarks/RESULTS.md, 2026-12-03)",
         ("attn", "conv", "attn+conv")))
     attention_heads: int = field(default=8, metadata=_opt("heads of each temporal attention"))
     attention_layers: int = field(default=1, metadata=_opt("transformer blocks per motion module (AnimateDiff: 1)"))
@@ -396,7 +396,7 @@ def resolve_config(args: argparse.Namespace, cls: type | None = None):
 
 def save_config(config, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (atomically); `--config` reads it back to the same config."""
-    from ldm_video.checkpoint import atomic_write
+    from ldm_video.files import atomic_write
 
     path = Path(path)
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -50,7 +50,7 @@ def _png_names(paths: list[Path], root: Path) -> list[str]:
 
 def _check_out(out: Path) -> None:
     """OUT may be missing, empty or an earlier preview; its parent must be writable (checked before any scan)."""
-    from ldm_video.checkpoint import check_writable
+    from ldm_video.files import check_writable
 
     if out.exists() and not out.is_dir():
         raise LdmVideoError(f"{out}: exists and is a file; --output-dir needs a folder")
@@ -64,7 +64,7 @@ def preview(config, out: str | Path) -> dict:
     import numpy as np
     from PIL import Image
 
-    from ldm_video.checkpoint import atomic_folder
+    from ldm_video.files import atomic_folder
     from ldm_video.train.cache import cache_seed
     from ldm_video.train.captions import caption_source, read_metadata
     from ldm_video.train.data import VideoFolderDataset, clip_step, scan_folder

@@ -4,7 +4,7 @@ PyAV always works (decord has no macOS / Windows wheels). Frames come out as pla
 matrix (or, from older FFmpeg, the `rotate` tag) that phones write for portrait video is read once by the probe
 and applied to every decoded frame, by either backend (neither applies it itself).
 
-Frame rate policy (the README's "Variable frame rate"):
+Frame rate policy (docs/data.md, "Variable frame rate"):
 
 - A clip is uniform in time: clip frame k is the source frame nearest to `t0 + k * step` seconds, where `step`
   is `1 / --fps`, or `--frame-stride` frames of the file's rate. The file's rate is its container rate; for a

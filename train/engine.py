@@ -17,6 +17,7 @@ checkpoints, resume rule, Ctrl-C / SIGTERM handling, NaN policy, progress bar an
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -155,6 +156,39 @@ class StopFlag:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+def check_mixed_precision(mixed_precision: str) -> None:
+    """LdmVideoError unless `mixed_precision` can run here (fp16 needs a CUDA GPU)."""
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+
+
+def build_accelerator(settings, find_unused_parameters: bool = False):
+    """The Accelerator of every trainer, from its `RunSettings` (precision, accumulation, output folder): the GPU
+    when there is one, else the CPU (so `accelerate launch --multi_gpu --num_processes N` runs N gloo processes),
+    and TensorBoard under OUTPUT_DIR/logs when tensorboard (or tensorboardX) is installed."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    check_mixed_precision(settings.mixed_precision)
+    tracker = "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec(
+        "tensorboardX") else None
+    return Accelerator(
+        mixed_precision=settings.mixed_precision,
+        gradient_accumulation_steps=settings.grad_accum,  # the loop's accumulate()
+        cpu=not torch.cuda.is_available(),
+        log_with=tracker,
+        project_config=ProjectConfiguration(project_dir=settings.output_dir,
+                                            logging_dir=str(Path(settings.output_dir) / "logs")),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)],
+    )
+
+
+def start_trackers(accelerator, project: str, config: dict) -> None:
+    """Open the TensorBoard log of a run (when the accelerator has one), with the run's settings as text."""
+    if accelerator.log_with:
+        accelerator.init_trackers(project, config={k: str(v) for k, v in config.items()})
 
 
 def any_process(accelerator, flag: bool) -> bool:

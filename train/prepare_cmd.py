@@ -28,11 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="single-file --base only: 2.1-base, 2.1-768-v or a diffusers folder of configs "
                              "(both SD 2.1 variants share the VAE and text encoder)")
     parser.add_argument("--data", required=True, help="folder of videos / images with captions (or one file)")
-    parser.add_argument("--output-dir", dest="output", required=True, metavar="CACHE_DIR",
-                        help="new folder for the cache (what train --cache reads)")
     from ldm_video.flags import add_deprecated
 
-    add_deprecated(parser, "--output", "--output-dir", "output", metavar="CACHE_DIR")
+    output = parser.add_mutually_exclusive_group(required=True)  # one of the two spellings
+    output.add_argument("--output-dir", dest="output", metavar="CACHE_DIR",
+                        help="new folder for the cache (what train --cache reads)")
+    add_deprecated(output, "--output", "--output-dir", "output", metavar="CACHE_DIR")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default: %(default)s)")
     parser.add_argument("--vae", default=None, metavar="DIR",
                         help="video VAE folder from `ldm-video train-vae` to encode with (default: the base's VAE); "

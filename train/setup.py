@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from ldm_video.train.data import (
     collate,
     image_flags,
 )
+from ldm_video.train.engine import build_accelerator, start_trackers
 from ldm_video.train.transforms import parse_resolution
 
 logger = logging.getLogger("ldm_video.train")
@@ -69,7 +69,7 @@ class Run:
         return encode_video(self.base.vae, pixels, generator)  # (b, 4, f, h, w)
 
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        from ldm_video.train.encode import encode_prompts
+        from ldm_video.text import encode_prompts
 
         return encode_prompts(self.base.tokenizer, self.base.text_encoder, prompts)  # (b, seq, dim)
 
@@ -133,26 +133,6 @@ def training_vae(config: TrainConfig, dtype: torch.dtype, device):
                          variant=config.base_variant)
     vae.check_num_frames(config.frames, what="--frames")
     return vae
-
-
-def _accelerator(config: TrainConfig, unused_parameters: bool):
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
-
-    on_gpu = torch.cuda.is_available()
-    if config.mixed_precision == "fp16" and not on_gpu:
-        raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
-    tracker = "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec(
-        "tensorboardX") else None
-    return Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.grad_accum,  # the engine's accumulate()
-        cpu=not on_gpu,  # lets `accelerate launch --multi_gpu --num_processes N` run N CPU processes (gloo)
-        log_with=tracker,
-        project_config=ProjectConfiguration(project_dir=config.output_dir,
-                                            logging_dir=str(Path(config.output_dir) / "logs")),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused_parameters)],
-    )
 
 
 def _dataset(config: TrainConfig, accelerator, base_name: str, progress: bool = True):
@@ -239,7 +219,7 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
     from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
     one_frame_batches = config.images == "frame"
-    accelerator = _accelerator(config, unused_parameters=one_frame_batches)
+    accelerator = build_accelerator(config, find_unused_parameters=one_frame_batches)
     if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
         # checkpoints and the saved layers are read from full, unsharded weights on the main process
         raise LdmVideoError(f"{accelerator.distributed_type.name} is not supported by ldm-video train yet; "
@@ -268,13 +248,13 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
         if prompts:
             enc = load_base(config.base, ("text_encoder", "tokenizer"), weight_dtype, accelerator.device,
                             variant=config.base_variant)
-            from ldm_video.train.encode import encode_prompts
+            from ldm_video.text import encode_prompts
 
             validation_embeds = encode_prompts(enc.tokenizer, enc.text_encoder, prompts).cpu()
             del enc
             gc.collect()
     else:
-        from ldm_video.train.encode import encode_prompts
+        from ldm_video.text import encode_prompts
 
         empty_text = encode_prompts(base.tokenizer, base.text_encoder, [""])[0].cpu()  # (seq, dim)
         validation_embeds = encode_prompts(base.tokenizer, base.text_encoder, prompts).cpu() if prompts else None
@@ -316,8 +296,7 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
     # (that would make the dropout masks depend on where a run was resumed)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers,
                         generator=torch.Generator().manual_seed(config.seed))
-    if accelerator.log_with:  # TensorBoard, when installed
-        accelerator.init_trackers("ldm-video-train", config={k: str(v) for k, v in config.to_dict().items()})
+    start_trackers(accelerator, "ldm-video-train", config.to_dict())  # TensorBoard, when installed
     return Run(config=config, accelerator=accelerator, base=base, model=prepared_model, unwrapped=model,
                optimizer=optimizer, lr_scheduler=lr_scheduler, ema=ema, sampler=sampler, loader=loader,
                noise_scheduler=base.scheduler, prediction_type=base.prediction_type, weight_dtype=weight_dtype,

@@ -165,7 +165,7 @@ def begin_checkpoint(output_dir: str | os.PathLike, step: int) -> Path:
 def finish_checkpoint(tmp: Path, state: dict, keep: int) -> Path:
     """Write state.json last, rename the folder into place, keep the newest `keep` checkpoints."""
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=1))
-    from ldm_video.checkpoint import replace_folder
+    from ldm_video.files import replace_folder
 
     final = replace_folder(tmp, tmp.parent / f"step-{state['step']:07d}")  # the same step again: replaced
     for old in list_checkpoints(tmp.parent.parent)[:-keep]:
@@ -192,7 +192,7 @@ def check_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrit
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise LdmVideoError(f"{out}: --output-dir is a file")
-    from ldm_video.checkpoint import writable_folder
+    from ldm_video.files import writable_folder
 
     writable_folder(out, "--output-dir")
     found = tuple(name for name in run_files if (out / name).exists())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldm_video.train.writer import write_video
+from ldm_video.video_file import write_video
 
 
 def synthetic_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, to_uint8
 from ldm_video.infer.vidrd import VidRDConfig
-from ldm_video.train.writer import write_video
+from ldm_video.video_file import write_video
 
 
 def write_validation_videos(

@@ -67,7 +67,7 @@ def save_folder(
         extra: file name -> function writing that file (given its path), for files that must land together
             with the weights (a training checkpoint's optimizer state).
     """
-    from ldm_video.checkpoint import atomic_folder
+    from ldm_video.files import atomic_folder
 
     weights = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if args.clips < 1:
         raise LdmVideoError(f"--clips must be >= 1, got {args.clips}")
     if args.json:  # before the scoring, not after it
-        from ldm_video.checkpoint import check_writable
+        from ldm_video.files import check_writable
 
         check_writable(args.json, "JSON scores")
     results = evaluate(args.vae, args.data, args.base, args.frames, args.resolution, args.frame_stride,

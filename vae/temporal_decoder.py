@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
+from ldm_video.temporal import TemporalConvStack
 from ldm_video.vae.checkpoint import (
     arch_config,
     check_arch,
@@ -45,30 +46,9 @@ class TemporalDecoderConfig:
     decoder_trained: bool = False  # True when the whole 2D decoder was fine-tuned too (then it is saved)
 
 
-class TemporalConvStack(nn.Module):
-    """Residual stack over frames: x + convs(x); the last Conv3d is zero-initialised (identity at start)."""
-
-    def __init__(self, channels: int, groups: int, cfg: TemporalDecoderConfig):
-        super().__init__()
-        layers: list[nn.Module] = []
-        for _ in range(cfg.depth):
-            layers += [
-                nn.GroupNorm(groups, channels, eps=1e-6),
-                nn.SiLU(),
-                nn.Dropout(cfg.dropout),
-                nn.Conv3d(channels, channels, (cfg.kernel_frames, 1, 1), padding=(cfg.kernel_frames // 2, 0, 0)),
-            ]
-        self.layers = nn.Sequential(*layers)
-        nn.init.zeros_(self.layers[-1].weight)
-        nn.init.zeros_(self.layers[-1].bias)
-
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        if num_frames == 1:
-            return x
-        # contiguous: torch 2.13's GroupNorm backward crashes on this permuted 5D view (CPU)
-        h = rearrange(x, "(b f) c h w -> b c f h w", f=num_frames).contiguous()
-        h = self.layers(h)  # (b, c, f, h, w)
-        return x + rearrange(h, "b c f h w -> (b f) c h w")
+def _stack(channels: int, groups: int, cfg: TemporalDecoderConfig) -> TemporalConvStack:
+    return TemporalConvStack(channels, depth=cfg.depth, dropout=cfg.dropout, norm_groups=groups,
+                             kernel_frames=cfg.kernel_frames)
 
 
 def _resnet_then_stack(resnet: nn.Module, stack: TemporalConvStack, x: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -99,7 +79,7 @@ class TemporalDecoderVAE(ImageVAE):
         self.base = base  # where the base VAE came from (recorded in saved folders)
         groups = int(vae.config.norm_num_groups)
         self.temporal = nn.ModuleList(
-            nn.ModuleList(TemporalConvStack(r.conv2.out_channels, groups, config) for r in block.resnets)
+            nn.ModuleList(_stack(r.conv2.out_channels, groups, config) for r in block.resnets)
             for block in vae.decoder.up_blocks
         )
         self.gradient_checkpointing = False

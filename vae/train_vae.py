@@ -238,17 +238,21 @@ class VAEJob(Job):
 
 def train(cfg: TrainVAEConfig, progress: bool = True):
     """Run (or resume, with cfg.resume) a train-vae run; returns the engine's TrainResult."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from ldm_video.train.data import ClipBatchSampler, VideoFolderDataset, image_flags, make_dataloader
-    from ldm_video.train.engine import LoopSettings, run_loop
+    from ldm_video.train.engine import (
+        LoopSettings,
+        build_accelerator,
+        check_mixed_precision,
+        run_loop,
+        start_trackers,
+    )
     from ldm_video.train.optim import build_lr_scheduler
     from ldm_video.train.state import check_output_dir, launcher_main_process, resume_point
 
     data_cfg = cfg.data_config()
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise LdmVideoError("--mixed-precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+    check_mixed_precision(cfg.mixed_precision)
     from ldm_video.base import check_base
     from ldm_video.single_file import is_single_file
 
@@ -256,8 +260,7 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
         check_base(cfg.base, cfg.base_variant)  # a missing or unreachable base is said before the run folder is made
     overwritten = check_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, run_files=RUN_FILES)
     resume_from = resume_point(cfg.resume, cfg.output_dir, main_process=launcher_main_process())
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-                              cpu=not torch.cuda.is_available())
+    accelerator = build_accelerator(cfg)  # as train's: TensorBoard under OUTPUT_DIR/logs when installed
     set_seed(cfg.seed)  # the temporal stacks' initialisation (all but their zeroed last conv), the same everywhere
     model = build_model(cfg)
     if cfg.gradient_checkpointing:
@@ -272,6 +275,7 @@ def train(cfg: TrainVAEConfig, progress: bool = True):
     lr_scheduler = build_lr_scheduler(optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps, cfg.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     set_seed(cfg.seed + accelerator.process_index)  # each process its own dropout stream
+    start_trackers(accelerator, "ldm-video-train-vae", cfg.to_dict())
     job = VAEJob(cfg, accelerator, model, optimizer, lr_scheduler, sampler,
                  make_dataloader(dataset, sampler, cfg.num_workers), lpips)
     settings = LoopSettings(output_dir=cfg.output_dir, max_steps=cfg.max_steps, seed=cfg.seed,

@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "+ frozen random CLIP text encoder, SD 2.1 layout) on single frames of the "
                                    "toy world, write it as a diffusers StableDiffusionPipeline folder with "
                                    "recipe.yaml, and report how often samples show the captioned colour and shape.")
-    p.add_argument("--output-dir", dest="out", required=True,
-                   help="output folder (written beside it under a temporary name, moved into place when done)")
-    add_deprecated(p, "--out", "--output-dir", "out")
+    out = p.add_mutually_exclusive_group(required=True)  # one of the two spellings
+    out.add_argument("--output-dir", dest="out",
+                     help="output folder (written beside it under a temporary name, moved into place when done)")
+    add_deprecated(out, "--out", "--output-dir", "out")
     p.add_argument("--recipe", default=None, help="recipe.yaml to start from (default: the built-in recipe)")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--vae-steps", type=int, default=None, help="override the recipe's VAE steps")

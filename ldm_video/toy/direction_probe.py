@@ -68,7 +68,8 @@ def direction_preference(base: str, motion: str | None, direction: str, shape: s
     """
     from ldm_video.base import load_base
     from ldm_video.infer.generate import load_video_model
-    from ldm_video.train.encode import encode_prompts, encode_video
+    from ldm_video.text import encode_prompts
+    from ldm_video.train.encode import encode_video
 
     parts = load_base(base, components=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
     world = WorldConfig(motions=(direction,), shapes=(shape,), min_speed=min_speed, max_speed=max_speed)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import yaml
 
-from ldm_video.checkpoint import atomic_write
+from ldm_video.files import atomic_write
+from ldm_video.text import encode_prompts
 from ldm_video.toy import world
 
 
@@ -147,14 +148,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return pixels_to_uint8(images).cpu().numpy()
 
 
-@torch.no_grad()
-def encode_text(tokenizer, text_encoder, captions: list[str]) -> torch.Tensor:
-    """The text encoder's last hidden states, as the SD pipeline feeds them to the U-Net: (n, seq, dim)."""
-    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids  # (n, seq)
-    return text_encoder(ids)[0]  # (n, seq, dim)
-
-
 def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean L1 distance between the horizontal and vertical finite differences of two (n, c, h, w) images."""
     dx = (a[..., :, 1:] - a[..., :, :-1]) - (b[..., :, 1:] - b[..., :, :-1])  # (n, c, h, w-1)
@@ -254,8 +247,8 @@ def sample_images(base, captions: list[str], steps: int = 25, guidance: float = 
     out = []
     for start in range(0, len(captions), batch):
         caps = captions[start:start + batch]
-        cond = encode_text(base.tokenizer, base.text_encoder, caps)  # (b, seq, dim)
-        uncond = encode_text(base.tokenizer, base.text_encoder, [""] * len(caps))  # (b, seq, dim)
+        cond = encode_prompts(base.tokenizer, base.text_encoder, caps)  # (b, seq, dim)
+        uncond = encode_prompts(base.tokenizer, base.text_encoder, [""] * len(caps))  # (b, seq, dim)
         context = torch.cat([uncond, cond])  # (2b, seq, dim)
         z = torch.randn((len(caps), base.unet.config.in_channels, size, size), generator=generator)  # (b, 4, h, w)
         scheduler.set_timesteps(steps)
@@ -347,7 +340,7 @@ def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: 
     scale = float(1.0 / means.std())  # like SD's 0.18215: latents of unit variance for the U-Net
     vae.register_to_config(scaling_factor=scale)
     table_captions = world.all_captions() + [""]  # the last row is the empty caption
-    text_table = encode_text(tokenizer, text_encoder, table_captions)  # (61, seq, dim)
+    text_table = encode_prompts(tokenizer, text_encoder, table_captions)  # (61, seq, dim)
     caption_index = torch.tensor([table_captions.index(c) for c in captions])  # (n,)
     unet_loss = train_unet(unet, scheduler, means, stds, scale, text_table, caption_index, recipe, progress)
     pipe = StableDiffusionPipeline(
@@ -365,7 +358,7 @@ def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: 
         report["eval"] = evaluate(tmp, recipe.eval_per_caption, recipe.eval_steps, recipe.eval_guidance)
     report["size_bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
     _atomic_write(tmp / "report.json", json.dumps(report, indent=1) + "\n")
-    from ldm_video.checkpoint import replace_folder
+    from ldm_video.files import replace_folder
 
     replace_folder(tmp, out)
     return report

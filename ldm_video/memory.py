@@ -1,4 +1,5 @@
-"""Peak memory of CPU tensors, for checking that long-video generation runs in constant memory.
+"""Peak memory of CPU tensors: that long-video generation runs in constant memory (tests), and what one training
+step holds at its peak (`ldm-video plan`, on fake tensors, and `benchmarks/train_step.py`).
 
 torch's CPU allocator keeps no statistics (unlike `torch.cuda.max_memory_allocated`), so this counts
 directly: a dispatch mode sees every tensor that a torch operator returns while it is active, records its

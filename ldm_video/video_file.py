@@ -1,4 +1,6 @@
-"""Writing uint8 frames to a video file with PyAV (validation mp4s, synthetic test media)."""
+"""Writing uint8 frames to a video file in one go with PyAV: the low-level writer of validation mp4s, toy clips and
+synthetic test media (which codec each container takes, libx264's settings, display rotation, variable frame
+rate). `ldm_video.infer.video_io.VideoWriter` is the streaming writer of `generate`."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
     """
     import av
 
-    from ldm_video.checkpoint import atomic_write
+    from ldm_video.files import atomic_write
 
     path = Path(path)
     suffix = path.suffix.lower()
