@@ -50,7 +50,7 @@ DEFAULT_PROMPT_EDIT = 0.5
 
 
 # generate's VidRD prompt-frame order: forward beat VidRD's mirrored order over the video on both trained toy models
-# (0.63 vs 0.53 and 0.69 vs 0.63 of steps the learnt way, smaller seam jumps; benchmarks/RESULTS.md, sessions 5, 9)
+# (0.63 vs 0.53 and 0.69 vs 0.63 of steps the learnt way, smaller seam jumps; benchmarks/RESULTS.md, "VidRD's reuse on a model that moves")
 DEFAULT_REUSE_ORDER = "forward"
 
 

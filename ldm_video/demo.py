@@ -38,19 +38,22 @@ class DemoConfig:
     """What the demo does; see the README for how long the defaults take on a 2-core CPU."""
 
     base: str | None = None  # toy base folder (default: the one shipped in ldm_video/toy/assets/base)
-    motion: str = "right"  # the one straight motion taught (MotionLoRA-style): left, right, up or down
+    # the one motion taught (MotionLoRA-style). Pacing (horizontal, turning at the margins) lasts for ever inside the
+    # frame and is learnt (0.62 of short-clip steps against 0.29 untrained); orbiting was not (0.29, a random step
+    # 0.25); the straight ones run out of the frame after a few dozen frames (benchmarks/RESULTS.md, "Long videos that last", 2026-12-03)
+    motion: str = "pacing"
     # shape left out of the training clips, to test transfer to unseen subjects. Circles: trained on squares and
     # triangles the motion reaches held-out circles (0.91 of steps at 2500 steps, 48 clips); trained on circles and
-    # squares it reaches held-out triangles more slowly (0.69), benchmarks/RESULTS.md, session 9
+    # squares it reaches held-out triangles more slowly (0.69); benchmarks/RESULTS.md, "Which shape to hold out"
     held_out: str = "circle"
     videos: int = 480  # toy training videos written to OUT/data, one clip each, every colour, the other shapes
     frames: int = 8  # frames per training video and clip
     # the world's speed range, px per frame: slower than the full world's 0.75-2 so that the long video keeps
-    # the object in the 64 px frame at the learnt speed (benchmarks/RESULTS.md, session 5)
+    # the object in the 64 px frame at the learnt speed (benchmarks/RESULTS.md, "One motion, learnt and transferred")
     min_speed: float = 0.5
     max_speed: float = 1.0
     # optimiser steps of temporal fine-tuning: held-out circles move right in 0.74 / 0.81 / 0.91 of steps after
-    # 1500 / 2000 / 2500 iid steps (48 clips each; benchmarks/RESULTS.md, session 9)
+    # 1500 / 2000 / 2500 iid steps (48 clips each; benchmarks/RESULTS.md, "Which shape to hold out")
     steps: int = 2500
     batch_size: int = 4  # clips per step
     lr: float = 1e-3  # AdamW learning rate (3e-3 measured worse: benchmarks/RESULTS.md)
@@ -67,22 +70,25 @@ class DemoConfig:
     lora_rank: int = 0  # LoRA on the spatial attention, trained with the temporal layers (0 = off)
     # short clips scored per colour x shape (x 4 colours x 3 shapes). A clip's direction is close to all or
     # nothing, so 2 seeds (8 held-out clips) put the same model anywhere in 0.66-0.93 held out; 6 seeds give 24
-    # held-out and 18 per-colour clips (benchmarks/RESULTS.md, session 10)
+    # held-out and 18 per-colour clips (benchmarks/RESULTS.md, "How noisy the demo's report is")
     clip_seeds: int = 6
     untrained_clip_seeds: int = 2  # the same for the untrained layers, whose direction stays at chance (0.21-0.33)
-    long_frames: int = 256  # frames of each generated long video (an orbit never leaves the frame)
+    long_frames: int = 256  # frames of each generated long video (pacing never leaves the frame)
     drift_segments: int = 8  # the long videos' drift is reported per segment of long_frames / drift_segments
     clip_frames: int = 8  # frames denoised together (VidRD N)
     overlap: int = 4  # VidRD M; with extend "context", the frames each later clip is given (train --context-frames)
     # how the tuned model's long videos go on from clip to clip: "context" trains the temporal layers to continue
     # `overlap` given frames (in `context_prob` of the training clips) and gives each later clip the previous one's
     # last frames: 0.93 of long-video steps the learnt way, seams 0.81, against 0.62 / 0.06 for VidRD on the same
-    # model (8 videos, benchmarks/RESULTS.md, session 11). "vidrd" trains without and uses FNR / PNS / DSG.
+    # model (8 videos, benchmarks/RESULTS.md, "Temporal layers trained to continue given frames"). "vidrd" trains
+    # without and uses FNR / PNS / DSG. generate anchors the colours of context videos (--context-anchor).
     extend: str = "context"
     # share of training clips given context frames: 0.25 kept the short clips closer to training without (held
     # out 0.85 against 0.83 at 0.5, 24 clips of seeds 200-205) with long videos as good (0.91 / 0.93)
     context_prob: float = 0.25
-    context_noise: int = 0  # train --context-noise: given frames noised to a random timestep up to this
+    # train --context-noise: given frames noised to a random timestep up to this; 200 did not stop the drift of
+    # long videos and cost short clips (0.58 against 0.62; benchmarks/RESULTS.md, "Long videos that last")
+    context_noise: int = 0
     reuse_order: str = "forward"  # VidRD prompt-frame order (generate --reuse-order) of VidRD's long videos
     sample_steps: int = 20  # DDIM steps per clip
     guidance: float = 5.0  # classifier-free guidance

@@ -84,7 +84,7 @@ def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
     with the demo's iid noise this small recipe measured 0.50 against 0.29 at 600 steps, too close to the
     threshold to assert. It trains without context frames (as measured; the demo's 8-frame clips take 4). It holds
     out triangles, the harder transfer (the demo holds out circles). Sampled direction needs these 1200 steps:
-    300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, sessions 9-11); the one-minute test
+    300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, 2026-12-01 to 2026-12-02); the one-minute test
     below asks the same of a 300-step model through the denoising loss instead."""
     cfg = DemoConfig(videos=96, frames=4, steps=1200, lr=2e-3, min_speed=0.75, max_speed=2.0, clip_frames=4,
                      noise_prior="progressive", noise_alpha=0.5, held_out="triangle", extend="vidrd")
@@ -101,7 +101,7 @@ def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
 def test_a_one_minute_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp_path):
     """Under a minute on one core: the demo's data and training steps shrunk to 300 steps of 4-frame clips (lr
     4e-3, iid noise, 2-4 px per frame), triangles held out. Sampled, such a model still moves at chance (0.33 vs
-    0.38-0.41 untrained, benchmarks/RESULTS.md, session 11), but it already denoises held-out triangles moving
+    0.38-0.41 untrained, benchmarks/RESULTS.md, 2026-12-02), but it already denoises held-out triangles moving
     right better than the same clips played backwards (`ldm_video.toy.direction_probe`): measured relative gap
     +1.5 % / +0.3-0.4 % / +0.7 % for training seeds 0 / 1 / 2 on one thread (clips preferring right 0.83-0.89 /
     0.67-0.70 / 0.73; seed 0 on two threads, another model by float rounding: +0.6 %, 0.73), -0.3 % for a model
