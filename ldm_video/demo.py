@@ -308,7 +308,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         print(f"[demo] {name} done in {timings[name]:.0f} s", flush=True)
 
     t0 = time.perf_counter()
-    print(f"[demo] 1/5 writing {cfg.videos} toy videos 'moving {cfg.motion}' of {', '.join(cfg.seen_shapes)} "
+    print(f"[demo] 1/5 writing {cfg.videos} toy videos ({motion_label(cfg.motion)}) of {', '.join(cfg.seen_shapes)} "
           f"({cfg.held_out}s held out) to {out / 'data'}", flush=True)
     write_data(cfg, out / "data", progress)
     lap("data", t0)
@@ -377,24 +377,23 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoConfig()
     parser.epilog = (
-        f"Steps: write {d.videos} toy videos of one motion ('moving {d.motion}'), one shape held out (OUT/data) -> "
-        f"fine-tune the temporal layers of the shipped toy base ({d.steps} steps, {d.noise_prior} noise, "
-        f"{d.overlap} context frames in {d.context_prob:g} of the clips; "
-        "OUT/motion) -> score short clips of every colour x shape, fine-tuned and untrained "
-        "(OUT/clips_*.mp4) -> generate a long video of a seen and of the held-out shape clip by clip "
-        f"({d.long_frames} frames, each clip continuing the last {d.overlap} frames; OUT/video_*.mp4) -> export a "
-        "diffusers "
-        "MotionAdapter (OUT/motion_adapter) -> report the toy world's ground truth per group (OUT/report.json, "
-        "OUT/report.md). About 5-9 minutes (4-7 of them training) and 0.7 GB of memory on a 2-core CPU; up to twice that "
-        "on a slower one.")
+        f"Steps: write {d.videos} toy videos of one motion ({motion_label(d.motion)}), one shape held out (OUT/data) "
+        f"-> fine-tune the temporal layers of the shipped toy base ({d.steps} steps, {d.noise_prior} noise, "
+        f"{d.overlap} context frames in {d.context_prob:g} of the clips; OUT/motion) -> score short clips of every "
+        "colour x shape, fine-tuned and untrained (OUT/clips_*.mp4) -> generate a long video of a seen and of the "
+        f"held-out shape clip by clip ({d.long_frames} frames, each clip continuing the last {d.overlap} frames; "
+        "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
+        "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
+        "OUT/report.md). About 19 minutes (11 of them training) and 0.64 GB of memory on a 2-core "
+        "CPU (2026-12-03); another 2-core VM trained 2.4x faster.")
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
     add_deprecated(parser, "--out", "--output-dir", "out")
     parser.add_argument("--base", default=None, help="toy base folder (default: the shipped toy base)")
     parser.add_argument("--motion", choices=DEMO_MOTIONS, default=d.motion,
-                        help=f"the one motion to teach (default {d.motion}: clockwise around the frame centre, so "
+                        help=f"the one motion to teach (default {d.motion}: left and right, turning at the frame margins, so "
                              "long videos never run into the frame edge; the straight ones run out of frame after "
-                             "a few dozen frames at the learnt speed)")
+                             "a few dozen frames at the learnt speed; orbiting was not learnt in the demo's budget)")
     add_deprecated(parser, "--direction", "--motion", "motion", choices=DEMO_MOTIONS)
     parser.add_argument("--held-out", choices=("circle", "square", "triangle"), default=d.held_out,
                         help=f"shape left out of training, to test transfer (default {d.held_out})")

@@ -86,8 +86,8 @@ def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
     out triangles, the harder transfer (the demo holds out circles). Sampled direction needs these 1200 steps:
     300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, 2026-12-01 to 2026-12-02); the one-minute test
     below asks the same of a 300-step model through the denoising loss instead."""
-    cfg = DemoConfig(videos=96, frames=4, steps=1200, lr=2e-3, min_speed=0.75, max_speed=2.0, clip_frames=4,
-                     noise_prior="progressive", noise_alpha=0.5, held_out="triangle", extend="vidrd")
+    cfg = DemoConfig(motion="right", videos=96, frames=4, steps=1200, lr=2e-3, min_speed=0.75, max_speed=2.0,
+                     clip_frames=4, noise_prior="progressive", noise_alpha=0.5, held_out="triangle", extend="vidrd")
     write_data(cfg, tmp_path / "data", progress=False)
     train_motion(cfg, str(TOY_BASE), tmp_path / "data", tmp_path / "motion", progress=False)
     direction = {}
@@ -108,8 +108,8 @@ def test_a_one_minute_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp
     taught "left", and 0 (to float rounding) for the untrained layers."""
     from ldm_video.toy.direction_probe import direction_preference
 
-    cfg = DemoConfig(videos=96, frames=4, steps=300, lr=4e-3, min_speed=2.0, max_speed=4.0, clip_frames=4,
-                     noise_prior="iid", held_out="triangle", extend="vidrd")
+    cfg = DemoConfig(motion="right", videos=96, frames=4, steps=300, lr=4e-3, min_speed=2.0, max_speed=4.0,
+                     clip_frames=4, noise_prior="iid", held_out="triangle", extend="vidrd")
     write_data(cfg, tmp_path / "data", progress=False)
     train_motion(cfg, str(TOY_BASE), tmp_path / "data", tmp_path / "motion", progress=False)
     tuned = direction_preference(str(TOY_BASE), str(tmp_path / "motion"), "right", "triangle", clips=64)
