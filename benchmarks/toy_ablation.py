@@ -10,7 +10,7 @@ one-motion toy clips.
     python benchmarks/toy_ablation.py --seeds 3 > ablation.md        # the demo's budget (DemoConfig.steps)
     python benchmarks/toy_ablation.py --runs iid mixed-1 --steps 1500   # a subset, e.g. one per process
 
-The data are the demo's (`ldm_video.demo.write_data`: its world speed and seed), except that triangles are held
+The data are the demo's (`ldm_video.toy.demo.write_data`: its world speed and seed), except that triangles are held
 out by default (`--held-out`), as in the recorded ablation; the demo itself now holds out circles.
 
 Fine-tuning runs read one latent cache made by `ldm-video prepare` (identical clips for every run) and train
@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 from ldm_video.cli import main
-from ldm_video.demo import DemoConfig, write_data
 from ldm_video.toy import TOY_BASE
+from ldm_video.toy.demo import DemoConfig, write_data
 from ldm_video.toy.metrics import toy_frechet_distance
 from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
 from ldm_video.toy.world import WorldConfig

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ldm_video.base import load_base
-from ldm_video.infer.generate import load_video_model
+from ldm_video.infer.model import load_video_model
 from ldm_video.noise import video_noise
 from ldm_video.text import encode_prompts
 from ldm_video.toy import TOY_BASE

@@ -16,9 +16,11 @@ from pathlib import Path
 import torch
 
 from ldm_video.checkpoint import check_writable
+from ldm_video.device import DTYPES
 from ldm_video.errors import LdmVideoError
 from ldm_video.infer import run_defaults
 from ldm_video.infer.latents_io import LatentWriter
+from ldm_video.infer.model import load_video_model
 from ldm_video.infer.pipeline import (
     CONTEXT_INITS,
     EXTEND_MODES,
@@ -31,17 +33,12 @@ from ldm_video.infer.pipeline import (
 )
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format, sidecar_path
-from ldm_video.infer.vidrd import REUSE_ORDERS, VidRDConfig
-from ldm_video.info import DTYPES
+from ldm_video.infer.vidrd import MIRRORED_SEAM_DROP, REUSE_ORDERS, VidRDConfig, default_seam_drop
 from ldm_video.noise import NOISE_PRIORS
 
 logger = logging.getLogger("ldm_video.generate")
 
-# VidRD's released settings. --seam-drop 1 by measurement (README, benchmarks/RESULTS.md): keeping all frames
-# (VidRD's torch.cat) repeats the old last frame at every seam (seam jump ratio 0.00), dropping the M prompt
-# frames jumps (1.36); dropping the one near-duplicate gives 1.06, as smooth as inside a clip.
-VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # and overlap M = clip_frames // 2 (4 of 8)
-DEFAULT_SEAM_DROP = 1
+VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # VidRD's released settings; overlap M = clip_frames // 2
 # --extend context samples the given frames at this share of the noise level they were trained up to
 CONTEXT_NOISE_SHARE = 0.5
 DEFAULT_CONTEXT_INIT = "fresh"
@@ -52,11 +49,6 @@ DEFAULT_PROMPT_EDIT = 0.5
 # generate's VidRD prompt-frame order: forward beat VidRD's mirrored order over the video on both trained toy models
 # (0.63 vs 0.53 and 0.69 vs 0.63 of steps the learnt way, smaller seam jumps; benchmarks/RESULTS.md, "VidRD's reuse on a model that moves")
 DEFAULT_REUSE_ORDER = "forward"
-
-
-def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
-    """Leading frames of every later clip that `generate` leaves out unless --seam-drop says otherwise."""
-    return min(overlap if order == "forward" else DEFAULT_SEAM_DROP, clip_frames - 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(VidRD's released code; a directed motion runs backwards for M frames at each seam)")
     g.add_argument("--seam-drop", type=int,
                    help="leading frames of every later clip left out of the output (default: reversed order "
-                        f"{DEFAULT_SEAM_DROP}, the near-duplicate of the old last frame, chosen by measuring seam "
+                        f"{MIRRORED_SEAM_DROP}, the near-duplicate of the old last frame, chosen by measuring seam "
                         "metrics, see README; forward order M, the prompt frames; 0 for one-frame clips)")
 
     g = parser.add_argument_group("output")
@@ -165,7 +157,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str | None, dtype_name: str) -> tuple[torch.device, torch.dtype]:
-    from ldm_video.info import default_device
+    from ldm_video.device import default_device
 
     device = torch.device(name or default_device())
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -175,25 +167,6 @@ def resolve_device(name: str | None, dtype_name: str) -> tuple[torch.device, tor
     if dtype_name == "fp16" and device.type == "cpu":
         raise LdmVideoError("--dtype fp16 needs a GPU; use fp32 or bf16 on CPU")
     return device, DTYPES[dtype_name]
-
-
-def load_lora(model, path: str, scale: float) -> None:
-    """A diffusers- or kohya-format LoRA file into the spatial U-Net (diffusers' own loader), at `scale`."""
-    from ldm_video.lora import load_lora_file
-
-    load_lora_file(model.unet, path, adapter_name="user_lora", scale=scale)
-
-
-def load_video_model(base, motion: str | None, lora: str | None, lora_scale: float):
-    """The VideoUNet in eval mode: base U-Net + temporal layers (saved or fresh) + optional LoRA."""
-    from ldm_video import inflate_unet
-    from ldm_video.checkpoint import load_motion
-
-    device, dtype = base.unet.device, base.unet.dtype
-    model = load_motion(motion, base.unet, prediction_type=base.prediction_type) if motion else inflate_unet(base.unet)
-    if lora:
-        load_lora(model, lora, lora_scale)
-    return model.to(device=device, dtype=dtype).eval()  # new temporal / LoRA layers come in float32
 
 
 def default_extend(args: argparse.Namespace) -> str:

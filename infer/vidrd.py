@@ -26,6 +26,16 @@ from diffusers.utils.torch_utils import randn_tensor
 from ldm_video.noise import correlation_weights
 
 REUSE_ORDERS = ("reversed", "forward")
+# Seam frames left out with the mirrored order, by measurement (benchmarks/RESULTS.md, "`ldm-video generate`
+# against diffusers' AnimateDiffPipeline"): keeping all (VidRD's torch.cat) repeats the old last frame at every seam (seam jump ratio
+# 0.00), dropping the M prompt frames jumps (1.36); dropping the one near-duplicate gives 1.06.
+MIRRORED_SEAM_DROP = 1
+
+
+def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
+    """Leading frames of every later clip left out of the video unless the user says otherwise: forward order's
+    M prompt frames duplicate old frames, the mirrored order's first frame nearly does."""
+    return min(overlap if order == "forward" else MIRRORED_SEAM_DROP, clip_frames - 1)
 
 
 @dataclass(frozen=True)

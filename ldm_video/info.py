@@ -10,6 +10,8 @@ import platform
 
 import torch
 
+from ldm_video.device import default_device
+
 STACK = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "einops", "av")
 EXTRAS = {"xformers": "cuda", "bitsandbytes": "cuda", "decord": "decord", "tensorboard": "tensorboard", "lpips": "lpips"}
 
@@ -19,20 +21,6 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-# dtype names of every command: --dtype fp32|fp16|bf16, and --mixed-precision no|fp16|bf16 (no = fp32)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def default_device() -> str:
-    """The device a run uses when none is asked for: cuda, then mps, then cpu."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def attention_backend() -> str:

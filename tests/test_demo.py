@@ -7,9 +7,9 @@ import av
 import pytest
 
 from ldm_video.cli import main
-from ldm_video.demo import DemoConfig, run_demo, train_motion, write_data
 from ldm_video.errors import LdmVideoError
 from ldm_video.toy import TOY_BASE
+from ldm_video.toy.demo import DemoConfig, run_demo, train_motion, write_data
 from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
 
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from ldm_video import load_base
 from ldm_video.cli import main
-from ldm_video.infer.generate import load_video_model
+from ldm_video.infer.model import load_video_model
 from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
 from ldm_video.infer.video_io import read_video
 from ldm_video.infer.vidrd import VidRDConfig

@@ -1,4 +1,4 @@
-"""The shipped toy base (ldm_video/toy/assets/base): small, safetensors only, loads with load_base, samples."""
+"""The shipped toy base (toy/assets/base): small, safetensors only, loads with load_base, samples."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import sys
 import torch
 
 from ldm_video.base import DEFAULT_BASE
+from ldm_video.device import DTYPES, default_device
 from ldm_video.errors import LdmVideoError
-from ldm_video.info import DTYPES, default_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from ldm_video.device import PRECISION_DTYPES
 from ldm_video.errors import CheckpointMismatchError, LdmVideoError
-from ldm_video.info import PRECISION_DTYPES
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.data import (
     ClipBatchSampler,
@@ -29,7 +29,7 @@ from ldm_video.train.transforms import parse_resolution
 
 logger = logging.getLogger("ldm_video.train")
 
-WEIGHT_DTYPES = PRECISION_DTYPES  # --mixed-precision -> frozen-weight dtype (ldm_video.info's one table)
+WEIGHT_DTYPES = PRECISION_DTYPES  # --mixed-precision -> frozen-weight dtype (ldm_video.device's one table)
 
 
 def data_config(config: TrainConfig) -> DataConfig:

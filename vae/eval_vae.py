@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ldm_video.device import default_device
 from ldm_video.errors import LdmVideoError
-from ldm_video.info import default_device
 from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
 from ldm_video.vae.interface import VideoVAE
 from ldm_video.vae.loading import load_video_vae, video_vae_folder

@@ -67,7 +67,7 @@ def direction_preference(base: str, motion: str | None, direction: str, shape: s
         repeats: noise draws per timestep.
     """
     from ldm_video.base import load_base
-    from ldm_video.infer.generate import load_video_model
+    from ldm_video.infer.model import load_video_model
     from ldm_video.text import encode_prompts
     from ldm_video.train.encode import encode_video
 

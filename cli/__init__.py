@@ -12,7 +12,7 @@ from ldm_video.errors import LdmVideoError
 # sub-command -> (module that defines `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("ldm_video.info", "print versions, device, attention backend and installed extras"),
-    "demo": ("ldm_video.demo", "the whole job on a CPU: fine-tune the toy base, generate a long video, export, score"),
+    "demo": ("ldm_video.toy.demo", "the whole job on a CPU: fine-tune the toy base, generate a long video, export, score"),
     "data": ("ldm_video.train.data_cmd", "data preview: the clips the trainer would sample, as PNGs and preview.json"),
     "prepare": ("ldm_video.train.prepare_cmd", "encode a video folder into a latent cache for training"),
     "train": ("ldm_video.train.train_cmd", "fine-tune temporal layers on a folder of videos and images"),

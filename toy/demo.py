@@ -37,7 +37,7 @@ DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
 class DemoConfig:
     """What the demo does; see the README for how long the defaults take on a 2-core CPU."""
 
-    base: str | None = None  # toy base folder (default: the one shipped in ldm_video/toy/assets/base)
+    base: str | None = None  # toy base folder (default: the one shipped in toy/assets/base)
     # the one motion taught (MotionLoRA-style). Pacing (horizontal, turning at the margins) lasts for ever inside the
     # frame and is learnt (0.62 of short-clip steps against 0.29 untrained); orbiting was not (0.29, a random step
     # 0.25); the straight ones run out of the frame after a few dozen frames (benchmarks/RESULTS.md, "Long videos that last", 2026-12-03)
@@ -132,10 +132,10 @@ class DemoConfig:
 
 
 def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path | None, extend: str) -> None:
-    """One long video through `ldm-video generate`, exactly as a user would run it."""
-    from ldm_video.cli import main
+    """One long video through `ldm-video generate`'s own flags, exactly as a user would run it."""
+    from ldm_video.infer import generate
 
-    args = ["generate", "--base", base, "--prompt", prompt, "--frames", str(cfg.long_frames),
+    args = ["--base", base, "--prompt", prompt, "--frames", str(cfg.long_frames),
             "--clip-frames", str(cfg.clip_frames), "--overlap", str(cfg.overlap), "--steps", str(cfg.sample_steps),
             "--guidance", str(cfg.guidance), "--height", "64", "--width", "64", "--seed", str(cfg.seed),
             "--noise-prior", cfg.noise_prior, "--noise-alpha", str(cfg.noise_alpha), "--extend", extend,
@@ -144,7 +144,9 @@ def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path |
         args += ["--reuse-order", cfg.reuse_order]
     if motion is not None:
         args += ["--motion", str(motion)]
-    if main(args) != 0:
+    parser = argparse.ArgumentParser(prog="ldm-video generate")
+    generate.add_arguments(parser)
+    if generate.run(parser.parse_args(args)) != 0:
         raise LdmVideoError(f"generating {out} failed (see the message above)")
 
 

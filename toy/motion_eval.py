@@ -55,7 +55,7 @@ class ToyGenerator:
 
     def __post_init__(self) -> None:
         from ldm_video import load_base
-        from ldm_video.infer.generate import load_video_model
+        from ldm_video.infer.model import load_video_model
 
         self.parts = load_base(self.base, components=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
         self.model = load_video_model(self.parts, self.motion, None, 1.0)
@@ -71,7 +71,7 @@ class ToyGenerator:
         return self._text[prompt]
 
     def seam_drop(self) -> int:
-        from ldm_video.infer.generate import default_seam_drop
+        from ldm_video.infer.vidrd import default_seam_drop
 
         s = self.sampling
         if s.extend == "context":
