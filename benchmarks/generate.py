@@ -23,7 +23,7 @@ import torch
 
 from ldm_video import VideoUNetConfig, inflate_unet, load_base
 from ldm_video.checkpoint import load_motion
-from ldm_video.infer.metrics import clip_starts, drift, flicker, seam_jump_ratio
+from ldm_video.infer.metrics import drift, flicker, seam_jump_ratio
 from ldm_video.infer.pipeline import (
     LongVideoConfig,
     SamplingConfig,
@@ -32,7 +32,7 @@ from ldm_video.infer.pipeline import (
     make_scheduler,
     to_uint8,
 )
-from ldm_video.infer.vidrd import VidRDConfig
+from ldm_video.infer.vidrd import VidRDConfig, clip_starts
 from ldm_video.testing import write_tiny_sd
 
 PROMPT, NEGATIVE = "a red square moving right", "watermark"

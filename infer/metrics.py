@@ -14,6 +14,8 @@ import itertools
 
 import numpy as np
 
+from ldm_video.infer.vidrd import clip_starts
+
 
 def _as_float(video: np.ndarray) -> np.ndarray:
     video = np.asarray(video)
@@ -22,19 +24,6 @@ def _as_float(video: np.ndarray) -> np.ndarray:
     if video.dtype == np.uint8:
         return video.astype(np.float32) / 255.0
     return video.astype(np.float32)
-
-
-def clip_starts(num_frames: int, clip_frames: int, stride: int | None = None) -> list[int]:
-    """First frame of every clip: the first clip has `clip_frames` frames, each later one `stride` (default N)."""
-    stride = clip_frames if stride is None else stride
-    if clip_frames < 1 or stride < 1:
-        raise ValueError(f"clip_frames and stride must be >= 1, got {clip_frames} and {stride}")
-    starts = [0]
-    t = clip_frames
-    while t < num_frames:
-        starts.append(t)
-        t += stride
-    return starts
 
 
 def frame_differences(video: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ with the number of frames.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,7 +28,7 @@ from diffusers import (
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, dsg_hold_steps, next_clip_noise
+from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, clip_starts, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
 from ldm_video.vae import ImageVAE, VideoVAE
 
@@ -118,26 +117,30 @@ class LongVideoConfig:
 
     def kept_frames(self, clip: int) -> tuple[int, int]:
         """[start, end) of the frames of clip `clip` that go to the output."""
-        n = self.clip_frames
-        if clip == 0:
-            return 0, n
-        return self.seam_drop, min(n, self.seam_drop + self.num_frames - self.clip_start(clip))
+        starts = self.starts
+        first = 0 if clip == 0 else self.seam_drop
+        end = starts[clip + 1] if clip + 1 < len(starts) else self.num_frames
+        return first, first + end - starts[clip]
 
     def clip_start(self, clip: int) -> int:
         """The output frame where clip `clip`'s frames in the output begin."""
+        return self.starts[clip]
+
+    @property
+    def starts(self) -> list[int]:
+        """Every clip's first output frame (`vidrd.clip_starts`, the one layout): clips after the first add
+        clip_frames - seam_drop frames."""
         n = self.clip_frames
-        return 0 if clip == 0 else n + (clip - 1) * (n - self.seam_drop)
+        return clip_starts(self.num_frames, n, n - self.seam_drop)
 
     def output_starts(self, frames_per_latent: int = 1) -> list[int]:
         """The output (pixel) frame where each clip's frames in the output begin; a causal 3D VAE decodes latent
         frame l >= 1 to pixel frames (l - 1) * frames_per_latent + 1 .. l * frames_per_latent."""
-        latent = [self.clip_start(c) for c in range(self.num_clips)]
-        return [0 if lat == 0 else (lat - 1) * frames_per_latent + 1 for lat in latent]
+        return [0 if lat == 0 else (lat - 1) * frames_per_latent + 1 for lat in self.starts]
 
     @property
     def num_clips(self) -> int:
-        n = self.clip_frames
-        return 1 + math.ceil(max(0, self.num_frames - n) / (n - self.seam_drop))
+        return len(self.starts)
 
 
 def make_scheduler(name: str, base_scheduler_config) -> object:

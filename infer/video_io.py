@@ -46,7 +46,7 @@ def recorded_clip_starts(video: str | os.PathLike) -> tuple[list[int] | None, Pa
     sidecar's path; (None, None) when the video has no sidecar."""
     import json
 
-    from ldm_video.infer.metrics import clip_starts
+    from ldm_video.infer.vidrd import clip_starts
 
     path = sidecar_path(video)
     if not path.is_file():

@@ -32,6 +32,21 @@ REUSE_ORDERS = ("reversed", "forward")
 MIRRORED_SEAM_DROP = 1
 
 
+def clip_starts(num_frames: int, clip_frames: int, stride: int | None = None) -> list[int]:
+    """The one clip layout of a long video: the output frame where each clip's frames begin. The first clip
+    gives `clip_frames` frames, each later one `stride` (default N; N - seam_drop for `generate`'s clips), until
+    `num_frames` are made."""
+    stride = clip_frames if stride is None else stride
+    if clip_frames < 1 or stride < 1:
+        raise ValueError(f"clip_frames and stride must be >= 1, got {clip_frames} and {stride}")
+    starts = [0]
+    t = clip_frames
+    while t < num_frames:
+        starts.append(t)
+        t += stride
+    return starts
+
+
 def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
     """Leading frames of every later clip left out of the video unless the user says otherwise: forward order's
     M prompt frames duplicate old frames, the mirrored order's first frame nearly does."""

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from ldm_video.cli import main
-from ldm_video.infer.metrics import clip_starts, drift, flicker, seam_jump_ratio, video_metrics
+from ldm_video.infer.metrics import drift, flicker, seam_jump_ratio, video_metrics
 from ldm_video.infer.video_io import VideoWriter
+from ldm_video.infer.vidrd import clip_starts
 
 
 def ramp_video(num_frames: int, jump_every: int | None = None, jump: int = 0) -> np.ndarray:

@@ -134,7 +134,7 @@ def seam_jump_ratio(track: np.ndarray, starts: list[int], eps: float = 1e-6) -> 
     """Mean |x_{t+1} - x_t| over pairs that cross a clip seam / the same mean within clips (SPEC §7).
 
     `track` is any per-frame quantity (f, d) (here the centroid); `starts` are the first frames of the clips
-    (`ldm_video.infer.metrics.clip_starts`), so a seam lies between frames s-1 and s. 1.0 = seamless;
+    (`ldm_video.infer.vidrd.clip_starts`), so a seam lies between frames s-1 and s. 1.0 = seamless;
     NaN rows (absent object) are skipped; NaN when there is no seam or no within-clip pair.
     """
     track = np.asarray(track, dtype=np.float64).reshape(len(track), -1)  # (f, d)
@@ -246,7 +246,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
                    clip_frames: int | None = None, seam_drop: int = 0,
                    starts: list[int] | None = None) -> VideoScores:
     """score_video on already analysed frames."""
-    from ldm_video.infer.metrics import clip_starts
+    from ldm_video.infer.vidrd import clip_starts
 
     n = len(analyses)
     present = [a for a in analyses if a.present]
