@@ -55,7 +55,7 @@ def run_one(spec: dict) -> None:
         from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
         from ldm_video import load_base
-        from ldm_video.infer.pipeline import to_uint8
+        from ldm_video.video_file import to_uint8
 
         base = load_base(spec["base"])
         pipe = AnimateDiffPipeline(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer,

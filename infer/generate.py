@@ -29,12 +29,12 @@ from ldm_video.infer.pipeline import (
     SamplingConfig,
     VideoSampler,
     encode_prompt,
-    to_uint8,
 )
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format, sidecar_path
 from ldm_video.infer.vidrd import MIRRORED_SEAM_DROP, REUSE_ORDERS, VidRDConfig, default_seam_drop
 from ldm_video.noise import NOISE_PRIORS
+from ldm_video.video_file import to_uint8
 
 logger = logging.getLogger("ldm_video.generate")
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, clip_starts, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
+from ldm_video.text import encode_prompts
 from ldm_video.vae import ImageVAE, VideoVAE
 
 # --scheduler name -> (diffusers class, config overrides); all deterministic
@@ -131,6 +132,8 @@ class LongVideoConfig:
         """Every clip's first output frame (`vidrd.clip_starts`, the one layout): clips after the first add
         clip_frames - seam_drop frames."""
         n = self.clip_frames
+        if self.num_frames <= n:  # one clip (then clip_frames may be shorter than seam_drop)
+            return [0]
         return clip_starts(self.num_frames, n, n - self.seam_drop)
 
     def output_starts(self, frames_per_latent: int = 1) -> list[int]:
@@ -153,18 +156,8 @@ def make_scheduler(name: str, base_scheduler_config) -> object:
 def encode_prompt(tokenizer, text_encoder, prompt: str, negative_prompt: str, guidance: float,
                   device, dtype) -> torch.Tensor:
     """CLIP text embeddings, [negative, prompt] when guidance > 1, as StableDiffusionPipeline does: (1|2, seq, dim)."""
-    from ldm_video.train.encode import encode_prompts
-
     prompts = [negative_prompt, prompt] if guidance > 1 else [prompt]
     return encode_prompts(tokenizer, text_encoder, prompts).to(device=device, dtype=dtype)  # (1|2, seq, dim)
-
-
-def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
-    """The one [-1, 1] -> uint8 conversion, channels last: (n, 3, H, W) -> (n, H, W, 3) and (b, 3, f, H, W) ->
-    (b, f, H, W, 3), rounded like diffusers' VaeImageProcessor (x / 2 + 0.5, clamped to [0, 1], * 255, round)."""
-    x = (pixels.float() / 2 + 0.5).clamp(0, 1)
-    pattern = "n c h w -> n h w c" if x.ndim == 4 else "b c f h w -> b f h w c"
-    return (rearrange(x, pattern) * 255).round().to(torch.uint8)
 
 
 @dataclass

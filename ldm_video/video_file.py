@@ -1,4 +1,5 @@
-"""Writing uint8 frames to a video file in one go with PyAV: the low-level writer of validation mp4s, toy clips and
+"""The model's pixels as uint8 frames (`to_uint8`, the one conversion), and writing uint8 frames to a video file in
+one go with PyAV: the low-level writer of validation mp4s, toy clips and
 synthetic test media (which codec each container takes, libx264's settings, display rotation, variable frame
 rate). `ldm_video.infer.video_io.VideoWriter` is the streaming writer of `generate`."""
 
@@ -9,6 +10,17 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
+from einops import rearrange
+
+
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """The one [-1, 1] -> uint8 conversion, channels last: (n, 3, H, W) -> (n, H, W, 3) and (b, 3, f, H, W) ->
+    (b, f, H, W, 3), rounded like diffusers' VaeImageProcessor (x / 2 + 0.5, clamped to [0, 1], * 255, round)."""
+    x = (pixels.float() / 2 + 0.5).clamp(0, 1)
+    pattern = "n c h w -> n h w c" if x.ndim == 4 else "b c f h w -> b f h w c"
+    return (rearrange(x, pattern) * 255).round().to(torch.uint8)
+
 
 # container extension -> codecs to try, best first (PyAV wheels ship libx264 / libvpx; mpeg4 is built in)
 CODECS = {

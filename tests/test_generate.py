@@ -68,7 +68,7 @@ def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir
 
 def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
     from ldm_video import load_base
-    from ldm_video.infer.pipeline import to_uint8
+    from ldm_video.video_file import to_uint8
 
     out, lat = tmp_path / "frames", tmp_path / "z.safetensors"
     assert main(["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4",

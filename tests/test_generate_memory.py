@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from ldm_video import inflate_unet, load_base
-from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt, to_uint8
+from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
 from ldm_video.infer.video_io import VideoWriter
 from ldm_video.infer.vidrd import VidRDConfig
 from ldm_video.memory import TensorMemoryTracker
+from ldm_video.video_file import to_uint8
 
 
 def peak_bytes(base, model, text, num_frames: int, out) -> int:

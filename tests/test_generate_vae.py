@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from ldm_video.cli import main
-from ldm_video.infer.pipeline import to_uint8
 from ldm_video.infer.video_io import read_video
+from ldm_video.video_file import to_uint8
 
 
 @pytest.fixture(scope="module")

@@ -80,8 +80,9 @@ class ToyGenerator:
 
     def video(self, prompt: str, num_frames: int, seed: int) -> np.ndarray:
         """uint8 (f, H, W, 3): one clip, or clip by clip with VidRD when num_frames > clip_frames."""
-        from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, to_uint8
+        from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler
         from ldm_video.infer.vidrd import VidRDConfig
+        from ldm_video.video_file import to_uint8
 
         s = self.sampling
         sampling = SamplingConfig(scheduler="ddim", steps=s.steps, guidance=s.guidance, noise_prior=s.noise_prior,

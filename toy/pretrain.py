@@ -143,7 +143,7 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """float (n, 3, h, w) in [-1, 1] -> uint8 (n, h, w, 3), as numpy."""
-    from ldm_video.infer.pipeline import to_uint8 as pixels_to_uint8
+    from ldm_video.video_file import to_uint8 as pixels_to_uint8
 
     return pixels_to_uint8(images).cpu().numpy()
 

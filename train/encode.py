@@ -1,4 +1,4 @@
-"""Frozen encoders of the base model: pixels -> VAE latents, captions -> text embeddings (`ldm_video.text`).
+"""The frozen VAE of the base model: pixels -> latents (captions -> text embeddings live in `ldm_video.text`).
 
 Every VAE goes through the `ldm_video.vae.VideoVAE` interface (the base's 2D VAE frame by frame, or a video
 VAE from `ldm-video train-vae`); the latent scale comes from the VAE's config (SPEC §0), never a constant.
@@ -7,8 +7,6 @@ VAE from `ldm-video train-vae`); the latent scale comes from the VAE's config (S
 from __future__ import annotations
 
 import torch
-
-from ldm_video.text import encode_prompts  # noqa: F401  (re-exported: infer.pipeline)
 
 
 def as_video_vae(vae):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, to_uint8
+from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler
 from ldm_video.infer.vidrd import VidRDConfig
-from ldm_video.video_file import write_video
+from ldm_video.video_file import to_uint8, write_video
 
 
 def write_validation_videos(

@@ -153,7 +153,7 @@ class VideoVAE(nn.Module):
 
 def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
     """Decoded video (b, 3, F, H, W) in [-1, 1] -> uint8 frames (b, F, H, W, 3), the I/O layout (SPEC §0)."""
-    from ldm_video.infer.pipeline import to_uint8
+    from ldm_video.video_file import to_uint8
 
     return to_uint8(video).cpu()
 
