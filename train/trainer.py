@@ -129,6 +129,7 @@ def _validate(run: Run, step: int) -> None:
     """Main process samples the validation prompts (EMA weights when kept); the others wait."""
     acc = run.accelerator
     if acc.is_main_process:
+        from ldm_video.infer.pipeline import SamplingConfig
         from ldm_video.train.validate import write_validation_videos
 
         params = run.unwrapped.trainable_parameters()
@@ -138,12 +139,14 @@ def _validate(run: Run, step: int) -> None:
         vae = run.validation_vae()
         try:
             with acc.autocast():  # fp32 temporal layers on bf16 / fp16 spatial weights, as in training
+                c = run.config
+                sampling = SamplingConfig(scheduler="ddim", steps=c.validation_steps, guidance=c.validation_guidance,
+                                          noise_prior=c.noise_prior, noise_alpha=c.noise_alpha,
+                                          height=run.resolution[0], width=run.resolution[1], seed=c.seed)
                 paths = write_validation_videos(
-                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(run.config.validation_prompt),
+                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(c.validation_prompt),
                     run.validation_embeds.to(acc.device), run.empty_text.to(acc.device),
-                    Path(run.config.output_dir) / "validation", step, run.latent_frames(), run.resolution,
-                    run.config.validation_steps, run.config.validation_guidance, run.config.noise_prior,
-                    run.config.noise_alpha, run.config.seed)
+                    Path(c.output_dir) / "validation", step, run.latent_frames(), sampling)
         finally:
             run.release_validation_vae(vae)
             if run.ema is not None:

@@ -9,6 +9,7 @@ VAE training uses); the initial latent noise comes from the same PYoCo prior as 
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,24 +19,11 @@ from ldm_video.infer.vidrd import VidRDConfig
 from ldm_video.video_file import to_uint8, write_video
 
 
-def write_validation_videos(
-    model,
-    vae,
-    scheduler_config: dict,
-    prompts: list[str],
-    prompt_embeds: torch.Tensor,
-    empty_embed: torch.Tensor,
-    out_dir: Path,
-    step: int,
-    num_frames: int,
-    resolution: tuple[int, int],
-    steps: int,
-    guidance: float,
-    prior: str,
-    alpha: float,
-    seed: int,
-) -> list[Path]:
-    """One mp4 per prompt in `out_dir` (step-NNNNNNN-<i>.mp4); frees its tensors afterwards."""
+def write_validation_videos(model, vae, scheduler_config: dict, prompts: list[str], prompt_embeds: torch.Tensor,
+                            empty_embed: torch.Tensor, out_dir: Path, step: int, num_frames: int,
+                            sampling: SamplingConfig) -> list[Path]:
+    """One mp4 per prompt in `out_dir` (step-NNNNNNN-<i>.mp4), a clip of `num_frames` sampled with `sampling` (prompt
+    i with seed sampling.seed + i); frees its tensors afterwards."""
     paths = []
     was_training = model.training
     model.eval()
@@ -43,15 +31,13 @@ def write_validation_videos(
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             for i in range(len(prompts)):  # step: sample, decode and write one video
-                sampling = SamplingConfig(scheduler="ddim", steps=steps, guidance=guidance, noise_prior=prior,
-                                          noise_alpha=alpha, height=resolution[0], width=resolution[1],
-                                          seed=seed + i)
+                one_prompt = replace(sampling, seed=sampling.seed + i)
                 one_clip = LongVideoConfig(num_frames=num_frames, decode_chunk=num_frames,
                                            vidrd=VidRDConfig(clip_frames=num_frames, overlap=0))
                 sampler = VideoSampler(model=model, vae=vae, scheduler_config=scheduler_config,
-                                       sampling=sampling, video=one_clip, progress=False)
+                                       sampling=one_prompt, video=one_clip, progress=False)
                 text = prompt_embeds[i:i + 1]  # (1, seq, dim)
-                if guidance > 1:
+                if sampling.guidance > 1:
                     text = torch.cat([empty_embed[None].to(text), text])  # (2, seq, dim): [negative, prompt]
                 pixels = torch.cat([chunk.frames for chunk in sampler(text)])  # (F, 3, H, W) in [-1, 1]
                 frames = to_uint8(pixels).cpu().numpy()  # (F, H, W, 3)
