@@ -90,17 +90,12 @@ class VideoWriter:
     def _open(self, height: int, width: int) -> None:
         import av
 
-        self._container = av.open(str(self.tmp), mode="w", format="mp4" if self.format == "mp4" else "gif")
-        if self.format == "mp4":
-            if height % 2 or width % 2:
-                raise LdmVideoError(f"{self.path}: H.264 needs even frame sizes, got {height}x{width}")
-            self._stream = self._container.add_stream("libx264", rate=self.fps)
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf)}
-        else:
-            self._stream = self._container.add_stream("gif", rate=self.fps)
-            self._stream.pix_fmt = "rgb8"
-        self._stream.width, self._stream.height = width, height
+        from ldm_video.video_file import add_video_stream
+
+        if self.format == "mp4" and (height % 2 or width % 2):
+            raise LdmVideoError(f"{self.path}: H.264 needs even frame sizes, got {height}x{width}")
+        self._container = av.open(str(self.tmp), mode="w", format=self.format)
+        self._stream = add_video_stream(self._container, f".{self.format}", self.fps, height, width, self.crf)
 
     def append(self, frames: np.ndarray) -> None:
         """Encode uint8 frames (f, h, w, 3) now."""

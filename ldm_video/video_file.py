@@ -47,28 +47,19 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
         ticks: per frame, its presentation time in 1/fps units (increasing; default 0, 1, 2, ...): gaps make a
             variable-frame-rate file.
     """
-    import av
-
     from ldm_video.files import atomic_write
 
     path = Path(path)
     suffix = path.suffix.lower()
-    codecs = CODECS.get(suffix, ("libx264", "mpeg4"))
-    codec = next((c for c in codecs if c in av.codecs_available), None)
-    if codec is None:
-        raise RuntimeError(f"no encoder for {suffix} in this PyAV build (tried {', '.join(codecs)})")
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (f, h, w, 3), got {frames.dtype} {tuple(frames.shape)}")
     height, width = frames.shape[1:3]
 
     def write(tmp: Path) -> None:
+        import av
+
         with av.open(str(tmp), mode="w", format=FORMATS.get(suffix, suffix.lstrip("."))) as container:
-            stream = container.add_stream(codec, rate=Fraction(fps))
-            stream.width, stream.height = width, height
-            stream.pix_fmt = "rgb8" if codec == "gif" else ("yuvj420p" if codec == "mjpeg" else "yuv420p")
-            if codec == "libx264":
-                stream.pix_fmt = pix_fmt or stream.pix_fmt
-                stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+            stream = add_video_stream(container, suffix, fps, height, width, crf, preset, pix_fmt)
             if rotation % 360:
                 _set_rotation(stream, rotation)
             if ticks is not None:
@@ -84,6 +75,25 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
 
     atomic_write(path, write)
     return path
+
+
+def add_video_stream(container, suffix: str, fps: float | Fraction, height: int, width: int, crf: int = 18,
+                     preset: str | None = None, pix_fmt: str | None = None):
+    """The one video stream setup of every writer: the first codec for `suffix` that this PyAV build has, its pixel
+    format, and libx264's crf / preset (pix_fmt overrides libx264's 4:2:0)."""
+    import av
+
+    codecs = CODECS.get(suffix, ("libx264", "mpeg4"))
+    codec = next((c for c in codecs if c in av.codecs_available), None)
+    if codec is None:
+        raise RuntimeError(f"no encoder for {suffix} in this PyAV build (tried {', '.join(codecs)})")
+    stream = container.add_stream(codec, rate=Fraction(fps))
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "rgb8" if codec == "gif" else ("yuvj420p" if codec == "mjpeg" else "yuv420p")
+    if codec == "libx264":
+        stream.pix_fmt = pix_fmt or stream.pix_fmt
+        stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+    return stream
 
 
 def _set_rotation(stream, degrees: int) -> None:
