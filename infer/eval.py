@@ -13,12 +13,14 @@ import json
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.infer.metrics import video_metrics
+from ldm_video.infer.run_defaults import FALLBACK_CLIP_FRAMES
 from ldm_video.infer.video_io import read_video, recorded_clip_starts
+from ldm_video.infer.vidrd import DEFAULT_REUSE_ORDER, default_seam_drop
 
-# without a sidecar: generate's default layout, clips of 8 whose later clips leave out the first 4 (the frames
-# given again, in --extend context, or VidRD's forward prompt frames)
-DEFAULT_CLIP_FRAMES = 8
-DEFAULT_SEAM_DROP = 4
+# without a sidecar: generate's default layout (clips of 8 whose later clips leave out the first 4: the frames given
+# again in --extend context, or VidRD's forward prompt frames), from generate's own defaults
+DEFAULT_CLIP_FRAMES = FALLBACK_CLIP_FRAMES
+DEFAULT_SEAM_DROP = default_seam_drop(DEFAULT_REUSE_ORDER, DEFAULT_CLIP_FRAMES // 2, DEFAULT_CLIP_FRAMES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,13 @@ from ldm_video.infer.pipeline import (
 )
 from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format, sidecar_path
-from ldm_video.infer.vidrd import MIRRORED_SEAM_DROP, REUSE_ORDERS, VidRDConfig, default_seam_drop
+from ldm_video.infer.vidrd import (
+    DEFAULT_REUSE_ORDER,
+    MIRRORED_SEAM_DROP,
+    REUSE_ORDERS,
+    VidRDConfig,
+    default_seam_drop,
+)
 from ldm_video.noise import NOISE_PRIORS
 from ldm_video.video_file import to_uint8
 
@@ -46,9 +52,6 @@ DEFAULT_CONTEXT_INIT = "fresh"
 DEFAULT_PROMPT_EDIT = 0.5
 
 
-# generate's VidRD prompt-frame order: forward beat VidRD's mirrored order over the video on both trained toy models
-# (0.63 vs 0.53 and 0.69 vs 0.63 of steps the learnt way, smaller seam jumps; benchmarks/RESULTS.md, "VidRD's reuse on a model that moves")
-DEFAULT_REUSE_ORDER = "forward"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,6 +26,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from ldm_video.noise import correlation_weights
 
 REUSE_ORDERS = ("reversed", "forward")
+# generate's VidRD prompt-frame order: forward beat VidRD's mirrored order over the video on both trained toy models
+# (0.63 vs 0.53 and 0.69 vs 0.63 of steps the learnt way, smaller seam jumps; benchmarks/RESULTS.md, "VidRD's reuse on a model that moves")
+DEFAULT_REUSE_ORDER = "forward"
 # Seam frames left out with the mirrored order, by measurement (benchmarks/RESULTS.md, "`ldm-video generate`
 # against diffusers' AnimateDiffPipeline"): keeping all (VidRD's torch.cat) repeats the old last frame at every seam (seam jump ratio
 # 0.00), dropping the M prompt frames jumps (1.36); dropping the one near-duplicate gives 1.06.
