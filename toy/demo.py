@@ -2,14 +2,16 @@
 
 Teaches one motion, MotionLoRA / MotionDirector style (AnimateDiff, Guo et al., ICLR 2024; Zhao et al., 2023):
 the temporal layers of the shipped toy base (an SD 2.1-layout image model for the toy world) are fine-tuned on
-toy videos of one straight motion with one shape held out (circles by default), with iid training noise
+toy videos of one motion (pacing by default: left and right, turning at the frame margins, so that a long video
+never runs out of the frame) with one shape held out (circles by default), with iid training noise
 (PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoConfig.noise_prior`),
 a quarter of the clips with their first 4 frames given clean (frame conditioning, as LVDM, He et al. 2022), so that
 the layers learn to continue given frames. Then short clips of every colour x shape (seen and held out) and
 long videos made clip by clip, each clip continuing the previous clip's last frames (`generate --extend
 context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are
 scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
-run per frame) on the same prompts and seeds, and the motion module is exported as a diffusers MotionAdapter.
+run per frame) on the same prompts and seeds; the long videos' drift is scored per segment and as FramePack's
+start-end contrast (`ldm_video.toy.drift`). The motion module is exported as a diffusers MotionAdapter.
 """
 
 from __future__ import annotations
