@@ -7,7 +7,7 @@ each over several seeds. Every run is scored after 1/4, 1/2 and all of its steps
 x shape, the learnt direction on seen and on held-out shapes, jitter, identity and a Frechet distance to real
 one-motion toy clips.
 
-    python benchmarks/toy_ablation.py --seeds 3 > ablation.md        # the demo's budget (DemoConfig.steps)
+    python benchmarks/toy_ablation.py --seeds 3 > ablation.md        # the demo's budget (DemoTraining.steps)
     python benchmarks/toy_ablation.py --runs iid mixed-1 --steps 1500   # a subset, e.g. one per process
 
 The data are the demo's (`ldm_video.toy.demo.write_data`: its world speed and seed), except that triangles are held
@@ -35,7 +35,7 @@ import torch
 
 from ldm_video.cli import main
 from ldm_video.toy import TOY_BASE
-from ldm_video.toy.demo import DemoConfig, write_data
+from ldm_video.toy.demo import DemoConfig, DemoTraining, DemoWorld, write_data
 from ldm_video.toy.metrics import toy_frechet_distance
 from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
 from ldm_video.toy.world import WorldConfig
@@ -124,10 +124,10 @@ def main_cli() -> None:
     parser.add_argument("--base", default=str(TOY_BASE), help="toy base folder (default: the shipped one)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="training seeds are FIRST .. FIRST+SEEDS-1")
-    parser.add_argument("--steps", type=int, default=DemoConfig.steps, help="fine-tuning steps per run (default: "
+    parser.add_argument("--steps", type=int, default=DemoTraining.steps, help="fine-tuning steps per run (default: "
                         "the demo's); scored after 1/4, 1/2 and all of them")
-    parser.add_argument("--lr", type=float, default=DemoConfig.lr)
-    parser.add_argument("--videos", type=int, default=DemoConfig.videos, help="toy training clips (8 frames each)")
+    parser.add_argument("--lr", type=float, default=DemoTraining.lr)
+    parser.add_argument("--videos", type=int, default=DemoWorld.videos, help="toy training clips (8 frames each)")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS,
                         help="which trainings to run (default: all; split them over processes to use more cores)")
     parser.add_argument("--work", default=None, help="scratch folder (default: a new temporary one)")
@@ -142,13 +142,14 @@ def main_cli() -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="toy-ablation-"))
-    demo = DemoConfig(motion=args.motion, held_out=args.held_out, videos=args.videos, steps=args.steps, lr=args.lr)
-    seen = demo.seen_shapes
+    demo = DemoConfig(world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos),
+                      training=DemoTraining(steps=args.steps, lr=args.lr))
+    seen = demo.world.seen_shapes
     if not (work / "data").exists():
         write_data(demo, work / "data", progress=False)
     assert main(["prepare", "--base", args.base, "--data", str(work / "data"), "--output-dir", str(work / "cache"),
                  "--frames", "8", "--resolution", "64", "--images", "off"]) == 0
-    real_world = WorldConfig(motions=(args.motion,), min_speed=demo.min_speed, max_speed=demo.max_speed)  # every shape
+    real_world = WorldConfig(motions=(args.motion,), min_speed=demo.world.min_speed, max_speed=demo.world.max_speed)  # every shape
     real = [toy_sample(10_000 + i, 8, real_world).frames for i in range(64)]
     stops = [args.steps // 4, args.steps // 2, args.steps]
     seeds = range(args.first_seed, args.first_seed + args.seeds)

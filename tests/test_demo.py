@@ -9,7 +9,15 @@ import pytest
 from ldm_video.cli import main
 from ldm_video.errors import LdmVideoError
 from ldm_video.toy import TOY_BASE
-from ldm_video.toy.demo import DemoConfig, run_demo, train_motion, write_data
+from ldm_video.toy.demo import (
+    DemoConfig,
+    DemoSampling,
+    DemoTraining,
+    DemoWorld,
+    run_demo,
+    train_motion,
+    write_data,
+)
 from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
 
 
@@ -20,9 +28,10 @@ def _frames(path) -> int:
 
 @pytest.mark.parametrize("extend,reuse_order", [("context", "forward"), ("vidrd", "reversed")])
 def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, extend, reuse_order):
-    cfg = DemoConfig(base=tiny_base, motion="down", held_out="square", videos=6, steps=2, batch_size=2,
-                     clip_seeds=2, untrained_clip_seeds=1, long_frames=16, sample_steps=2, reuse_order=reuse_order,
-                     extend=extend, drift_segments=2)
+    cfg = DemoConfig(base=tiny_base, world=DemoWorld(motion="down", held_out="square", videos=6),
+                     training=DemoTraining(steps=2, batch_size=2),
+                     sampling=DemoSampling(clip_seeds=2, untrained_clip_seeds=1, long_frames=16, sample_steps=2,
+                                           reuse_order=reuse_order, extend=extend, drift_segments=2))
     report = run_demo(tmp_path / "demo", cfg, progress=False)
     out = tmp_path / "demo"
     assert json.loads((out / "report.json").read_text())["train"]["steps"] == 2
@@ -48,7 +57,7 @@ def test_demo_runs_every_step_and_reports(tiny_base, tmp_path, extend, reuse_ord
     md = (out / "report.md").read_text()
     assert "held-out shape (square)" in md and "moves down" in md and "across seams" in md
     assert "segment by segment" in md and "| 8-15 |" in md and "Start against end" in md
-    assert report["config"]["reuse_order"] == reuse_order
+    assert report["config"]["sampling"]["reuse_order"] == reuse_order
     # the tuned layers learnt to continue given frames only when the long videos use them
     record = json.loads((out / "motion" / "temporal_config.json").read_text())
     assert record["metadata"]["context_frames"] == (4 if extend == "context" else 0)
@@ -69,11 +78,11 @@ def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_pat
         main(["demo", "--output-dir", str(tmp_path / "new"), "--direction", "bouncing"])
     assert exit_info.value.code == 2
     with pytest.raises(LdmVideoError, match="choose one of orbiting"):
-        DemoConfig(motion="bouncing")
+        DemoWorld(motion="bouncing")
     with pytest.raises(LdmVideoError, match="at least two clips"):
-        DemoConfig(long_frames=12)
+        DemoSampling(long_frames=12)
     with pytest.raises(LdmVideoError, match="clips of more than 4 frames"):
-        DemoConfig(frames=4, clip_frames=4)  # context frames need frames left to denoise
+        DemoConfig(world=DemoWorld(frames=4), sampling=DemoSampling(clip_frames=4))  # context frames need frames left to denoise
 
 
 def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
@@ -86,8 +95,10 @@ def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
     out triangles, the harder transfer (the demo holds out circles). Sampled direction needs these 1200 steps:
     300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, 2026-12-01 to 2026-12-02); the one-minute test
     below asks the same of a 300-step model through the denoising loss instead."""
-    cfg = DemoConfig(motion="right", videos=96, frames=4, steps=1200, lr=2e-3, min_speed=0.75, max_speed=2.0,
-                     clip_frames=4, noise_prior="progressive", noise_alpha=0.5, held_out="triangle", extend="vidrd")
+    cfg = DemoConfig(world=DemoWorld(motion="right", held_out="triangle", videos=96, frames=4, min_speed=0.75,
+                                     max_speed=2.0),
+                     training=DemoTraining(steps=1200, lr=2e-3, noise_prior="progressive", noise_alpha=0.5),
+                     sampling=DemoSampling(clip_frames=4, extend="vidrd"))
     write_data(cfg, tmp_path / "data", progress=False)
     train_motion(cfg, str(TOY_BASE), tmp_path / "data", tmp_path / "motion", progress=False)
     direction = {}
@@ -108,8 +119,10 @@ def test_a_one_minute_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp
     taught "left", and 0 (to float rounding) for the untrained layers."""
     from ldm_video.toy.direction_probe import direction_preference
 
-    cfg = DemoConfig(motion="right", videos=96, frames=4, steps=300, lr=4e-3, min_speed=2.0, max_speed=4.0,
-                     clip_frames=4, noise_prior="iid", held_out="triangle", extend="vidrd")
+    cfg = DemoConfig(world=DemoWorld(motion="right", held_out="triangle", videos=96, frames=4, min_speed=2.0,
+                                     max_speed=4.0),
+                     training=DemoTraining(steps=300, lr=4e-3, noise_prior="iid"),
+                     sampling=DemoSampling(clip_frames=4, extend="vidrd"))
     write_data(cfg, tmp_path / "data", progress=False)
     train_motion(cfg, str(TOY_BASE), tmp_path / "data", tmp_path / "motion", progress=False)
     tuned = direction_preference(str(TOY_BASE), str(tmp_path / "motion"), "right", "triangle", clips=64)

@@ -4,7 +4,7 @@ Teaches one motion, MotionLoRA / MotionDirector style (AnimateDiff, Guo et al., 
 the temporal layers of the shipped toy base (an SD 2.1-layout image model for the toy world) are fine-tuned on
 toy videos of one motion (pacing by default: left and right, turning at the frame margins, so that a long video
 never runs out of the frame) with one shape held out (circles by default), with iid training noise
-(PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoConfig.noise_prior`),
+(PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoTraining.noise_prior`),
 a quarter of the clips with their first 4 frames given clean (frame conditioning, as LVDM, He et al. 2022), so that
 the layers learn to continue given frames. Then short clips of every colour x shape (seen and held out) and
 long videos made clip by clip, each clip continuing the previous clip's last frames (`generate --extend
@@ -36,10 +36,9 @@ DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """What the demo does; see the README for how long the defaults take on a 2-core CPU."""
+class DemoWorld:
+    """The toy clips the demo trains on."""
 
-    base: str | None = None  # toy base folder (default: the one shipped in toy/assets/base)
     # the one motion taught (MotionLoRA-style). Pacing (horizontal, turning at the margins) lasts for ever inside the
     # frame and is learnt (0.62 of short-clip steps against 0.29 untrained); orbiting was not (0.29, a random step
     # 0.25); the straight ones run out of the frame after a few dozen frames (benchmarks/RESULTS.md, "Long videos that last", 2026-12-03)
@@ -54,6 +53,28 @@ class DemoConfig:
     # the object in the 64 px frame at the learnt speed (benchmarks/RESULTS.md, "One motion, learnt and transferred")
     min_speed: float = 0.5
     max_speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        from ldm_video.toy.world import SHAPES
+
+        if self.motion not in DEMO_MOTIONS:
+            raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
+        if self.held_out not in SHAPES:
+            raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of {', '.join(SHAPES)}")
+        if self.videos < 1:
+            raise LdmVideoError(f"--videos must be >= 1, got {self.videos}")
+
+    @property
+    def seen_shapes(self) -> tuple[str, ...]:
+        from ldm_video.toy.world import SHAPES
+
+        return tuple(s for s in SHAPES if s != self.held_out)
+
+
+@dataclass(frozen=True)
+class DemoTraining:
+    """How the temporal layers are fine-tuned (`ldm-video train`'s flags of the same names)."""
+
     # optimiser steps of temporal fine-tuning: held-out circles move right in 0.74 / 0.81 / 0.91 of steps after
     # 1500 / 2000 / 2500 iid steps (48 clips each; benchmarks/RESULTS.md, "Which shape to hold out")
     steps: int = 2500
@@ -70,6 +91,23 @@ class DemoConfig:
     timestep_bias_multiplier: float = 1.0
     timestep_bias_portion: float = 0.25
     lora_rank: int = 0  # LoRA on the spatial attention, trained with the temporal layers (0 = off)
+    # share of training clips given context frames (with extend "context"): 0.25 kept the short clips closer to
+    # training without (held out 0.85 against 0.83 at 0.5, 24 clips of seeds 200-205) with long videos as good
+    # (0.91 / 0.93)
+    context_prob: float = 0.25
+    # train --context-noise: given frames noised to a random timestep up to this; 200 did not stop the drift of
+    # long videos and cost short clips (0.58 against 0.62; benchmarks/RESULTS.md, "Long videos that last")
+    context_noise: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise LdmVideoError(f"--steps must be >= 1, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class DemoSampling:
+    """What the demo samples and scores: short clips of every colour x shape, and long videos."""
+
     # short clips scored per colour x shape (x 4 colours x 3 shapes). A clip's direction is close to all or
     # nothing, so 2 seeds (8 held-out clips) put the same model anywhere in 0.66-0.93 held out; 6 seeds give 24
     # held-out and 18 per-colour clips (benchmarks/RESULTS.md, "How noisy the demo's report is")
@@ -85,65 +123,61 @@ class DemoConfig:
     # model (8 videos, benchmarks/RESULTS.md, "Temporal layers trained to continue given frames"). "vidrd" trains
     # without and uses FNR / PNS / DSG. generate anchors the colours of context videos (--context-anchor).
     extend: str = "context"
-    # share of training clips given context frames: 0.25 kept the short clips closer to training without (held
-    # out 0.85 against 0.83 at 0.5, 24 clips of seeds 200-205) with long videos as good (0.91 / 0.93)
-    context_prob: float = 0.25
-    # train --context-noise: given frames noised to a random timestep up to this; 200 did not stop the drift of
-    # long videos and cost short clips (0.58 against 0.62; benchmarks/RESULTS.md, "Long videos that last")
-    context_noise: int = 0
     reuse_order: str = "forward"  # VidRD prompt-frame order (generate --reuse-order) of VidRD's long videos
     sample_steps: int = 20  # DDIM steps per clip
     guidance: float = 5.0  # classifier-free guidance
-    seed: int = 0  # data, training and sampling seed
 
     def __post_init__(self) -> None:
-        from ldm_video.toy.world import SHAPES
-
-        if self.motion not in DEMO_MOTIONS:
-            raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
-        if self.held_out not in SHAPES:
-            raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of {', '.join(SHAPES)}")
-        if min(self.clip_seeds, self.untrained_clip_seeds, self.videos, self.steps, self.drift_segments) < 1:
-            raise LdmVideoError("--videos, --steps, the clip seeds and the drift segments must be >= 1")
+        if min(self.clip_seeds, self.untrained_clip_seeds, self.drift_segments) < 1:
+            raise LdmVideoError("the clip seeds and the drift segments must be >= 1")
         if self.long_frames < 2 * self.clip_frames:
             raise LdmVideoError(f"--long-frames {self.long_frames}: a long video needs at least two clips "
                                 f"({2 * self.clip_frames} frames)")
         if self.extend not in ("context", "vidrd"):
             raise LdmVideoError(f"--extend {self.extend!r}: choose context or vidrd")
-        if self.extend == "context" and not 0 < self.overlap < self.frames:
-            raise LdmVideoError(f"--extend context gives each clip {self.overlap} frames of the last: that needs "
-                                f"clips of more than {self.overlap} frames, got {self.frames}")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo does, in three parts; see the README for how long the defaults take on a 2-core CPU."""
+
+    base: str | None = None  # toy base folder (default: the one shipped in toy/assets/base)
+    world: DemoWorld = DemoWorld()
+    training: DemoTraining = DemoTraining()
+    sampling: DemoSampling = DemoSampling()
+    seed: int = 0  # data, training and sampling seed
+
+    def __post_init__(self) -> None:
+        s = self.sampling
+        if s.extend == "context" and not 0 < s.overlap < self.world.frames:
+            raise LdmVideoError(f"--extend context gives each clip {s.overlap} frames of the last: that needs "
+                                f"clips of more than {s.overlap} frames, got {self.world.frames}")
 
     @property
     def context_frames(self) -> int:
         """train --context-frames: the frames each later clip of a long video is given (0 for VidRD)."""
-        return self.overlap if self.extend == "context" else 0
-
-    @property
-    def seen_shapes(self) -> tuple[str, ...]:
-        from ldm_video.toy.world import SHAPES
-
-        return tuple(s for s in SHAPES if s != self.held_out)
+        return self.sampling.overlap if self.sampling.extend == "context" else 0
 
     @property
     def long_prompts(self) -> tuple[str, str]:
         """One long video of a seen shape and one of the held-out shape."""
         from ldm_video.toy.world import caption_for
 
-        return (caption_for("red", self.seen_shapes[0], self.motion), caption_for("blue", self.held_out, self.motion))
+        w = self.world
+        return (caption_for("red", w.seen_shapes[0], w.motion), caption_for("blue", w.held_out, w.motion))
 
 
 def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path | None, extend: str) -> None:
     """One long video through `ldm-video generate`'s own flags, exactly as a user would run it."""
     from ldm_video.infer import generate
 
-    args = ["--base", base, "--prompt", prompt, "--frames", str(cfg.long_frames),
-            "--clip-frames", str(cfg.clip_frames), "--overlap", str(cfg.overlap), "--steps", str(cfg.sample_steps),
-            "--guidance", str(cfg.guidance), "--height", "64", "--width", "64", "--seed", str(cfg.seed),
-            "--noise-prior", cfg.noise_prior, "--noise-alpha", str(cfg.noise_alpha), "--extend", extend,
+    args = ["--base", base, "--prompt", prompt, "--frames", str(cfg.sampling.long_frames),
+            "--clip-frames", str(cfg.sampling.clip_frames), "--overlap", str(cfg.sampling.overlap), "--steps", str(cfg.sampling.sample_steps),
+            "--guidance", str(cfg.sampling.guidance), "--height", "64", "--width", "64", "--seed", str(cfg.seed),
+            "--noise-prior", cfg.training.noise_prior, "--noise-alpha", str(cfg.training.noise_alpha), "--extend", extend,
             "--out", str(out), "--no-progress"]
     if extend == "vidrd":
-        args += ["--reuse-order", cfg.reuse_order]
+        args += ["--reuse-order", cfg.sampling.reuse_order]
     if motion is not None:
         args += ["--motion", str(motion)]
     parser = argparse.ArgumentParser(prog="ldm-video generate")
@@ -198,10 +232,11 @@ LONG_ROWS = (("direction", "{label}"), ("seam_direction", "... on the steps acro
 
 def table(report: dict) -> str:
     """Markdown: short clips by group, then the long videos; every cell is tuned / untrained."""
-    motion, speed = report["config"]["motion"], f"{report['config']['min_speed']:g}-{report['config']['max_speed']:g}"
+    world, c = report["config"]["world"], report["config"]["sampling"]
+    motion, speed = world["motion"], f"{world['min_speed']:g}-{world['max_speed']:g}"
     clips = report["clips"]
     lines = [(f"Short clips ({clips['tuned']['all']['videos']} tuned / {clips['untrained']['all']['videos']} untrained, "
-              f"{report['config']['clip_frames']} frames; every cell and (n) tuned / untrained temporal layers):"), "",
+              f"{c['clip_frames']} frames; every cell and (n) tuned / untrained temporal layers):"), "",
              "| clips | " + " | ".join(label.format(label=motion_label(motion), speed=speed) for _, label in CLIP_COLUMNS)
              + " |",
              "|---|" + "---|" * len(CLIP_COLUMNS)]
@@ -209,11 +244,10 @@ def table(report: dict) -> str:
 
     for group in [g for g in ("held out", "seen", *COLOURS, "all") if g in clips["tuned"]]:
         n = f"{clips['tuned'][group]['videos']} / {clips['untrained'][group]['videos']}"
-        name = {"held out": f"held-out shape ({report['config']['held_out']})", "seen": "seen shapes",
+        name = {"held out": f"held-out shape ({world['held_out']})", "seen": "seen shapes",
                 "all": "all"}.get(group, group)
         cells = [_fmt((clips["tuned"][group][k], clips["untrained"][group][k])) for k, _ in CLIP_COLUMNS]
         lines.append(f"| {name} ({n}) | " + " | ".join(cells) + " |")
-    c = report["config"]
     how = {"context": f"each clip continuing the previous clip's last {c['overlap']} frames",
            "vidrd": f"VidRD, {c['reuse_order']} reuse order"}
     untrained = how["vidrd"] + " (untrained layers cannot take context frames)" if c["extend"] == "context" else ""
@@ -236,7 +270,7 @@ def drift_table(report: dict) -> str:
     of tuned / untrained, with the bar of `ldm_video.toy.drift.DRIFT_LIMITS`."""
     from ldm_video.toy.drift import DRIFT_LIMITS
 
-    label = motion_label(report["config"]["motion"])
+    label = motion_label(report["config"]["world"]["motion"])
     prompts = list(report["long"])
     lines = [f"Drift of the tuned long videos, segment by segment ({' | '.join(prompts)}; each cell one video):", "",
              ("| frames | object present | captioned colour | identity as at the start | background change | "
@@ -269,9 +303,9 @@ def write_data(cfg: DemoConfig, out: Path, progress: bool = True) -> Path:
     """Step 1: toy videos of the one motion, every colour, the seen shapes only."""
     from ldm_video.toy.world import WorldConfig, write_folder
 
-    world = WorldConfig(motions=(cfg.motion,), shapes=cfg.seen_shapes, min_speed=cfg.min_speed,
-                        max_speed=cfg.max_speed)
-    return write_folder(out, cfg.videos, num_frames=cfg.frames, seed=cfg.seed, config=world, progress=progress)
+    world = WorldConfig(motions=(cfg.world.motion,), shapes=cfg.world.seen_shapes, min_speed=cfg.world.min_speed,
+                        max_speed=cfg.world.max_speed)
+    return write_folder(out, cfg.world.videos, num_frames=cfg.world.frames, seed=cfg.seed, config=world, progress=progress)
 
 
 def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bool = True):
@@ -279,15 +313,15 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     from ldm_video.train.config import TrainConfig
     from ldm_video.train.trainer import train
 
-    context = ({"context_frames": cfg.context_frames, "context_prob": cfg.context_prob, "context_noise": cfg.context_noise}
+    context = ({"context_frames": cfg.context_frames, "context_prob": cfg.training.context_prob, "context_noise": cfg.training.context_noise}
                if cfg.context_frames else {})
     result = train(TrainConfig(
-        base=base, data=str(data), output_dir=str(out), frames=cfg.frames, resolution="64",
-        cache_latents=True, batch_size=cfg.batch_size, lr=cfg.lr, max_steps=cfg.steps, noise_prior=cfg.noise_prior,
-        noise_alpha=cfg.noise_alpha, timestep_bias=cfg.timestep_bias,
-        timestep_bias_multiplier=cfg.timestep_bias_multiplier, timestep_bias_portion=cfg.timestep_bias_portion,
-        temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.lora_rank, **context,
-        checkpoint_every=max(cfg.steps, 1), seed=cfg.seed, overwrite=True), progress=progress)  # the demo's own folder
+        base=base, data=str(data), output_dir=str(out), frames=cfg.world.frames, resolution="64",
+        cache_latents=True, batch_size=cfg.training.batch_size, lr=cfg.training.lr, max_steps=cfg.training.steps, noise_prior=cfg.training.noise_prior,
+        noise_alpha=cfg.training.noise_alpha, timestep_bias=cfg.training.timestep_bias,
+        timestep_bias_multiplier=cfg.training.timestep_bias_multiplier, timestep_bias_portion=cfg.training.timestep_bias_portion,
+        temporal_layers="attn", attention_heads=4, images="off", lora_rank=cfg.training.lora_rank, **context,
+        checkpoint_every=max(cfg.training.steps, 1), seed=cfg.seed, overwrite=True), progress=progress)  # the demo's own folder
     shutil.rmtree(out / "latent-cache", ignore_errors=True)  # the encoded clips; the data folder keeps the videos
     return result
 
@@ -312,51 +346,51 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         print(f"[demo] {name} done in {timings[name]:.0f} s", flush=True)
 
     t0 = time.perf_counter()
-    print(f"[demo] 1/5 writing {cfg.videos} toy videos ({motion_label(cfg.motion)}) of {', '.join(cfg.seen_shapes)} "
-          f"({cfg.held_out}s held out) to {out / 'data'}", flush=True)
+    print(f"[demo] 1/5 writing {cfg.world.videos} toy videos ({motion_label(cfg.world.motion)}) of {', '.join(cfg.world.seen_shapes)} "
+          f"({cfg.world.held_out}s held out) to {out / 'data'}", flush=True)
     write_data(cfg, out / "data", progress)
     lap("data", t0)
 
     t0 = time.perf_counter()
-    context = (f", {cfg.context_frames} context frames in {cfg.context_prob:g} of the clips" if cfg.context_frames
+    context = (f", {cfg.context_frames} context frames in {cfg.training.context_prob:g} of the clips" if cfg.context_frames
                else "")
-    print(f"[demo] 2/5 fine-tuning the temporal layers ({cfg.steps} steps, {cfg.noise_prior} prior, "
-          f"alpha {cfg.noise_alpha}{context})", flush=True)
+    print(f"[demo] 2/5 fine-tuning the temporal layers ({cfg.training.steps} steps, {cfg.training.noise_prior} prior, "
+          f"alpha {cfg.training.noise_alpha}{context})", flush=True)
     result = train_motion(cfg, base, out / "data", out / "motion", progress)
     losses = [x for x in result.losses if not math.isnan(x)]
     lap("train", t0)
 
     t0 = time.perf_counter()
-    print(f"[demo] 3/5 scoring short clips of every colour x shape: {cfg.clip_seeds} seed(s) fine-tuned, "
-          f"{cfg.untrained_clip_seeds} untrained", flush=True)
-    sampling = ClipSampling(clip_frames=cfg.clip_frames, steps=cfg.sample_steps, guidance=cfg.guidance,
-                            noise_prior=cfg.noise_prior, noise_alpha=cfg.noise_alpha)
+    print(f"[demo] 3/5 scoring short clips of every colour x shape: {cfg.sampling.clip_seeds} seed(s) fine-tuned, "
+          f"{cfg.sampling.untrained_clip_seeds} untrained", flush=True)
+    sampling = ClipSampling(clip_frames=cfg.sampling.clip_frames, steps=cfg.sampling.sample_steps, guidance=cfg.sampling.guidance,
+                            noise_prior=cfg.training.noise_prior, noise_alpha=cfg.training.noise_alpha)
     clips = {}
-    runs = (("tuned", out / "motion", cfg.clip_seeds), ("untrained", None, cfg.untrained_clip_seeds))
+    runs = (("tuned", out / "motion", cfg.sampling.clip_seeds), ("untrained", None, cfg.sampling.untrained_clip_seeds))
     for name, motion, seeds in runs:
         generator = ToyGenerator(base, None if motion is None else str(motion), sampling)
-        scored = sample_clips(generator, cfg.motion, seeds, cfg.clip_frames, seed_offset=cfg.seed)
-        clips[name] = group_scores(scored, (cfg.held_out,))
+        scored = sample_clips(generator, cfg.world.motion, seeds, cfg.sampling.clip_frames, seed_offset=cfg.seed)
+        clips[name] = group_scores(scored, (cfg.world.held_out,))
         write_video(out / f"clips_{name}.mp4", _mosaic(scored, cfg))
     lap("clips", t0)
 
     t0 = time.perf_counter()
-    print(f"[demo] 4/5 generating {len(cfg.long_prompts)} x {cfg.long_frames}-frame videos clip by clip "
-          f"(fine-tuned: {cfg.extend}; untrained, for comparison: vidrd)", flush=True)
+    print(f"[demo] 4/5 generating {len(cfg.long_prompts)} x {cfg.sampling.long_frames}-frame videos clip by clip "
+          f"(fine-tuned: {cfg.sampling.extend}; untrained, for comparison: vidrd)", flush=True)
     long = {}
     for i, prompt in enumerate(cfg.long_prompts):
         tuned, fresh = out / f"video_{i}_tuned.mp4", out / f"video_{i}_untrained.mp4"
-        _generate(base, prompt, tuned, cfg, out / "motion", cfg.extend)
+        _generate(base, prompt, tuned, cfg, out / "motion", cfg.sampling.extend)
         _generate(base, prompt, fresh, cfg, None, "vidrd")
         long[prompt] = {"tuned_file": tuned.name, "untrained_file": fresh.name,
-                        "tuned": _long_scores(tuned, prompt, cfg.drift_segments),
-                        "untrained": _long_scores(fresh, prompt, cfg.drift_segments)}
+                        "tuned": _long_scores(tuned, prompt, cfg.sampling.drift_segments),
+                        "untrained": _long_scores(fresh, prompt, cfg.sampling.drift_segments)}
     lap("long videos", t0)
 
     t0 = time.perf_counter()
     print("[demo] 5/5 exporting the motion module as a diffusers MotionAdapter", flush=True)
     export(out / "motion", "motion-adapter", out / "motion_adapter")
-    if cfg.lora_rank:
+    if cfg.training.lora_rank:
         export(out / "motion", "kohya-lora", out / "lora_kohya.safetensors")
     lap("export", t0)
 
@@ -381,11 +415,11 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoConfig()
     parser.epilog = (
-        f"Steps: write {d.videos} toy videos of one motion ({motion_label(d.motion)}), one shape held out (OUT/data) "
-        f"-> fine-tune the temporal layers of the shipped toy base ({d.steps} steps, {d.noise_prior} noise, "
-        f"{d.overlap} context frames in {d.context_prob:g} of the clips; OUT/motion) -> score short clips of every "
+        f"Steps: write {d.world.videos} toy videos of one motion ({motion_label(d.world.motion)}), one shape held out (OUT/data) "
+        f"-> fine-tune the temporal layers of the shipped toy base ({d.training.steps} steps, {d.training.noise_prior} noise, "
+        f"{d.sampling.overlap} context frames in {d.training.context_prob:g} of the clips; OUT/motion) -> score short clips of every "
         "colour x shape, fine-tuned and untrained (OUT/clips_*.mp4) -> generate a long video of a seen and of the "
-        f"held-out shape clip by clip ({d.long_frames} frames, each clip continuing the last {d.overlap} frames; "
+        f"held-out shape clip by clip ({d.sampling.long_frames} frames, each clip continuing the last {d.sampling.overlap} frames; "
         "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
         "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
         "OUT/report.md). About 19 minutes (11 of them training) and 0.64 GB of memory on a 2-core "
@@ -394,28 +428,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
     add_deprecated(parser, "--out", "--output-dir", "out")
     parser.add_argument("--base", default=None, help="toy base folder (default: the shipped toy base)")
-    parser.add_argument("--motion", choices=DEMO_MOTIONS, default=d.motion,
-                        help=f"the one motion to teach (default {d.motion}: left and right, turning at the frame margins, so "
+    parser.add_argument("--motion", choices=DEMO_MOTIONS, default=d.world.motion,
+                        help=f"the one motion to teach (default {d.world.motion}: left and right, turning at the frame margins, so "
                              "long videos never run into the frame edge; the straight ones run out of frame after "
                              "a few dozen frames at the learnt speed; orbiting was not learnt in the demo's budget)")
     add_deprecated(parser, "--direction", "--motion", "motion", choices=DEMO_MOTIONS)
-    parser.add_argument("--held-out", choices=("circle", "square", "triangle"), default=d.held_out,
-                        help=f"shape left out of training, to test transfer (default {d.held_out})")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"fine-tuning steps (default {d.steps})")
-    parser.add_argument("--videos", type=int, default=d.videos, help=f"toy training videos (default {d.videos})")
-    parser.add_argument("--long-frames", type=int, default=d.long_frames,
-                        help=f"frames of each long video (default {d.long_frames})")
+    parser.add_argument("--held-out", choices=("circle", "square", "triangle"), default=d.world.held_out,
+                        help=f"shape left out of training, to test transfer (default {d.world.held_out})")
+    parser.add_argument("--steps", type=int, default=d.training.steps, help=f"fine-tuning steps (default {d.training.steps})")
+    parser.add_argument("--videos", type=int, default=d.world.videos, help=f"toy training videos (default {d.world.videos})")
+    parser.add_argument("--long-frames", type=int, default=d.sampling.long_frames,
+                        help=f"frames of each long video (default {d.sampling.long_frames})")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of data, training and sampling (default 0)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"fine-tuning learning rate (default {d.lr})")
-    parser.add_argument("--lora-rank", type=int, default=d.lora_rank,
+    parser.add_argument("--lr", type=float, default=d.training.lr, help=f"fine-tuning learning rate (default {d.training.lr})")
+    parser.add_argument("--lora-rank", type=int, default=d.training.lora_rank,
                         help="also train LoRA of this rank on the spatial attention, exported as a kohya file (default 0)")
-    parser.add_argument("--extend", choices=("context", "vidrd"), default=d.extend,
-                        help=f"how the fine-tuned model's long videos go on from clip to clip (default {d.extend}: "
-                             f"train with {d.overlap} context frames and give each clip the previous one's last "
-                             f"{d.overlap} frames; vidrd: train without, and tie clips by VidRD's FNR / PNS / DSG, "
+    parser.add_argument("--extend", choices=("context", "vidrd"), default=d.sampling.extend,
+                        help=f"how the fine-tuned model's long videos go on from clip to clip (default {d.sampling.extend}: "
+                             f"train with {d.sampling.overlap} context frames and give each clip the previous one's last "
+                             f"{d.sampling.overlap} frames; vidrd: train without, and tie clips by VidRD's FNR / PNS / DSG, "
                              "which measured far worse across seams, see README)")
-    parser.add_argument("--reuse-order", choices=REUSE_ORDERS, default=d.reuse_order,
-                        help=f"VidRD prompt-frame order of the VidRD long videos (default {d.reuse_order}: measured "
+    parser.add_argument("--reuse-order", choices=REUSE_ORDERS, default=d.sampling.reuse_order,
+                        help=f"VidRD prompt-frame order of the VidRD long videos (default {d.sampling.reuse_order}: measured "
                              "better than reversed, VidRD's released code, on a model that moves)")
     add_threads(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (the step lines stay)")
@@ -427,8 +461,10 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --output-dir")
-    cfg = DemoConfig(base=args.base, motion=args.motion, held_out=args.held_out, steps=args.steps, videos=args.videos,
-                     long_frames=args.long_frames, seed=args.seed, lr=args.lr, lora_rank=args.lora_rank,
-                     reuse_order=args.reuse_order, extend=args.extend)
+    cfg = DemoConfig(base=args.base, seed=args.seed,
+                     world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos),
+                     training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank),
+                     sampling=DemoSampling(long_frames=args.long_frames, reuse_order=args.reuse_order,
+                                           extend=args.extend))
     run_demo(args.out, cfg, progress=not args.no_progress)
     return 0
