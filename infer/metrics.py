@@ -15,27 +15,7 @@ import itertools
 import numpy as np
 
 from ldm_video.infer.vidrd import clip_starts
-
-
-def _as_float(video: np.ndarray) -> np.ndarray:
-    video = np.asarray(video)
-    if video.ndim != 4 or video.shape[-1] != 3:
-        raise ValueError(f"expected a video of shape (f, h, w, 3), got {video.shape}")
-    if video.dtype == np.uint8:
-        return video.astype(np.float32) / 255.0
-    return video.astype(np.float32)
-
-
-def frame_differences(video: np.ndarray) -> np.ndarray:
-    """mean |x_{t+1} - x_t| per consecutive pair, shape (f-1,)."""
-    x = _as_float(video)  # (f, h, w, 3) in [0, 1]
-    return np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))  # (f-1,)
-
-
-def flicker(video: np.ndarray) -> float:
-    """Mean |x_{t+1} - x_t| over all consecutive frames (pixel values in [0, 1])."""
-    diffs = frame_differences(video)
-    return float(diffs.mean()) if diffs.size else 0.0
+from ldm_video.video_metrics import as_float, flicker, frame_differences
 
 
 def seam_jump_ratio(video: np.ndarray, starts: list[int]) -> float | None:
@@ -56,14 +36,14 @@ def seam_jump_ratio(video: np.ndarray, starts: list[int]) -> float | None:
 
 def colour_histogram(frames: np.ndarray, bins: int = 32) -> np.ndarray:
     """Normalised per-channel colour histogram of a stack of frames, shape (3, bins), each row sums to 1."""
-    x = _as_float(frames)  # (f, h, w, 3)
+    x = as_float(frames)  # (f, h, w, 3)
     hist = np.stack([np.histogram(x[..., ch], bins=bins, range=(0.0, 1.0))[0] for ch in range(3)])  # (3, bins)
     return hist / np.maximum(hist.sum(axis=1, keepdims=True), 1)
 
 
 def drift(video: np.ndarray, starts: list[int], bins: int = 32) -> list[float]:
     """Colour-histogram distance of clip k from clip 1, for every clip k (total variation, in [0, 1])."""
-    x = _as_float(video)
+    x = as_float(video)
     bounds = list(starts) + [x.shape[0]]
     first = colour_histogram(x[bounds[0]:bounds[1]], bins)
     out = []
@@ -82,7 +62,7 @@ def appearance(frames: np.ndarray) -> dict[str, float]:
     """Drift statistics of a stack of frames, no ground truth needed (pixel values in [0, 1]): mean and std of
     each colour channel, the mean colour of a BORDER-px ring (the background), flicker (mean |x_{t+1} - x_t|)
     and sharpness (mean |horizontal| + |vertical| neighbour difference)."""
-    x = _as_float(frames)  # (f, h, w, 3)
+    x = as_float(frames)  # (f, h, w, 3)
     ring = np.ones(x.shape[1:3], dtype=bool)
     ring[BORDER:-BORDER, BORDER:-BORDER] = False
     border = x[:, ring].mean(axis=(0, 1))  # (3,)

@@ -53,8 +53,8 @@ def ssim(recon: torch.Tensor, target: torch.Tensor, window: int = 11) -> float:
 
 def flicker(video: torch.Tensor) -> float:
     """Mean |x_{t+1} - x_t| over consecutive frames of (b, 3, F, H, W) in [-1, 1], on [0, 1] values (0 for a single
-    frame): `ldm_video.infer.metrics.flicker` of each clip, averaged."""
-    from ldm_video.infer.metrics import flicker as video_flicker
+    frame): `ldm_video.video_metrics.flicker` of each clip, averaged."""
+    from ldm_video.video_metrics import flicker as video_flicker
 
     frames = rearrange(to_unit(video), "b c f h w -> b f h w c").cpu().numpy()
     return sum(video_flicker(clip) for clip in frames) / len(frames)
