@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ldm_video.checkpoint import check_writable
-from ldm_video.device import DTYPES
+from ldm_video.device import DTYPES, resolve_device
 from ldm_video.errors import LdmVideoError
 from ldm_video.infer import run_defaults
 from ldm_video.infer.latents_io import LatentWriter
@@ -159,19 +159,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_deprecated(g, "--quiet", "--no-progress", "quiet", switch=True)
 
 
-def resolve_device(name: str | None, dtype_name: str) -> tuple[torch.device, torch.dtype]:
-    from ldm_video.device import default_device
-
-    device = torch.device(name or default_device())
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LdmVideoError(f"--device {name}: CUDA is not available on this machine")
-    if dtype_name == "auto":
-        dtype_name = "fp32" if device.type == "cpu" else "fp16"
-    if dtype_name == "fp16" and device.type == "cpu":
-        raise LdmVideoError("--dtype fp16 needs a GPU; use fp32 or bf16 on CPU")
-    return device, DTYPES[dtype_name]
-
-
 def default_extend(args: argparse.Namespace) -> str:
     """"context" for a --motion trained to continue given frames (measured far better across seams on the toy
     world, README), unless a VidRD-only flag asks for VidRD; else "vidrd"."""
@@ -282,6 +269,32 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
 
 
 @dataclass(frozen=True)
+class VideoSource:
+    """What a call's videos are made from and written as, beyond the sampling configs: resolved once from the flags
+    (the base taken from the run, clip fps from its record) and recorded in every sidecar."""
+
+    base: str
+    base_variant: str | None
+    motion: str | None
+    lora: str | None
+    lora_scale: float
+    vae: str | None
+    negative_prompt: str
+    prompt_edit: float
+    frames: int  # output frames of every video
+    fps: float
+    crf: int
+    decode_chunk: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> VideoSource:
+        return cls(base=args.base, base_variant=args.base_variant, motion=args.motion, lora=args.lora,
+                   lora_scale=args.lora_scale, vae=args.vae, negative_prompt=args.negative_prompt,
+                   prompt_edit=args.prompt_edit, frames=args.frames, fps=args.fps, crf=args.crf,
+                   decode_chunk=args.decode_chunk)
+
+
+@dataclass(frozen=True)
 class Job:
     """One video of a call: its prompts over time, seed and files."""
 
@@ -317,22 +330,22 @@ def plan_jobs(args: argparse.Namespace, num_frames: int) -> list[Job]:
     return jobs
 
 
-def write_sidecar(job: Job, args: argparse.Namespace, sampling: SamplingConfig, video: LongVideoConfig,
+def write_sidecar(job: Job, src: VideoSource, sampling: SamplingConfig, video: LongVideoConfig,
                   frames_per_latent: int = 1) -> Path:
     """The settings that made one video, as JSON next to it (written atomically)."""
     from ldm_video import __version__
     from ldm_video.checkpoint import atomic_write
 
     record = {
-        "video": job.out.name, "prompt": job.schedule.prompts[0], "negative_prompt": args.negative_prompt,
+        "video": job.out.name, "prompt": job.schedule.prompts[0], "negative_prompt": src.negative_prompt,
         "prompt_schedule": [{"frame": f, "prompt": p} for f, p in zip(job.schedule.starts, job.schedule.prompts)],
-        "prompt_blend": job.schedule.blend_clips, "prompt_edit": args.prompt_edit, "seed": job.seed, "frames": args.frames,
-        "base": args.base, "base_variant": args.base_variant, "motion": args.motion, "lora": args.lora,
-        "lora_scale": args.lora_scale if args.lora else None, "vae": args.vae,
+        "prompt_blend": job.schedule.blend_clips, "prompt_edit": src.prompt_edit, "seed": job.seed, "frames": src.frames,
+        "base": src.base, "base_variant": src.base_variant, "motion": src.motion, "lora": src.lora,
+        "lora_scale": src.lora_scale if src.lora else None, "vae": src.vae,
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
         "context_init": video.context_init, "context_anchor": video.context_anchor,
-        "clip_starts": video.output_starts(frames_per_latent), "fps": args.fps, "ldm_video_version": __version__,
+        "clip_starts": video.output_starts(frames_per_latent), "fps": src.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)
     atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=2)))
@@ -367,53 +380,53 @@ class PromptEmbeddings:
         return lambda done: layout if done < self.edit else now
 
 
-def sample_one(job: Job, args, base, model, vae, sampling: SamplingConfig, video: LongVideoConfig,
+def sample_one(job: Job, src: VideoSource, base, model, vae, sampling: SamplingConfig, video: LongVideoConfig,
                frames_per_latent: int, progress: bool) -> None:
     """One video of the call: sampled clip by clip, streamed to its file (and latents), then its sidecar."""
     sampling = replace(sampling, seed=job.seed)
-    text = PromptEmbeddings(base, job.schedule, args.negative_prompt, sampling.guidance, video, frames_per_latent,
-                            model.device, model.dtype, edit=args.prompt_edit)
+    text = PromptEmbeddings(base, job.schedule, src.negative_prompt, sampling.guidance, video, frames_per_latent,
+                            model.device, model.dtype, edit=src.prompt_edit)
     sampler = VideoSampler(model=model, vae=vae, scheduler_config=dict(base.scheduler.config),
                            sampling=sampling, video=video, progress=progress)
     latent_writer = None
     if job.latents is not None:
-        meta = {"prompt": job.schedule.prompts[0], "negative_prompt": args.negative_prompt, "seed": str(job.seed),
-                "base": args.base, "vae_scaling_factor": str(sampler.vae_scale), "layout": "b c f h w",
+        meta = {"prompt": job.schedule.prompts[0], "negative_prompt": src.negative_prompt, "seed": str(job.seed),
+                "base": src.base, "vae_scaling_factor": str(sampler.vae_scale), "layout": "b c f h w",
                 "config": json.dumps({"sampling": vars(sampling), "frames": video.num_frames,
                                       "extend": video.extend, "vidrd": vars(video.vidrd),
                                       "seam_drop": video.seam_drop})}
         latent_writer = LatentWriter(str(job.latents), (1, 4, video.num_frames, *sampler.latent_shape[3:]), meta)
     try:
-        with VideoWriter(job.out, fps=args.fps, crf=args.crf) as writer:
+        with VideoWriter(job.out, fps=src.fps, crf=src.crf) as writer:
             for chunk in sampler(text):
                 writer.append(to_uint8(chunk.frames).cpu().numpy())  # (f, H, W, 3) uint8
                 if latent_writer is not None:
                     latent_writer.append(chunk.latents)  # (1, 4, f, h, w)
-            if writer.frames_written != args.frames:  # the frame arithmetic is the contract
-                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {args.frames}")
+            if writer.frames_written != src.frames:  # the frame arithmetic is the contract
+                raise RuntimeError(f"wrote {writer.frames_written} frames, expected {src.frames}")
         if latent_writer is not None:
             latent_writer.close()
     except BaseException:
         if latent_writer is not None:
             latent_writer.abort()
         raise
-    write_sidecar(job, args, sampling, video, frames_per_latent)
+    write_sidecar(job, src, sampling, video, frames_per_latent)
 
 
-def sample_one_freenoise(job: Job, args, pipe, sampling: SamplingConfig, video: LongVideoConfig,
+def sample_one_freenoise(job: Job, src: VideoSource, pipe, sampling: SamplingConfig, video: LongVideoConfig,
                          progress: bool) -> None:
     """One video with diffusers' FreeNoise (a prompt schedule becomes its {frame: prompt} keyframes)."""
     from ldm_video.infer.freenoise import freenoise_frames
 
     s = job.schedule
     prompt = s.prompts[0] if len(s.prompts) == 1 else dict(zip(s.starts, s.prompts))
-    frames = freenoise_frames(pipe, prompt, args.negative_prompt, video.num_frames, sampling.height,
-                              sampling.width, sampling.steps, sampling.guidance, job.seed, args.decode_chunk,
+    frames = freenoise_frames(pipe, prompt, src.negative_prompt, video.num_frames, sampling.height,
+                              sampling.width, sampling.steps, sampling.guidance, job.seed, src.decode_chunk,
                               progress)  # (f, 3, H, W)
-    with VideoWriter(job.out, fps=args.fps, crf=args.crf) as writer:
-        for start in range(0, frames.shape[0], args.decode_chunk):
-            writer.append(to_uint8(frames[start:start + args.decode_chunk]).cpu().numpy())
-    write_sidecar(job, args, replace(sampling, seed=job.seed), video)
+    with VideoWriter(job.out, fps=src.fps, crf=src.crf) as writer:
+        for start in range(0, frames.shape[0], src.decode_chunk):
+            writer.append(to_uint8(frames[start:start + src.decode_chunk]).cpu().numpy())
+    write_sidecar(job, src, replace(sampling, seed=job.seed), video)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -465,6 +478,7 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")
     batch = len(jobs) > 1
+    src = VideoSource.from_args(args)
     pipe = None
     if video.extend == "freenoise":
         from ldm_video.infer.freenoise import check_freenoise, freenoise_pipeline
@@ -475,9 +489,9 @@ def run(args: argparse.Namespace) -> int:
                                   video.clip_frames, video.vidrd.overlap, args.freenoise_split)
     for job in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not batch):
         if pipe is not None:
-            sample_one_freenoise(job, args, pipe, sampling, video, progress=not args.quiet)
+            sample_one_freenoise(job, src, pipe, sampling, video, progress=not args.quiet)
         else:
-            sample_one(job, args, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
+            sample_one(job, src, base, model, vae, sampling, video, frames_per_latent, progress=not args.quiet)
         if not args.quiet:
             print(f"wrote {job.out} ({args.frames} frames, {video.num_clips} clips{run_defaults.notes(args, job.seed)})")
     return 0
