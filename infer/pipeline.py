@@ -132,8 +132,6 @@ class LongVideoConfig:
         """Every clip's first output frame (`vidrd.clip_starts`, the one layout): clips after the first add
         clip_frames - seam_drop frames."""
         n = self.clip_frames
-        if self.num_frames <= n:  # one clip (then clip_frames may be shorter than seam_drop)
-            return [0]
         return clip_starts(self.num_frames, n, n - self.seam_drop)
 
     def output_starts(self, frames_per_latent: int = 1) -> list[int]:
@@ -228,8 +226,8 @@ class VideoSampler:
         latents = noise * scheduler.init_noise_sigma  # (1, 4, N, h, w), float32
         if context is not None and v.context_init == "last-frame":  # the new frames start from the last given
             # frame diffused to the first timestep (the forward process, in the scheduler's own parametrisation)
-            anchor = context[:, :, -1:].expand_as(noise)  # (1, 4, N, h, w)
-            latents = scheduler.add_noise(anchor, noise, timesteps[:1])  # (1, 4, N, h, w)
+            last = context[:, :, -1:].expand_as(noise)  # (1, 4, N, h, w)
+            latents = scheduler.add_noise(last, noise, timesteps[:1])  # (1, 4, N, h, w)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]

@@ -38,9 +38,9 @@ MIRRORED_SEAM_DROP = 1
 def clip_starts(num_frames: int, clip_frames: int, stride: int | None = None) -> list[int]:
     """The one clip layout of a long video: the output frame where each clip's frames begin. The first clip
     gives `clip_frames` frames, each later one `stride` (default N; N - seam_drop for `generate`'s clips), until
-    `num_frames` are made."""
+    `num_frames` are made (a video of one clip needs no stride)."""
     stride = clip_frames if stride is None else stride
-    if clip_frames < 1 or stride < 1:
+    if clip_frames < 1 or (num_frames > clip_frames and stride < 1):
         raise ValueError(f"clip_frames and stride must be >= 1, got {clip_frames} and {stride}")
     starts = [0]
     t = clip_frames
