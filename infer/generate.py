@@ -18,6 +18,7 @@ import torch
 from ldm_video.checkpoint import check_writable
 from ldm_video.device import DTYPES, resolve_device
 from ldm_video.errors import LdmVideoError
+from ldm_video.flags import hide_library_progress
 from ldm_video.infer import run_defaults
 from ldm_video.infer.latents_io import LatentWriter
 from ldm_video.infer.model import load_video_model
@@ -456,11 +457,7 @@ def run(args: argparse.Namespace) -> int:
     if args.vae and not Path(args.vae).exists():
         raise LdmVideoError(f"{args.vae}: no such --vae folder")
     if args.quiet:
-        import diffusers
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.disable_progress_bar()
+        hide_library_progress()
     parts = ("unet", "text_encoder", "tokenizer", "scheduler") + (() if args.vae else ("vae",))
     base = load_base(args.base, components=parts, dtype=dtype, device=device, variant=args.base_variant)
     vae = base.vae

@@ -25,6 +25,9 @@ class VideoUNetConfig:
     # GroupNorm at the input of each motion module: over all frames of a clip (diffusers' AnimateDiffTransformer3D)
     # or per frame (the original AnimateDiff code, A1111 sd-webui-animatediff, ComfyUI-AnimateDiff-Evolved)
     motion_norm: str = "all-frames"
+    # frames given as context (train --context-frames) attend only to each other, never to the frames being
+    # denoised, so a sampler computes them once per clip and caches their keys and values (ldm_video.causal)
+    context_causal: bool = False
 
     def __post_init__(self) -> None:
         if self.temporal_layers not in TEMPORAL_LAYERS:
@@ -36,6 +39,10 @@ class VideoUNetConfig:
             raise ValueError(f"motion_norm must be one of {MOTION_NORMS}, got {self.motion_norm!r}")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
+        if self.context_causal and (self.temporal_layers != "attn" or self.motion_norm != "per-frame"):
+            raise ValueError("context_causal needs temporal_layers 'attn' and motion_norm 'per-frame' (temporal "
+                             "convolutions and an all-frames GroupNorm mix the given frames with the others), got "
+                             f"{self.temporal_layers!r} and {self.motion_norm!r}")
 
     @property
     def use_attention(self) -> bool:

@@ -41,3 +41,14 @@ def set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def hide_library_progress() -> None:
+    """`--no-progress`: also silence the loading bars of diffusers, transformers and huggingface_hub."""
+    import diffusers
+    import huggingface_hub
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()

@@ -466,5 +466,9 @@ def run(args: argparse.Namespace) -> int:
                      training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank),
                      sampling=DemoSampling(long_frames=args.long_frames, reuse_order=args.reuse_order,
                                            extend=args.extend))
+    if args.no_progress:
+        from ldm_video.flags import hide_library_progress
+
+        hide_library_progress()
     run_demo(args.out, cfg, progress=not args.no_progress)
     return 0

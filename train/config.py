@@ -178,6 +178,11 @@ class TrainConfig(RunSettings):
         "are given clean (timestep 0) and only the rest is denoised and scored; `generate --extend context` then "
         "starts each later clip from the previous clip's last N frames (latent frames with a causal 3D --vae; "
         "0 = off)", metavar="N"))
+    context_causal: bool = field(default=False, metadata=_opt(
+        "block-causal context: the --context-frames attend only to each other, never to the frames being denoised, "
+        "so `generate --extend context` computes them once per clip and caches their keys and values instead of "
+        "denoising them at every step (about half the work per new frame); needs --motion-norm per-frame and "
+        "--temporal-layers attn"))
     context_prob: float = field(default=0.5, metadata=_opt(
         "share of the training clips that get --context-frames clean frames"))
     context_noise: int = field(default=0, metadata=_opt(
@@ -204,7 +209,8 @@ class TrainConfig(RunSettings):
                                attention_layers=self.attention_layers, mid_block=self.mid_block,
                                conv_depth=self.conv_depth, conv_dropout=self.conv_dropout,
                                max_frames=max(self.max_frames, frames or self.frames), motion_norm=self.motion_norm,
-                               lora_rank=self.lora_rank, lora_alpha=self.lora_alpha)
+                               lora_rank=self.lora_rank, lora_alpha=self.lora_alpha,
+                               context_causal=self.context_causal)
 
     def __post_init__(self) -> None:
         self._check_run_settings()
@@ -243,6 +249,13 @@ class TrainConfig(RunSettings):
         if not 0 <= self.context_frames < self.frames:
             raise LdmVideoError(f"--context-frames must be in [0, --frames), got {self.context_frames} with --frames "
                                 f"{self.frames} (some frames must be left to denoise)")
+        if self.context_causal and not self.context_frames:
+            raise LdmVideoError("--context-causal needs --context-frames N > 0 (there are no given frames to keep "
+                                "causal)")
+        if self.context_causal and (self.temporal_layers != "attn" or self.motion_norm != "per-frame"):
+            raise LdmVideoError("--context-causal needs --temporal-layers attn and --motion-norm per-frame (temporal "
+                                "convolutions and an all-frames GroupNorm mix the given frames with the others), got "
+                                f"{self.temporal_layers} and {self.motion_norm}")
         if not 0.0 < self.context_prob <= 1.0:
             raise LdmVideoError(f"--context-prob must be in (0, 1], got {self.context_prob}")
         if self.context_noise and not self.context_frames:

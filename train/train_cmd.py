@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
                             "cache: give one of them (a preset's cache_latents is fine with --cache)")
     _base_from_cache(args)
     config = resolve_config(args)
+    if args.no_progress:
+        from ldm_video.flags import hide_library_progress
+
+        hide_library_progress()
     result = train(config, progress=not args.no_progress)
     if result.interrupted:
         if not result.main_process:

@@ -28,6 +28,7 @@ __all__ = ["TrainResult", "train"]
 
 # settings that change the model's shape or the data stream: a checkpoint cannot resume under other values
 _RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema", "context_frames", "context_noise",
+                      "context_causal",
                       "batch_size", "grad_accum", "seed")
 
 

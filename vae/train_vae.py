@@ -296,6 +296,10 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     cfg = resolve_config(args, TrainVAEConfig)
+    if args.no_progress:
+        from ldm_video.flags import hide_library_progress
+
+        hide_library_progress()
     result = train(cfg, progress=not args.no_progress)
     if result.interrupted:
         if result.main_process:
