@@ -177,6 +177,10 @@ class VideoSampler:
     sampling: SamplingConfig
     video: LongVideoConfig
     progress: bool = True  # tqdm bars over clips and steps
+    # a block-causal model (context_causal) runs the given frames once per clip and caches their keys and values;
+    # False runs them at every step under the block-causal mask instead (the same result: the reference the
+    # cache is tested and benchmarked against)
+    cache_context: bool = True
 
     def __post_init__(self) -> None:
         if self.video.extend == "freenoise":
@@ -228,6 +232,13 @@ class VideoSampler:
             # frame diffused to the first timestep (the forward process, in the scheduler's own parametrisation)
             last = context[:, :, -1:].expand_as(noise)  # (1, 4, N, h, w)
             latents = scheduler.add_noise(last, noise, timesteps[:1])  # (1, 4, N, h, w)
+        causal = context is not None and self.model.config.context_causal  # block-causal given frames
+        # (ldm_video.causal): they attend only to each other
+        cached, cache, cache_text = causal and self.cache_context, None, None
+        given_mask = None
+        if causal:
+            given_mask = torch.zeros(2 if cfg else 1, noise.shape[2], dtype=torch.bool, device=self.device)
+            given_mask[:, :m] = True  # (2|1, N)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]
@@ -242,7 +253,16 @@ class VideoSampler:
                 t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (2|1, N)
                 t_model[:, :m] = v.context_noise  # keeps t's dtype: Euler's linspace timesteps are fractional
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
-            pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
+            if cached:  # only the new frames run; the given ones ran once (again only if the prompt changes)
+                if cache is None or emb is not cache_text:
+                    cache, cache_text = self.model.cache_context(x[:, :, :m], t_model[:, :m], emb), emb
+                pred = self.model(x[:, :, m:], t_model[:, m:], emb, cache=cache).sample.float()  # (2|1, 4, N-M, h, w)
+                pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
+                # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
+            elif causal:
+                pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (2|1, 4, N, h, w)
+            else:
+                pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
             if cfg:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance

@@ -73,6 +73,22 @@ class FrameContext:
 
     num_frames: int = 1  # 1 = image mode: every temporal layer is skipped
     checkpointing: bool = False  # recompute each spatial+temporal unit in the backward pass
+    # keyword arguments for the motion modules' attention processors in this call (block-causal context frames,
+    # ldm_video.causal), or None
+    attention_kwargs: dict | None = None
+
+
+def run_temporal(layers: tuple, hidden: torch.Tensor, num_frames: int, attention_kwargs: dict | None) -> torch.Tensor:
+    """Apply a block's temporal layers in order; motion modules get `attention_kwargs` (when given). One frame
+    skips them (an image), unless it runs against cached context frames (`attention_kwargs`)."""
+    if num_frames == 1 and attention_kwargs is None:
+        return hidden
+    for layer in layers:
+        if attention_kwargs is not None and not isinstance(layer, TemporalConvStack):
+            hidden = layer(hidden, num_frames=num_frames, cross_attention_kwargs=attention_kwargs)
+        else:
+            hidden = layer(hidden, num_frames=num_frames)
+    return hidden
 
 
 class VideoResnetBlock2D(ResnetBlock2D):
@@ -81,20 +97,18 @@ class VideoResnetBlock2D(ResnetBlock2D):
     _ldm_frames: FrameContext
     _ldm_temporal: tuple  # (TemporalConvStack,) or (): held in a tuple so it is not registered here
 
-    def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, num_frames: int) -> torch.Tensor:
+    def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, num_frames: int,
+                       attention_kwargs: dict | None) -> torch.Tensor:
         hidden = ResnetBlock2D.forward(self, input_tensor, temb)  # ((b f), c, h, w)
-        if num_frames > 1:
-            for layer in self._ldm_temporal:
-                hidden = layer(hidden, num_frames=num_frames)
-        return hidden
+        return run_temporal(self._ldm_temporal, hidden, num_frames, attention_kwargs)
 
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         """What diffusers' U-Net blocks pass, `(hidden_states, temb)`; ResnetBlock2D's other arguments (the
         deprecated `scale`, which it ignores) are refused (TypeError) rather than dropped."""
-        n = self._ldm_frames.num_frames
-        if self._ldm_frames.checkpointing and torch.is_grad_enabled():
-            return checkpoint(self._video_forward, input_tensor, temb, n, use_reentrant=False)
-        return self._video_forward(input_tensor, temb, n)
+        n, kw = self._ldm_frames.num_frames, self._ldm_frames.attention_kwargs  # read now: a recomputation
+        if self._ldm_frames.checkpointing and torch.is_grad_enabled():  # in backward runs after forward reset them
+            return checkpoint(self._video_forward, input_tensor, temb, n, kw, use_reentrant=False)
+        return self._video_forward(input_tensor, temb, n, kw)
 
 
 class VideoTransformer2DModel(Transformer2DModel):
@@ -103,21 +117,19 @@ class VideoTransformer2DModel(Transformer2DModel):
     _ldm_frames: FrameContext
     _ldm_temporal: tuple  # (AnimateDiffTransformer3D,) or ()
 
-    def _video_forward(self, hidden_states: torch.Tensor, num_frames: int, kwargs: dict) -> torch.Tensor:
+    def _video_forward(self, hidden_states: torch.Tensor, num_frames: int, kwargs: dict,
+                       attention_kwargs: dict | None) -> torch.Tensor:
         out = Transformer2DModel.forward(self, hidden_states, **kwargs, return_dict=False)[0]  # ((b f), c, h, w)
-        if num_frames > 1:
-            for layer in self._ldm_temporal:
-                out = layer(out, num_frames=num_frames)
-        return out
+        return run_temporal(self._ldm_temporal, out, num_frames, attention_kwargs)
 
     def forward(self, hidden_states: torch.Tensor, *args, return_dict: bool = True, **kwargs):
         if args:
             raise TypeError("VideoTransformer2DModel takes its inputs after hidden_states by keyword")
-        n = self._ldm_frames.num_frames
+        n, kw = self._ldm_frames.num_frames, self._ldm_frames.attention_kwargs
         if self._ldm_frames.checkpointing and torch.is_grad_enabled():
-            out = checkpoint(self._video_forward, hidden_states, n, kwargs, use_reentrant=False)
+            out = checkpoint(self._video_forward, hidden_states, n, kwargs, kw, use_reentrant=False)
         else:
-            out = self._video_forward(hidden_states, n, kwargs)
+            out = self._video_forward(hidden_states, n, kwargs, kw)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
 
 

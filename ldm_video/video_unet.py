@@ -5,7 +5,8 @@ motion module after every ResNet+Transformer pair of each down / up block (after
 without attention) and optionally in the mid block, so a trained module is a diffusers `MotionAdapter` as
 it stands. Temporal convolutions follow VidRD (Gu et al., 2023): a residual Conv3d stack after every ResNet.
 Both branches end in zero-initialised layers, so at initialisation the model is the image model run per
-frame. One-frame inputs skip every temporal layer (joint image-video training, PYoCo / VDM).
+frame. One-frame inputs skip every temporal layer (joint image-video training, PYoCo / VDM). A block-causal
+model (`context_causal`) keeps frames given as context from attending to the others (ldm_video.causal).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from diffusers.models.unets.unet_motion_model import UNetMotionOutput
 from einops import rearrange, repeat
 from torch import nn
 
+from ldm_video import causal
+from ldm_video.causal import ContextCache
 from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
 from ldm_video.temporal import FrameContext, TemporalConvStack, attach, detach, set_motion_norm
@@ -65,7 +68,8 @@ def _blocks(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> Iterat
 class VideoUNet(nn.Module):
     """`model(latents (b,c,f,h,w), timestep, encoder_hidden_states (b,seq,dim)).sample` -> (b,c,f,h,w).
 
-    `timestep` is a scalar, one per clip (b,), or one per frame (b, f).
+    `timestep` is a scalar, one per clip (b,), or one per frame (b, f). A block-causal model also takes `given`
+    (b, f), the frames given as context, or a `ContextCache` of them (`cache_context`).
     """
 
     def __init__(self, unet: UNet2DConditionModel, config: VideoUNetConfig):
@@ -77,6 +81,8 @@ class VideoUNet(nn.Module):
         self.motion = motion_adapter_for(unet.config, config) if config.use_attention else None
         if self.motion is not None:
             set_motion_norm(self.motion, config.motion_norm)
+            if config.context_causal:
+                causal.install(self.motion)
         self.temporal_convs = nn.ModuleDict()
         groups = unet.config.norm_num_groups
         for name, block, motion in _blocks(unet, self.motion):
@@ -148,6 +154,8 @@ class VideoUNet(nn.Module):
                 for module in part.modules():
                     if hasattr(module, "set_processor"):
                         module.set_processor(AttnProcessor2_0())
+        if self.config.context_causal:  # the temporal attention keeps its block-causal processor (torch sdpa)
+            causal.install(self.motion)
         else:
             raise LdmVideoError(f"unknown attention backend {backend!r}; choose sdpa or xformers")
 
@@ -160,10 +168,19 @@ class VideoUNet(nn.Module):
         encoder_hidden_states: torch.Tensor,
         cross_attention_kwargs: dict | None = None,
         return_dict: bool = True,
+        given: torch.Tensor | None = None,
+        cache: ContextCache | None = None,
     ) -> UNetMotionOutput | tuple[torch.Tensor]:
+        """`given` (b, f) bool: frames given as context, which attend only to each other (block-causal models).
+        `cache`: `sample` holds only the given frames (recording) or only the frames after them (see
+        `cache_context`)."""
         b, _, f, _, _ = sample.shape  # (b, c, f, h, w)
-        if self.motion is not None and f > self.config.max_frames:
-            raise LdmVideoError(f"{f} frames exceed the temporal attention's max_frames={self.config.max_frames}")
+        if (given is not None or cache is not None) and not self.config.context_causal:
+            raise ValueError("given frames and context caches need a block-causal model (context_causal)")
+        positions = f + (cache.frames if cache is not None and not cache.recording else 0)
+        if self.motion is not None and positions > self.config.max_frames:
+            raise LdmVideoError(f"{positions} frames exceed the temporal attention's max_frames="
+                                f"{self.config.max_frames}")
         x = rearrange(sample, "b c f h w -> (b f) c h w")  # spatial layers run per frame
         text = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=f)  # ((b f), seq, dim)
         t = torch.as_tensor(timestep, device=sample.device)
@@ -174,12 +191,26 @@ class VideoUNet(nn.Module):
         elif t.ndim == 1 and t.shape[0] == b:
             t = repeat(t, "b -> (b f)", f=f)  # ((b f),)
         self.frames.num_frames = f
+        if given is not None or cache is not None:
+            self.frames.attention_kwargs = {"given": given, "cache": cache}
         try:
             out = self.unet(x, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
         finally:
             self.frames.num_frames = 1  # the bare U-Net is an image model again between calls
+            self.frames.attention_kwargs = None
+        if cache is not None and cache.recording:
+            cache.frames, cache.recording = f, False  # recorded: later calls run new frames against it
         out = rearrange(out, "(b f) c h w -> b c f h w", f=f)  # (b, c, f, h, w)
         return UNetMotionOutput(sample=out) if return_dict else (out,)
+
+    @torch.no_grad()
+    def cache_context(self, sample: torch.Tensor, timestep: torch.Tensor | float,
+                      encoder_hidden_states: torch.Tensor) -> ContextCache:
+        """Run the given frames (b, c, M, h, w) alone once and keep every temporal attention's keys and values:
+        `model(new_frames, t, text, cache=...)` then equals the new frames of a full pass with `given` set."""
+        cache = ContextCache()
+        self(sample, timestep, encoder_hidden_states, cache=cache)
+        return cache
 
     def remove_temporal_layers(self) -> UNet2DConditionModel:
         """Give back the plain spatial U-Net (with its LoRA, if any); this model is unusable afterwards."""

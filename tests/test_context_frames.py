@@ -134,7 +134,7 @@ class _Recorder(torch.nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.inner, self.calls = model, []
+        self.inner, self.calls, self.config = model, [], model.config
 
     def forward(self, x, t, text):
         self.calls.append((x.clone(), torch.as_tensor(t).clone()))

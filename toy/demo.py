@@ -98,6 +98,9 @@ class DemoTraining:
     # train --context-noise: given frames noised to a random timestep up to this; 200 did not stop the drift of
     # long videos and cost short clips (0.58 against 0.62; benchmarks/RESULTS.md, "Long videos that last")
     context_noise: int = 0
+    # train --context-causal (with --motion-norm per-frame): given frames attend only to each other, so long
+    # videos run them once per clip (keys and values cached) instead of at every step
+    context_causal: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -152,6 +155,9 @@ class DemoConfig:
         if s.extend == "context" and not 0 < s.overlap < self.world.frames:
             raise LdmVideoError(f"--extend context gives each clip {s.overlap} frames of the last: that needs "
                                 f"clips of more than {s.overlap} frames, got {self.world.frames}")
+        if self.training.context_causal and s.extend != "context":
+            raise LdmVideoError("--context-causal trains the frames given by --extend context; --extend "
+                                f"{s.extend} gives none")
 
     @property
     def context_frames(self) -> int:
@@ -313,8 +319,11 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     from ldm_video.train.config import TrainConfig
     from ldm_video.train.trainer import train
 
-    context = ({"context_frames": cfg.context_frames, "context_prob": cfg.training.context_prob, "context_noise": cfg.training.context_noise}
+    context = ({"context_frames": cfg.context_frames, "context_prob": cfg.training.context_prob,
+                "context_noise": cfg.training.context_noise, "context_causal": cfg.training.context_causal}
                if cfg.context_frames else {})
+    if context.get("context_causal"):
+        context["motion_norm"] = "per-frame"  # the given frames' path must not mix with the others' (causal.py)
     result = train(TrainConfig(
         base=base, data=str(data), output_dir=str(out), frames=cfg.world.frames, resolution="64",
         cache_latents=True, batch_size=cfg.training.batch_size, lr=cfg.training.lr, max_steps=cfg.training.steps, noise_prior=cfg.training.noise_prior,
@@ -448,6 +457,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"train with {d.sampling.overlap} context frames and give each clip the previous one's last "
                              f"{d.sampling.overlap} frames; vidrd: train without, and tie clips by VidRD's FNR / PNS / DSG, "
                              "which measured far worse across seams, see README)")
+    parser.add_argument("--context-causal", action=argparse.BooleanOptionalAction, default=d.training.context_causal,
+                        help="train the given frames block-causal (they attend only to each other; motion modules "
+                             "normalised per frame), so that long videos run them once per clip instead of at every "
+                             f"step (default {d.training.context_causal}; --extend context only)")
     parser.add_argument("--reuse-order", choices=REUSE_ORDERS, default=d.sampling.reuse_order,
                         help=f"VidRD prompt-frame order of the VidRD long videos (default {d.sampling.reuse_order}: measured "
                              "better than reversed, VidRD's released code, on a model that moves)")
@@ -463,7 +476,8 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --output-dir")
     cfg = DemoConfig(base=args.base, seed=args.seed,
                      world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos),
-                     training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank),
+                     training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank,
+                                           context_causal=args.context_causal),
                      sampling=DemoSampling(long_frames=args.long_frames, reuse_order=args.reuse_order,
                                            extend=args.extend))
     if args.no_progress:

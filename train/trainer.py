@@ -63,8 +63,10 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
             t_context = objective.context_timesteps(b, cfg.context_noise, generator, device)  # (b,)
             context = objective.noisy_latents(run.noise_scheduler, latents, noise, t_context)  # (b, 4, f, h, w)
         x_t, t_model = objective.with_context(x_t, context, t, given, t_context)  # (b, 4, f, h, w), (b, f)
+    causal = {"given": given.to(device)} if cfg.context_causal and given is not None else {}  # block-causal:
+    # the given frames attend only to each other, as `generate` runs them (once per clip, keys and values cached)
     with run.accelerator.autocast():
-        prediction = run.model(x_t.to(run.weight_dtype).contiguous(), t_model, text).sample  # (b, 4, f, h, w)
+        prediction = run.model(x_t.to(run.weight_dtype).contiguous(), t_model, text, **causal).sample  # (b, 4, f, h, w)
     return objective.diffusion_loss(prediction, target, given)
 
 
