@@ -20,7 +20,7 @@ from ldm_video.infer.vidrd import DEFAULT_REUSE_ORDER, default_seam_drop
 # without a sidecar: generate's default layout (clips of 8 whose later clips leave out the first 4: the frames given
 # again in --extend context, or VidRD's forward prompt frames), from generate's own defaults
 DEFAULT_CLIP_FRAMES = FALLBACK_CLIP_FRAMES
-DEFAULT_SEAM_DROP = default_seam_drop(DEFAULT_REUSE_ORDER, DEFAULT_CLIP_FRAMES // 2, DEFAULT_CLIP_FRAMES)
+DEFAULT_SEAM_DROP = default_seam_drop("vidrd", DEFAULT_REUSE_ORDER, DEFAULT_CLIP_FRAMES // 2, DEFAULT_CLIP_FRAMES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -254,10 +254,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                   height=args.height, width=args.width, seed=args.seed)
         vidrd = VidRDConfig(clip_frames=args.clip_frames, overlap=values["overlap"],
                             pns_alpha=values["pns_alpha"], dsg_beta=values["dsg_beta"], order=order)
-        seam_drop = default_seam_drop(order, values["overlap"], args.clip_frames) \
+        seam_drop = default_seam_drop(args.extend, order, values["overlap"], args.clip_frames) \
             if args.seam_drop is None else args.seam_drop
-        if args.extend == "context":
-            seam_drop = values["overlap"]  # the given frames are the previous clip's: never output twice
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk,
                                 context_noise=context_noise(args) if args.extend == "context" else 0,

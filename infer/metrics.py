@@ -15,23 +15,12 @@ import itertools
 import numpy as np
 
 from ldm_video.infer.vidrd import clip_starts
-from ldm_video.video_metrics import as_float, flicker, frame_differences
+from ldm_video.video_metrics import as_float, flicker, frame_differences, seam_ratio
 
 
 def seam_jump_ratio(video: np.ndarray, starts: list[int]) -> float | None:
     """Mean frame difference across clip seams / mean within clips; None without a seam or a within pair."""
-    diffs = frame_differences(video)  # diffs[t-1] is the pair (t-1, t)
-    seam = np.zeros(diffs.shape, dtype=bool)
-    for s in starts:
-        if 1 <= s <= diffs.size:
-            seam[s - 1] = True
-    if not seam.any() or seam.all():
-        return None
-    within = float(diffs[~seam].mean())
-    across = float(diffs[seam].mean())
-    if within == 0.0:
-        return float("inf") if across > 0 else 1.0
-    return across / within
+    return seam_ratio(frame_differences(video), starts)
 
 
 def colour_histogram(frames: np.ndarray, bins: int = 32) -> np.ndarray:

@@ -50,9 +50,14 @@ def clip_starts(num_frames: int, clip_frames: int, stride: int | None = None) ->
     return starts
 
 
-def default_seam_drop(order: str, overlap: int, clip_frames: int) -> int:
-    """Leading frames of every later clip left out of the video unless the user says otherwise: forward order's
-    M prompt frames duplicate old frames, the mirrored order's first frame nearly does."""
+def default_seam_drop(extend: str, order: str, overlap: int, clip_frames: int) -> int:
+    """Leading frames of every later clip left out of the video unless the user says otherwise: a context clip's
+    M given frames are the previous clip's (always left out), forward order's M prompt frames duplicate old
+    frames, the mirrored order's first frame nearly does; independent clips share nothing."""
+    if extend == "context":
+        return overlap
+    if extend == "independent":
+        return 0
     return min(overlap if order == "forward" else MIRRORED_SEAM_DROP, clip_frames - 1)
 
 

@@ -154,10 +154,10 @@ class VideoUNet(nn.Module):
                 for module in part.modules():
                     if hasattr(module, "set_processor"):
                         module.set_processor(AttnProcessor2_0())
-        if self.config.context_causal:  # the temporal attention keeps its block-causal processor (torch sdpa)
-            causal.install(self.motion)
         else:
             raise LdmVideoError(f"unknown attention backend {backend!r}; choose sdpa or xformers")
+        if self.config.context_causal:  # the temporal attention keeps its block-causal processor (torch sdpa)
+            causal.install(self.motion)
 
     # -- forward ----------------------------------------------------------------------------------------
 

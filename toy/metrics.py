@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ldm_video.toy.world import COLOURS, WorldConfig, motion_direction, parse_caption
+from ldm_video.video_metrics import seam_ratio
 
 CHROMA_THRESHOLD = 60.0  # an object pixel has max(RGB) - min(RGB) above this (background chroma is ~0)
 MIN_AREA = 30  # fewer object pixels than this: the object is absent
@@ -130,21 +131,15 @@ def centroid_track(analyses: list[FrameAnalysis]) -> np.ndarray:
     return np.array([a.centroid if a.present else (np.nan, np.nan) for a in analyses], dtype=np.float64)
 
 
-def seam_jump_ratio(track: np.ndarray, starts: list[int], eps: float = 1e-6) -> float:
+def seam_jump_ratio(track: np.ndarray, starts: list[int]) -> float | None:
     """Mean |x_{t+1} - x_t| over pairs that cross a clip seam / the same mean within clips (SPEC §7).
 
     `track` is any per-frame quantity (f, d) (here the centroid); `starts` are the first frames of the clips
-    (`ldm_video.infer.vidrd.clip_starts`), so a seam lies between frames s-1 and s. 1.0 = seamless;
-    NaN rows (absent object) are skipped; NaN when there is no seam or no within-clip pair.
+    (`ldm_video.infer.vidrd.clip_starts`). 1.0 = seamless; NaN rows (absent object) are skipped; None when there
+    is no seam or no within-clip pair (`ldm_video.video_metrics.seam_ratio`).
     """
     track = np.asarray(track, dtype=np.float64).reshape(len(track), -1)  # (f, d)
-    steps = np.linalg.norm(track[1:] - track[:-1], axis=1)  # (f-1,) steps[t-1] is the pair (t-1, t)
-    is_seam = np.isin(np.arange(1, len(track)), starts)  # (f-1,)
-    ok = ~np.isnan(steps)
-    seam, within = steps[ok & is_seam], steps[ok & ~is_seam]
-    if len(seam) == 0 or len(within) == 0:
-        return float("nan")
-    return float((seam.mean() + eps) / (within.mean() + eps))
+    return seam_ratio(np.linalg.norm(track[1:] - track[:-1], axis=1), starts)  # steps[t-1] is the pair (t-1, t)
 
 
 WALL_TOLERANCE = 3.0  # px: a reflecting motion may turn back when the object is this close to its margin
@@ -289,7 +284,7 @@ def score_analyses(analyses: list[FrameAnalysis], colour: str, shape: str, motio
         reversals=reversals,
         speed_consistency=consistency,
         mean_speed=mean_speed,
-        seam_jump=None if seam is None or np.isnan(seam) else seam,
+        seam_jump=seam,
         seam_direction=seam_direction,
         motion_right=direction >= 0.8,
     )

@@ -43,6 +43,9 @@ class ClipSampling:
     context_noise: int = 0  # long videos, extend "context": timestep of the noise put on the given frames
     context_init: str = "fresh"  # long videos, extend "context": where the new frames start (LongVideoConfig)
     context_anchor: bool = False  # long videos, extend "context": keep the first clip's latent channel means
+    # long videos, extend "context" with a block-causal model: the given frames run once per clip, their keys and
+    # values cached (False: at every step under the block-causal mask; the same frames, more work)
+    context_cache: bool = True
 
 
 @dataclass
@@ -74,9 +77,8 @@ class ToyGenerator:
         from ldm_video.infer.vidrd import default_seam_drop
 
         s = self.sampling
-        if s.extend == "context":
-            return s.overlap  # the given frames are the previous clip's
-        return default_seam_drop(s.reuse_order, s.overlap, s.clip_frames) if s.seam_drop is None else s.seam_drop
+        return default_seam_drop(s.extend, s.reuse_order, s.overlap, s.clip_frames) if s.seam_drop is None \
+            else s.seam_drop
 
     def video(self, prompt: str, num_frames: int, seed: int) -> np.ndarray:
         """uint8 (f, H, W, 3): one clip, or clip by clip with VidRD when num_frames > clip_frames."""
@@ -97,7 +99,7 @@ class ToyGenerator:
                                 context_init=s.context_init if extend == "context" else "fresh",
                                 context_anchor=s.context_anchor and extend == "context")
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
-                               sampling=sampling, video=video, progress=False)
+                               sampling=sampling, video=video, progress=False, cache_context=s.context_cache)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each
         return np.concatenate(chunks)  # (num_frames, H, W, 3)
 
