@@ -63,7 +63,7 @@ class BlockCausalAttnProcessor:
         elif cache is not None:
             cached_k, cached_v = cache.keys_values[self]  # (rows, heads, M, d)
             k, v = torch.cat([cached_k, k], dim=2), torch.cat([cached_v, v], dim=2)  # (rows, heads, M + f, d)
-        elif given is not None and bool(given.any()):
+        elif given is not None:
             b = given.shape[0]
             mask = block_causal_mask(given)  # (b, f, f)
             mask = mask[:, None].expand(b, rows // b, f, f).reshape(rows, 1, f, f)  # rows are (b h w), b-major

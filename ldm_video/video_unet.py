@@ -191,6 +191,8 @@ class VideoUNet(nn.Module):
         elif t.ndim == 1 and t.shape[0] == b:
             t = repeat(t, "b -> (b f)", f=f)  # ((b f),)
         self.frames.num_frames = f
+        if given is not None and not bool(given.any()):
+            given = None  # no frame given: plain attention, no mask
         if given is not None or cache is not None:
             self.frames.attention_kwargs = {"given": given, "cache": cache}
         try:
