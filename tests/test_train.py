@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -277,7 +276,7 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     out = tmp_path / "o"
     cfg = _config(tiny_base, data, out, max_steps=50, lr=1e-2, lr_warmup_steps=5, batch_size=2,
                   caption_dropout=0.0, noise_prior="iid", lora_rank=16, max_grad_norm=0.0)
-    cfg = dataclasses.replace(cfg, batch_size=8)
+    cfg = cfg.with_values(batch_size=8)
     train(cfg, progress=False)
 
     base = load_base(tiny_base)

@@ -145,13 +145,14 @@ def _validate(run: Run, step: int) -> None:
         try:
             with acc.autocast():  # fp32 temporal layers on bf16 / fp16 spatial weights, as in training
                 c = run.config
-                sampling = SamplingConfig(scheduler="ddim", steps=c.validation_steps, guidance=c.validation_guidance,
-                                          noise_prior=c.noise_prior, noise_alpha=c.noise_alpha,
-                                          height=run.resolution[0], width=run.resolution[1], seed=c.seed)
+                sampling = SamplingConfig(scheduler="ddim", steps=c.validation.validation_steps,
+                                          guidance=c.validation.validation_guidance,
+                                          noise_prior=c.objective.noise_prior, noise_alpha=c.objective.noise_alpha,
+                                          height=run.resolution[0], width=run.resolution[1], seed=c.run.seed)
                 paths = write_validation_videos(
-                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(c.validation_prompt),
+                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(c.validation.validation_prompt),
                     run.validation_embeds.to(acc.device), run.empty_text.to(acc.device),
-                    Path(c.output_dir) / "validation", step, run.latent_frames(), sampling)
+                    Path(c.run.output_dir) / "validation", step, run.latent_frames(), sampling)
         finally:
             run.release_validation_vae(vae)
             if run.ema is not None:
