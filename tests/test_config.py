@@ -114,7 +114,8 @@ def test_temporal_part_maps_by_name_onto_the_video_unet_config():
 def test_context_prob_defaults_by_context_frames():
     assert TrainConfig.from_flat().context.context_prob is None
     on = TrainConfig.from_flat(frames=8, context_frames=2)
-    assert on.context.context_prob is None and on.context.prob == 0.5
+    assert on.context.context_prob == 0.5 and on.context.prob == 0.5  # resolved, so the saved config says it
+    assert ContextFrames(context_frames=2).prob == 0.5
     assert TrainConfig.from_flat(frames=8, context_frames=2, context_prob=0.25).context.prob == 0.25
     args = build_parser().parse_args(["train", "--context-prob", "0.5"])  # the default, given without the frames
     with pytest.raises(LdmVideoError, match="--context-prob 0.5 needs --context-frames"):
@@ -280,6 +281,10 @@ def test_a_flat_config_from_before_the_tree_still_loads(tmp_path):
     on = resolve_config(build_parser().parse_args(["train", "--config", str(path), "--context-frames", "4"]),
                         TrainConfig)
     assert on.context.prob == 0.5
+    saved = save_config(on, tmp_path / "on.yaml")  # and a context run's config trains without context frames
+    off = resolve_config(build_parser().parse_args(["train", "--config", str(saved), "--context-frames", "0"]),
+                         TrainConfig)
+    assert off.context.context_prob is None and off == want
     assert load_yaml(path, TrainConfig)["frames"] == 16
 
 

@@ -254,10 +254,18 @@ class TrainConfig(ConfigTree):
                                 f"{self.temporal.temporal_layers} and {self.temporal.motion_norm}")
 
     @classmethod
+    def resolve(cls, values: dict) -> dict:
+        """--context-prob's default, recorded when context frames are on."""
+        if values.get("context_frames") and values.get("context_prob") is None:
+            values = {**values, "context_prob": DEFAULT_CONTEXT_PROB}
+        return values
+
+    @classmethod
     def upgrade(cls, values: dict) -> dict:
-        """Configs saved before --context-prob defaulted by --context-frames recorded `context_prob: 0.5` (then its
-        default) with context frames off: read that as not given."""
-        if values.get("context_prob") == DEFAULT_CONTEXT_PROB and not values.get("context_frames"):
+        """A saved config records --context-prob's default (0.5) as resolved, and configs from before it defaulted by
+        --context-frames recorded it with context frames off too: in a file it reads as not given, so that such a
+        file, with --context-frames 0 given or recorded, loads."""
+        if values.get("context_prob") == DEFAULT_CONTEXT_PROB:
             values = {k: v for k, v in values.items() if k != "context_prob"}
         return values
 
