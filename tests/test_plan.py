@@ -9,8 +9,8 @@ import torch
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.train.config import TrainConfig
-from ldm_video.train.settings import config_path, load_yaml, preset_names
 from ldm_video.train.plan import estimate_memory, format_plan, knobs_to_fit
+from ldm_video.train.settings import config_path, load_yaml, preset_names
 
 
 def _cfg(base: str, **kw) -> TrainConfig:
