@@ -83,7 +83,7 @@ def test_checks_that_span_parts_stay_on_the_config():
         TrainConfig.from_flat(init_motion="mm.safetensors", temporal_layers="conv")
     with pytest.raises(LdmVideoError, match=r"--context-frames must be in \[0, --frames\), got 8 with --frames 8"):
         TrainConfig.from_flat(frames=8, context_frames=8)
-    with pytest.raises(LdmVideoError, match="--context-causal needs --temporal-layers attn and --motion-norm per-frame"):
+    with pytest.raises(LdmVideoError, match="--context-causal needs --temporal-layers attn and --motion-norm"):
         TrainConfig.from_flat(context_frames=2, context_causal=True)
     causal = TrainConfig.from_flat(context_frames=2, context_causal=True, motion_norm="per-frame")
     assert causal.video_unet_config().context_causal
@@ -148,7 +148,8 @@ def test_plan_shows_only_the_flags_it_reads(capsys):
                    "--context-frames", "--init-motion", "--vae", "--seed", "--resume", "--ema-decay"):
         assert unread in train and unread not in plan, unread
     for read in ("--base", "--frames", "--resolution", "--lora-rank", "--temporal-layers", "--batch-size",
-                 "--mixed-precision", "--gradient-checkpointing", "--optimizer", "--ema", "--cache-latents", "--config"):
+                 "--mixed-precision", "--gradient-checkpointing", "--optimizer", "--ema", "--cache-latents",
+                 "--config"):
         assert read in plan, read
     # and it still plans a whole train config: a preset's or a run's other settings are read, not refused
     args = build_parser().parse_args(["plan", "--config", "sd21-base-16x256", "--frames", "8"])
@@ -273,8 +274,8 @@ validation_guidance: 7.5
 def test_a_flat_config_from_before_the_tree_still_loads(tmp_path):
     path = tmp_path / "train_config.yaml"
     path.write_text(LEGACY)
-    want = TrainConfig.from_flat(batch_size=2, grad_accum=4, lr=3e-4, max_steps=50, gradient_checkpointing=True, seed=3,
-                                 output_dir="runs/old", temporal_layers="attn+conv", data="clips")
+    want = TrainConfig.from_flat(batch_size=2, grad_accum=4, lr=3e-4, max_steps=50, gradient_checkpointing=True,
+                                 seed=3, output_dir="runs/old", temporal_layers="attn+conv", data="clips")
     assert resolve_config(build_parser().parse_args(["train", "--config", str(path)]), TrainConfig) == want
     assert config_from_dict(yaml.safe_load(LEGACY), TrainConfig) == want  # a checkpoint's state.json config
     # the recorded 0.5 is the old default: with --context-frames it is the new default too

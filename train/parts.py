@@ -50,9 +50,9 @@ class Clips:
     def __post_init__(self) -> None:
         check_at_least(self, ("frames", "frame_stride"), 1)
         if self.frames > MAX_TRAIN_FRAMES:
-            raise LdmVideoError(f"--frames {self.frames}: training clips are at most {MAX_TRAIN_FRAMES} frames (SD video "
-                                "models train on 16-32); make long videos with `ldm-video generate --frames N`, which "
-                                "samples them clip by clip")
+            raise LdmVideoError(f"--frames {self.frames}: training clips are at most {MAX_TRAIN_FRAMES} frames (SD "
+                                "video models train on 16-32); make long videos with `ldm-video generate --frames N`, "
+                                "which samples them clip by clip")
         check_choices(self)
 
 

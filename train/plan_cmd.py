@@ -19,8 +19,9 @@ from ldm_video.train.settings import add_config_arguments, field_names, resolve_
 
 # what `ldm_video.train.plan` reads of a train config: the flags plan takes (the rest of a run's settings, from
 # --config or the defaults, does not change the peak)
-PLAN_FIELDS = (*field_names(BaseModel), *field_names(TemporalLayers), "frames", "resolution", "cache", "cache_latents",
-               "batch_size", "grad_accum", "mixed_precision", "gradient_checkpointing", "optimizer", "ema")
+PLAN_FIELDS = (*field_names(BaseModel), *field_names(TemporalLayers), "frames", "resolution", "cache",
+               "cache_latents", "batch_size", "grad_accum", "mixed_precision", "gradient_checkpointing", "optimizer",
+               "ema")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -45,7 +45,8 @@ def check_choices(part: object) -> None:
     for f in dataclasses.fields(part):
         choices = f.metadata.get("choices")
         if choices and getattr(part, f.name) not in choices:
-            raise LdmVideoError(f"{flag_name(f.name)} must be one of {', '.join(choices)}, got {getattr(part, f.name)!r}")
+            raise LdmVideoError(f"{flag_name(f.name)} must be one of {', '.join(choices)}, "
+                                f"got {getattr(part, f.name)!r}")
 
 
 def check_at_least(part: object, names: tuple[str, ...], low: int) -> None:

@@ -187,7 +187,8 @@ def _init_motion(config: TrainConfig, unet_config, wanted, prediction_type: str)
     taken = dataclasses.replace(wanted, attention_heads=found.attention_heads,
                                 attention_layers=found.attention_layers, mid_block=found.mid_block)
     logger.info("--init-motion %s: %d heads, %d transformer layer(s) per module, mid block %s",
-                config.model.init_motion, taken.attention_heads, taken.attention_layers, "yes" if taken.mid_block else "no")
+                config.model.init_motion, taken.attention_heads, taken.attention_layers,
+                "yes" if taken.mid_block else "no")
     if found.motion_norm != wanted.motion_norm:
         logger.warning("--init-motion %s was made for %s GroupNorm; training with --motion-norm %s",
                        config.model.init_motion, found.motion_norm, wanted.motion_norm)
