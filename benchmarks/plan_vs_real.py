@@ -12,7 +12,6 @@ config. Target: within 10%.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -44,8 +43,9 @@ def write_sd21_random(path: Path, prediction_type: str) -> Path:
 
 def main() -> None:
     from ldm_video.testing import write_tiny_sd
-    from ldm_video.train.config import TrainConfig, load_yaml
+    from ldm_video.train.config import TrainConfig
     from ldm_video.train.plan import estimate_memory
+    from ldm_video.train.settings import load_yaml
     from ldm_video.train.synthetic import write_test_video
     from ldm_video.train.trainer import train
 
@@ -65,7 +65,7 @@ def main() -> None:
     if not args.tiny and not torch.cuda.is_available():
         raise SystemExit("plan_vs_real needs a CUDA GPU (or --tiny for a CPU dry run)")
     for name in args.preset:  # step: one preset
-        values = load_yaml(name)
+        values = load_yaml(name, TrainConfig)
         prediction = "v_prediction" if values["base"].endswith("stable-diffusion-2-1") else "epsilon"
         if args.tiny:
             base = write_tiny_sd(work / f"tiny-{prediction}", prediction) if not (
@@ -74,7 +74,7 @@ def main() -> None:
         else:
             base = write_sd21_random(work / f"sd21-{prediction}", prediction)
         out = work / f"run-{name}"
-        config = TrainConfig(**{**values, "base": str(base), "data": str(data), "output_dir": str(out),
+        config = TrainConfig.from_flat({**values, "base": str(base), "data": str(data), "output_dir": str(out),
                                 "max_steps": args.steps, "checkpoint_every": 10_000, "validate_every": 0,
                                 "validation_prompt": ()})
         plan = estimate_memory(config)
@@ -87,7 +87,7 @@ def main() -> None:
             import shutil
 
             shutil.rmtree(cache)
-        train(dataclasses.replace(config), progress=False)
+        train(config, progress=False)
         real = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         row = {"preset": name, "estimate_bytes": plan.total, "real_bytes": real,
                "ratio": (plan.total / real) if real else None, "device": torch.cuda.get_device_name()

@@ -163,7 +163,7 @@ def main_cli() -> None:
         for seed in seeds:
             out = work / f"{prior}-{alpha}-{seed}"
             for stop in stops:  # stop and resume at each quarter: the same run as one uninterrupted
-                result = train(TrainConfig(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
+                result = train(TrainConfig.from_flat(base=args.base, cache=str(work / "cache"), output_dir=str(out), frames=8,
                                   resolution="64", images="off", batch_size=4, lr=args.lr, max_steps=stop,
                                   noise_prior=prior, noise_alpha=alpha, temporal_layers="attn", attention_heads=4,
                                   checkpoint_every=stops[0], keep_checkpoints=1, seed=seed,

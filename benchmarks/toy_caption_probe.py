@@ -29,8 +29,9 @@ from ldm_video.noise import video_noise
 from ldm_video.text import encode_prompts
 from ldm_video.toy import TOY_BASE
 from ldm_video.toy.world import DIRECTIONS, caption_for, sample
-from ldm_video.train.config import CONFIG_NAME, load_yaml
+from ldm_video.train.config import TrainConfig
 from ldm_video.train.encode import encode_video
+from ldm_video.train.settings import CONFIG_NAME, load_yaml
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
@@ -117,7 +118,7 @@ def main() -> None:
     print("|---|---|" + "---|" * len(timesteps))
     runs: list[tuple[str, str | None, str, float]] = []
     for run in args.motion:
-        cfg = load_yaml(Path(run) / CONFIG_NAME)  # the run's training settings
+        cfg = load_yaml(Path(run) / CONFIG_NAME, TrainConfig)  # the run's training settings
         prior, alpha = cfg.get("noise_prior", "iid"), float(cfg.get("noise_alpha", 0.0))
         if ("image model (fresh temporal layers)", None, prior, alpha) not in runs:
             runs.append(("image model (fresh temporal layers)", None, prior, alpha))

@@ -217,7 +217,7 @@ def causal_unet(args, work: Path) -> dict:
         run = work / ("unet-" + name.split()[0])
         t0 = time.perf_counter()
         if not (run / "temporal_layers.safetensors").exists():
-            train(TrainConfig(base=str(TOY_BASE), data=str(data), output_dir=str(run), frames=9, resolution="64",
+            train(TrainConfig.from_flat(base=str(TOY_BASE), data=str(data), output_dir=str(run), frames=9, resolution="64",
                               cache_latents=True, vae=str(vae) if vae else None, batch_size=4, lr=1e-3,
                               max_steps=args.unet_steps, noise_prior="progressive", noise_alpha=0.5,
                               temporal_layers="attn", attention_heads=4, images="off",

@@ -10,6 +10,9 @@ import logging
 # every import, that an optional 4-bit inference kernel is missing. ldm-video only uses its 8-bit AdamW, so
 # that one logger is quieted (its errors still show).
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# bitsandbytes then asks the `kernels` package for a hub kernel, which, offline, warns that it skips a
+# publisher check: nothing ldm-video loads (its errors still show)
+logging.getLogger("kernels").setLevel(logging.ERROR)
 
 import importlib
 

@@ -185,7 +185,7 @@ def test_init_motion_starts_from_the_module_and_trains(tiny_base, tmp_path, clip
     module = tmp_path / "mm_sd_tiny.safetensors"
     save_file(to_original(model.motion.state_dict()), str(module))  # no ldm-video header: a foreign file
     init = str(module if source == "animatediff" else tmp_path / "ma")
-    config = TrainConfig(base=tiny_base, data=str(clips), output_dir=str(tmp_path / "out"), frames=4,
+    config = TrainConfig.from_flat(base=tiny_base, data=str(clips), output_dir=str(tmp_path / "out"), frames=4,
                          resolution="32", max_steps=2, lr=1e-3, temporal_layers="attn+conv", conv_depth=2,
                          init_motion=init)
     run = setup_run(config)

@@ -180,8 +180,8 @@ def test_plan_and_train_say_which_formats_the_layers_reach(tiny_base, tmp_path, 
     from ldm_video.train.plan import MemoryPlan, format_plan
 
     plan = MemoryPlan(*([2**30] * 5), trainable_params=1, frozen_params=1)  # the report's last line, not its sums
-    assert format_plan(TrainConfig(), plan, 24.0).splitlines()[-1].startswith("exports: every format")
-    report = format_plan(TrainConfig(temporal_layers="attn+conv"), plan, 24.0)
+    assert format_plan(TrainConfig.from_flat(), plan, 24.0).splitlines()[-1].startswith("exports: every format")
+    report = format_plan(TrainConfig.from_flat(temporal_layers="attn+conv"), plan, 24.0)
     assert "exports: --temporal-layers attn+conv" in report and "keep the attention only" in report
     caplog.set_level("WARNING")
     (tmp_path / "nothing").mkdir()  # no media: the run stops at its data, after saying what conv cannot reach

@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from ldm_video.errors import LdmVideoError
-from ldm_video.train.config import TrainConfig, config_path, load_yaml, preset_names
+from ldm_video.train.config import TrainConfig
 from ldm_video.train.plan import estimate_memory, format_plan, knobs_to_fit
+from ldm_video.train.settings import config_path, load_yaml, preset_names
 
 
 def _cfg(base: str, **kw) -> TrainConfig:
     settings = {"base": base, "frames": 4, "resolution": "32", "conv_depth": 2}
     settings.update(kw)
-    return TrainConfig(**settings)
+    return TrainConfig.from_flat(**settings)
 
 
 @pytest.mark.slow
@@ -77,10 +78,10 @@ def test_plan_cli_on_the_real_sd21_shapes(capsys):
 def test_presets_resolve_and_load():
     assert set(preset_names()) >= {"sd21-base-16x256", "sd21-base-16x512", "sd21-768v-16x256"}
     for name in preset_names():
-        values = load_yaml(name)
-        assert values["frames"] == 16 and TrainConfig(**values).mixed_precision == "bf16"
+        values = load_yaml(name, TrainConfig)
+        assert values["frames"] == 16 and TrainConfig.from_flat(values).run.mixed_precision == "bf16"
     assert config_path("sd21-768v-16x256").name == "sd21-768v-16x256.yaml"
     with pytest.raises(LdmVideoError, match="no such config file or preset"):
         config_path("no-such-preset")
     with pytest.raises(LdmVideoError, match="plan needs a local"):
-        estimate_memory(TrainConfig(base="someone/other-model"))
+        estimate_memory(TrainConfig.from_flat(base="someone/other-model"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -37,7 +36,7 @@ def _config(base: str, data: Path, out: Path, **kw) -> TrainConfig:
     settings = {"base": base, "data": str(data), "output_dir": str(out), "frames": 4, "resolution": "32", "max_steps": 2,
                     "checkpoint_every": 1000, "lr": 1e-3, "attention_heads": 8, "conv_depth": 2}
     settings.update(kw)
-    return TrainConfig(**settings)
+    return TrainConfig.from_flat(**settings)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -93,20 +92,20 @@ def test_cli_on_a_messy_folder(tmp_path, tiny_base, caplog):
 
 def test_config_file_and_flags(tmp_path, tiny_base, clips):
     from ldm_video.cli import build_parser
-    from ldm_video.train.config import load_yaml, resolve_config, save_config
+    from ldm_video.train.settings import load_yaml, resolve_config, save_config
 
     cfg = _config(tiny_base, clips, tmp_path / "o", validation_prompt=("a", "b"), validate_every=5, ema=True)
     path = save_config(cfg, tmp_path / "c.yaml")
     args = build_parser().parse_args(["train", "--config", str(path), "--frames", "6", "--no-ema"])
-    resolved = resolve_config(args)
-    assert resolved.frames == 6 and resolved.ema is False  # flags win
-    assert resolved.validation_prompt == ("a", "b") and resolved.base == tiny_base  # the file fills the rest
+    resolved = resolve_config(args, TrainConfig)
+    assert resolved.data.frames == 6 and resolved.optimiser.ema is False  # flags win
+    assert resolved.validation.validation_prompt == ("a", "b") and resolved.model.base == tiny_base  # the file fills the rest
     (tmp_path / "bad.yaml").write_text("frames: 8\nnot_a_flag: 1\n")
     with pytest.raises(LdmVideoError, match="unknown setting"):
-        load_yaml(tmp_path / "bad.yaml")
+        load_yaml(tmp_path / "bad.yaml", TrainConfig)
     (tmp_path / "bad2.yaml").write_text("frames: lots\n")
     with pytest.raises(LdmVideoError, match="frames must be a int"):
-        load_yaml(tmp_path / "bad2.yaml")
+        load_yaml(tmp_path / "bad2.yaml", TrainConfig)
 
 
 @pytest.mark.slow
@@ -225,7 +224,7 @@ def test_timestep_bias_weights_and_draws():
     with pytest.raises(ValueError, match="unknown timestep bias"):
         objective.timestep_weights(1000, "middle")
     with pytest.raises(LdmVideoError, match="timestep-bias-portion"):
-        TrainConfig(timestep_bias="later", timestep_bias_portion=0.0)
+        TrainConfig.from_flat(timestep_bias="later", timestep_bias_portion=0.0)
 
 
 def test_v_prediction_base_trains(tmp_path, tiny_base_v, clips, monkeypatch):
@@ -277,7 +276,7 @@ def test_overfit_one_clip(tmp_path, tiny_base):
     out = tmp_path / "o"
     cfg = _config(tiny_base, data, out, max_steps=50, lr=1e-2, lr_warmup_steps=5, batch_size=2,
                   caption_dropout=0.0, noise_prior="iid", lora_rank=16, max_grad_norm=0.0)
-    cfg = dataclasses.replace(cfg, batch_size=8)
+    cfg = cfg.with_values(batch_size=8)
     train(cfg, progress=False)
 
     base = load_base(tiny_base)

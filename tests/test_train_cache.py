@@ -48,15 +48,15 @@ def test_prepare_stores_scaled_latents_and_text(tmp_path, tiny_base, media):
         text = encode_prompts(base.tokenizer, base.text_encoder, [sample["caption"]])[0]
         assert torch.allclose(got["text"], text, atol=1e-5)
     assert main(["prepare", "--base", tiny_base, "--data", str(media), "--output-dir", str(cache)]) == 2  # exists
-    bad = TrainConfig(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=8, resolution="32")
+    bad = TrainConfig.from_flat(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=8, resolution="32")
     with pytest.raises(LdmVideoError, match="4-frame clips"):
         train(bad, progress=False)
-    other_images = TrainConfig(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=4,
+    other_images = TrainConfig.from_flat(base=tiny_base, cache=str(cache), output_dir=str(tmp_path / "o"), frames=4,
                                resolution="32", images="pseudo-video")
     with pytest.raises(LdmVideoError, match="made with --images frame"):
         train(other_images, progress=False)
     with pytest.raises(LdmVideoError, match="alternatives"):
-        TrainConfig(base=tiny_base, cache=str(cache), data=str(media))
+        TrainConfig.from_flat(base=tiny_base, cache=str(cache), data=str(media))
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_train_cache_latents_without_vae_and_validation_mp4(tmp_path, tiny_base,
 
     monkeypatch.setattr("ldm_video.train.trainer.setup_run", spy)
     out = tmp_path / "o"
-    cfg = TrainConfig(base=tiny_base, data=str(media), cache_latents=True, output_dir=str(out), frames=4,
+    cfg = TrainConfig.from_flat(base=tiny_base, data=str(media), cache_latents=True, output_dir=str(out), frames=4,
                       resolution="32", max_steps=2, validate_every=2, validation_prompt=("a red ball",),
                       validation_steps=2, ema=True, conv_depth=2)
     result = train(cfg, progress=False)

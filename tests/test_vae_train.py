@@ -80,8 +80,9 @@ def test_freeze_encoder_trains_the_decoder_and_keeps_the_latents(tiny_base, mess
     # each kind has its own default learning rate (the measured best), and a run records the one it used
     from ldm_video.vae.train_vae import TrainVAEConfig
 
-    assert TrainVAEConfig(kind="causal3d").lr == 3e-5 and TrainVAEConfig(kind="temporal-decoder").lr == 1e-4
-    assert TrainVAEConfig(kind="causal3d").freeze_encoder and not TrainVAEConfig().freeze_encoder
+    assert TrainVAEConfig.from_flat(kind="causal3d").run.lr == 3e-5
+    assert TrainVAEConfig.from_flat(kind="temporal-decoder").run.lr == 1e-4
+    assert TrainVAEConfig.from_flat(kind="causal3d").vae.freeze_encoder and not TrainVAEConfig.from_flat().vae.freeze_encoder
     assert "lr: 0.001" in (out / "train_config.yaml").read_text()
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "td", 1, "--freeze-encoder") == 2
     assert "--freeze-encoder applies to --kind causal3d only" in capsys.readouterr().err
@@ -173,11 +174,11 @@ def test_one_grammar_refusals_and_old_spellings(tiny_base, messy, tmp_path, caps
         assert f"{old} is deprecated and will be removed in the next release; use {new}" in err
     assert (tmp_path / "old" / "vae" / "video_vae.json").is_file()
     # the saved config reproduces the run: --config OUT/train_config.yaml
-    from ldm_video.train.config import load_yaml
+    from ldm_video.train.settings import load_yaml
     from ldm_video.vae.train_vae import TrainVAEConfig
 
-    saved = TrainVAEConfig(**load_yaml(tmp_path / "old" / "train_config.yaml", TrainVAEConfig))
-    assert saved.max_steps == 1 and saved.output_dir == str(tmp_path / "old") and saved.kind == "temporal-decoder"
+    saved = TrainVAEConfig.from_flat(load_yaml(tmp_path / "old" / "train_config.yaml", TrainVAEConfig))
+    assert saved.run.max_steps == 1 and saved.run.output_dir == str(tmp_path / "old") and saved.vae.kind == "temporal-decoder"
     # --overwrite starts afresh: the old log does not carry over
     assert _train("temporal-decoder", tiny_base, messy, tmp_path / "old", 2, "--overwrite") == 0
     log = [json.loads(line)["step"] for line in (tmp_path / "old" / "train_log.jsonl").read_text().splitlines()]

@@ -324,7 +324,7 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
                if cfg.context_frames else {})
     if context.get("context_causal"):
         context["motion_norm"] = "per-frame"  # the given frames' path must not mix with the others' (causal.py)
-    result = train(TrainConfig(
+    result = train(TrainConfig.from_flat(
         base=base, data=str(data), output_dir=str(out), frames=cfg.world.frames, resolution="64",
         cache_latents=True, batch_size=cfg.training.batch_size, lr=cfg.training.lr, max_steps=cfg.training.steps, noise_prior=cfg.training.noise_prior,
         noise_alpha=cfg.training.noise_alpha, timestep_bias=cfg.training.timestep_bias,

@@ -20,8 +20,14 @@ from ldm_video.errors import LdmVideoError
 
 PREVIEW_NAME = "preview.json"
 PREVIEW_FORMAT = "ldm-video/data-preview"
-# TrainConfig fields whose flags `data preview` takes: what decides the samples
-PREVIEW_FIELDS = ("data", "frames", "frame_stride", "fps", "resolution", "crop", "buckets", "images", "seed")
+
+def preview_fields() -> tuple[str, ...]:
+    """The flags `data preview` takes: train's clip flags (the data part it shares with prepare) and the seed, what
+    decides the samples."""
+    from ldm_video.train.parts import ClipData
+    from ldm_video.train.settings import field_names
+
+    return (*field_names(ClipData), "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("preview", help="write the clips the trainer would sample as PNGs, with preview.json",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from ldm_video.train.config import add_config_arguments
+    from ldm_video.train.config import TrainConfig
+    from ldm_video.train.settings import add_config_arguments
 
-    add_config_arguments(p, only=PREVIEW_FIELDS)
+    add_config_arguments(p, TrainConfig, only=preview_fields())
     p.add_argument("--output-dir", dest="preview_dir", required=True, metavar="OUT",
                    help="folder for the PNGs and preview.json (new, empty, or an earlier preview, which is replaced)")
 
@@ -69,11 +76,10 @@ def preview(config, out: str | Path) -> dict:
     from ldm_video.train.captions import caption_source, read_metadata
     from ldm_video.train.data import VideoFolderDataset, clip_step, scan_folder
     from ldm_video.train.data import preview as sample_frames
-    from ldm_video.train.setup import data_config
 
     out = Path(out)
     _check_out(out)
-    data = data_config(config)
+    data = config.data.data_config()
     root = Path(data.root).expanduser()
     skipped: list[tuple[Path, str]] = []
     items = scan_folder(data, skipped)
@@ -90,14 +96,14 @@ def preview(config, out: str | Path) -> dict:
         "data": str(root.resolve()),
         "settings": {"frames": data.num_frames, "frame_stride": data.frame_stride, "fps": data.fps,
                      "resolution": list(data.resolution), "crop": data.crop, "buckets": data.buckets,
-                     "images": data.images, "seed": config.seed},
+                     "images": data.images, "seed": config.run.seed},
         "items": [],
         "skipped": [{"file": rel(path), "reason": reason} for path, reason in skipped],
     }
 
     def fill(tmp: Path) -> None:
         for i, (item, name) in enumerate(zip(items, names)):  # step: one item's sample, as the trainer makes it
-            seed = cache_seed(config.seed, 0, i)
+            seed = cache_seed(config.run.seed, 0, i)
             sample = dataset[(i, seed)]
             frames = sample_frames(sample)  # (f, H, W, 3) uint8
             strip = np.concatenate(list(frames), axis=1)  # (H, f * W, 3): the frames side by side
@@ -123,12 +129,13 @@ def preview(config, out: str | Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldm_video.train.config import resolve_config
+    from ldm_video.train.config import TrainConfig
+    from ldm_video.train.settings import resolve_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.data_command != "preview":  # argparse allows only the registered sub-commands
         raise LdmVideoError(f"unknown data sub-command {args.data_command!r}")
-    config = resolve_config(args)
+    config = resolve_config(args, TrainConfig)
     record = preview(config, args.preview_dir)
     print(f"data preview: {len(record['items'])} items written to {args.preview_dir} "
           f"({len(record['skipped'])} skipped; see {PREVIEW_NAME})")

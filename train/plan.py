@@ -12,7 +12,7 @@ Weights and 8-bit optimiser states are counted from parameter sizes. The result 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -109,13 +109,13 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
 
     from ldm_video.video_unet import VideoUNet
 
-    unet_cfg, vae_cfg, text_cfg = base_configs(config.base, config.base_variant)
+    unet_cfg, vae_cfg, text_cfg = base_configs(config.model.base, config.model.base_variant)
     from ldm_video.train.setup import WEIGHT_DTYPES
 
-    dtype = WEIGHT_DTYPES[config.mixed_precision]
-    height, width = parse_resolution(config.resolution)
-    cached = bool(config.cache or config.cache_latents)
-    b, f = config.batch_size, config.frames
+    dtype = WEIGHT_DTYPES[config.run.mixed_precision]
+    height, width = parse_resolution(config.data.resolution)
+    cached = bool(config.data.cache or config.data.cache_latents)
+    b, f = config.run.batch_size, config.data.frames
     sdpa = torch.nn.functional.scaled_dot_product_attention
     torch.nn.functional.scaled_dot_product_attention = _fused_sdpa
     default_dtype = torch.get_default_dtype()
@@ -130,13 +130,13 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
             params = model.trainable_parameters()
             for p in params:
                 p.data = p.data.float()
-            if config.gradient_checkpointing:
+            if config.run.gradient_checkpointing:
                 model.enable_gradient_checkpointing()
             n_train = sum(p.numel() for p in params)
             n_frozen = _numel(model) - n_train + _numel(vae) + _numel(text_encoder)
             frozen_bytes = (n_frozen) * torch.finfo(dtype).bits // 8
             optimizer = None
-            if config.optimizer == "adamw":  # steady state: both moments exist before the step starts
+            if config.optimiser.optimizer == "adamw":  # steady state: both moments exist before the step starts
                 optimizer = torch.optim.AdamW(params, lr=1e-4, foreach=True)
                 for p in params:
                     optimizer.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
@@ -167,12 +167,12 @@ def estimate_memory(config: TrainConfig) -> MemoryPlan:
         torch.nn.functional.scaled_dot_product_attention = sdpa
         torch.set_default_dtype(default_dtype)
     grads = 4 * n_train
-    ema = 4 * n_train if config.ema else 0
+    ema = 4 * n_train if config.optimiser.ema else 0
     return MemoryPlan(
         frozen_weights=frozen_bytes,
         trainable_weights=4 * n_train,
         gradients=grads,
-        optimizer_states=int(OPTIMIZER_BYTES[config.optimizer] * n_train) + ema,
+        optimizer_states=int(OPTIMIZER_BYTES[config.optimiser.optimizer] * n_train) + ema,
         activations=max(0, dynamic - grads),
         trainable_params=n_train,
         frozen_params=n_frozen,
@@ -187,10 +187,10 @@ def encoder_bytes(config: TrainConfig) -> int:
 
     from ldm_video.train.setup import WEIGHT_DTYPES
 
-    _, vae_cfg, text_cfg = base_configs(config.base, config.base_variant)
+    _, vae_cfg, text_cfg = base_configs(config.model.base, config.model.base_variant)
     with FakeTensorMode(allow_non_fake_inputs=True):
         n = _numel(AutoencoderKL(**vae_cfg)) + _numel(CLIPTextModel(CLIPTextConfig(**text_cfg)))
-    return n * torch.finfo(WEIGHT_DTYPES[config.mixed_precision]).bits // 8
+    return n * torch.finfo(WEIGHT_DTYPES[config.run.mixed_precision]).bits // 8
 
 
 def knobs_to_fit(config: TrainConfig, plan: MemoryPlan, reestimate=estimate_memory) -> list[tuple[str, float]]:
@@ -202,41 +202,44 @@ def knobs_to_fit(config: TrainConfig, plan: MemoryPlan, reestimate=estimate_memo
     n = plan.trainable_params
     results: list[tuple[str, float]] = []
     every: dict = {}
-    if not config.gradient_checkpointing:
+    if not config.run.gradient_checkpointing:
         every["gradient_checkpointing"] = True
-        results.append(("--gradient-checkpointing", reestimate(replace(config, gradient_checkpointing=True)).total))
-    if config.mixed_precision == "no":
+        results.append(("--gradient-checkpointing",
+                        reestimate(config.with_values(gradient_checkpointing=True)).total))
+    if config.run.mixed_precision == "no":
         every["mixed_precision"] = "bf16"
-        results.append(("--mixed-precision bf16", reestimate(replace(config, mixed_precision="bf16")).total))
-    if config.optimizer == "adamw":
+        results.append(("--mixed-precision bf16", reestimate(config.with_values(mixed_precision="bf16")).total))
+    if config.optimiser.optimizer == "adamw":
         every["optimizer"] = "adamw8bit"
         saved = (OPTIMIZER_BYTES["adamw"] - OPTIMIZER_BYTES["adamw8bit"]) * n
         results.append(("--optimizer adamw8bit", plan.total - saved))
-    if not (config.cache or config.cache_latents):
+    if not (config.data.cache or config.data.cache_latents):
         every["cache_latents"] = True
         results.append(("--cache-latents", plan.total - encoder_bytes(config)))
-    if config.ema:
+    if config.optimiser.ema:
         every["ema"] = False
         results.append(("--no-ema", plan.total - 4 * n))
-    if config.batch_size > 1:
-        every.update(batch_size=1, grad_accum=config.grad_accum * config.batch_size)
+    if config.run.batch_size > 1:
+        every.update(batch_size=1, grad_accum=config.run.grad_accum * config.run.batch_size)
         results.append((f"--batch-size 1 --grad-accum {every['grad_accum']}",
-                        reestimate(replace(config, batch_size=1, grad_accum=every["grad_accum"])).total))
+                        reestimate(config.with_values(batch_size=1, grad_accum=every["grad_accum"])).total))
     if len(every) > 1:
-        results.append(("all of the above", reestimate(replace(config, **every)).total))
+        results.append(("all of the above", reestimate(config.with_values(**every)).total))
     return sorted(((flag, float(total)) for flag, total in results), key=lambda r: r[1])
 
 
 def format_plan(config: TrainConfig, plan: MemoryPlan, budget_gb: float,
                 knobs: list[tuple[str, float]] | None = None) -> str:
     """The report `ldm-video plan` prints."""
-    h, w = parse_resolution(config.resolution)
+    h, w = parse_resolution(config.data.resolution)
+    temporal, run, optimiser = config.temporal, config.run, config.optimiser
+    cached = config.data.cache or config.data.cache_latents
     lines = [
-        (f"plan: {config.base}, {config.frames} frames x {h}x{w}, batch {config.batch_size}, "
-        f"{config.temporal_layers}{f' + LoRA r{config.lora_rank}' if config.lora_rank else ''}, "
-        f"{config.mixed_precision} precision, {config.optimizer}"
-        f"{', gradient checkpointing' if config.gradient_checkpointing else ''}"
-        f"{', cached latents' if config.cache or config.cache_latents else ''}{', EMA' if config.ema else ''}"),
+        (f"plan: {config.model.base}, {config.data.frames} frames x {h}x{w}, batch {run.batch_size}, "
+         f"{temporal.temporal_layers}{f' + LoRA r{temporal.lora_rank}' if temporal.lora_rank else ''}, "
+         f"{run.mixed_precision} precision, {optimiser.optimizer}"
+         f"{', gradient checkpointing' if run.gradient_checkpointing else ''}"
+         f"{', cached latents' if cached else ''}{', EMA' if optimiser.ema else ''}"),
         f"  frozen weights     {plan.frozen_weights / GB:7.2f} GB  ({plan.frozen_params / 1e6:.1f}M params)",
         f"  trainable weights  {plan.trainable_weights / GB:7.2f} GB  ({plan.trainable_params / 1e6:.1f}M params, fp32)",
         f"  gradients          {plan.gradients / GB:7.2f} GB",
@@ -257,9 +260,9 @@ def format_plan(config: TrainConfig, plan: MemoryPlan, budget_gb: float,
         lines.append("to make it fit: fewer --frames, a lower --resolution, or --temporal-layers attn")
     from ldm_video.export import reach_note
 
-    note = reach_note(config.temporal_layers)
+    note = reach_note(config.temporal.temporal_layers)
     lines.append(f"exports: {note}" if note else "exports: every format (native, motion-adapter, animatediff"
-                 f"{', diffusers-lora, kohya-lora' if config.lora_rank else ''})")
+                 f"{', diffusers-lora, kohya-lora' if config.temporal.lora_rank else ''})")
     return "\n".join(lines)
 
 
@@ -281,13 +284,13 @@ def device_memory() -> tuple[int, str]:
 def check_clip_fits(config: TrainConfig) -> None:
     """`train --frames N` with N > LONG_CLIP: refuse, before any work, a clip whose estimated training step does not
     fit this machine (e.g. 3 images turned into 5000-frame pseudo-videos)."""
-    if config.frames <= LONG_CLIP:
+    if config.data.frames <= LONG_CLIP:
         return
     available, what = device_memory()
     if not available:
         return
     need = estimate_memory(config).total
     if need > available:
-        raise LdmVideoError(f"--frames {config.frames}: one training step needs about {need / GB:.1f} GB, this "
+        raise LdmVideoError(f"--frames {config.data.frames}: one training step needs about {need / GB:.1f} GB, this "
                             f"machine has {available / GB:.1f} GB of {what}; use shorter clips (SD video models "
                             "train on 16-32 frames) or see `ldm-video plan`")

@@ -18,7 +18,6 @@ from ldm_video.errors import CheckpointMismatchError, LdmVideoError
 from ldm_video.train.config import TrainConfig
 from ldm_video.train.data import (
     ClipBatchSampler,
-    DataConfig,
     VideoFolderDataset,
     bucket_keys,
     collate,
@@ -30,15 +29,6 @@ from ldm_video.train.transforms import parse_resolution
 logger = logging.getLogger("ldm_video.train")
 
 WEIGHT_DTYPES = PRECISION_DTYPES  # --mixed-precision -> frozen-weight dtype (ldm_video.device's one table)
-
-
-def data_config(config: TrainConfig) -> DataConfig:
-    """The DataConfig the training flags describe (data folder required)."""
-    if not config.data:
-        raise LdmVideoError("no training data: give --data FOLDER (or --cache CACHE_DIR from `ldm-video prepare`)")
-    return DataConfig(root=config.data, num_frames=config.frames, frame_stride=config.frame_stride,
-                      fps=config.fps, resolution=parse_resolution(config.resolution), crop=config.crop,
-                      images=config.images, image_share=config.image_share, buckets=config.buckets)
 
 
 @dataclass
@@ -78,10 +68,10 @@ class Run:
         from ldm_video.checkpoint import save_temporal
 
         cfg = self.config
-        metadata = {"num_frames": cfg.frames, "resolution": f"{self.resolution[0]}x{self.resolution[1]}",
-                    "noise_prior": cfg.noise_prior, "noise_alpha": cfg.noise_alpha,
-                    "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.base,
-                    "context_frames": cfg.context_frames, "context_noise": cfg.context_noise,
+        metadata = {"num_frames": cfg.data.frames, "resolution": f"{self.resolution[0]}x{self.resolution[1]}",
+                    "noise_prior": cfg.objective.noise_prior, "noise_alpha": cfg.objective.noise_alpha,
+                    "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.model.base,
+                    "context_frames": cfg.context.context_frames, "context_noise": cfg.context.context_noise,
                     "clip_frames": self.latent_frames()}
         if self.clip_fps:
             metadata["fps"] = round(self.clip_fps, 3)
@@ -105,14 +95,15 @@ class Run:
 
     def latent_frames(self) -> int:
         """Frames the U-Net sees per clip: --frames, or (F - 1) / 4 + 1 with a causal 3D --vae."""
-        if self.config.vae is None:
-            return self.config.frames
+        if self.config.model.vae is None:
+            return self.config.data.frames
         from ldm_video.vae.causal3d import KIND as CAUSAL3D
         from ldm_video.vae.checkpoint import is_video_vae_folder, read_config
 
-        if is_video_vae_folder(self.config.vae) and read_config(self.config.vae).get("kind") == CAUSAL3D:
-            return (self.config.frames - 1) // 4 + 1  # 4x temporal compression: 4f+1 frames -> f+1 latents
-        return self.config.frames
+        vae = self.config.model.vae
+        if is_video_vae_folder(vae) and read_config(vae).get("kind") == CAUSAL3D:
+            return (self.config.data.frames - 1) // 4 + 1  # 4x temporal compression: 4f+1 frames -> f+1 latents
+        return self.config.data.frames
 
     def release_validation_vae(self, vae) -> None:
         if vae is not self.base.vae:
@@ -129,9 +120,10 @@ def training_vae(config: TrainConfig, dtype: torch.dtype, device):
     """
     from ldm_video.vae import load_video_vae
 
-    vae = load_video_vae(config.vae or config.base, base=config.base, dtype=dtype, device=device,
-                         variant=config.base_variant)
-    vae.check_num_frames(config.frames, what="--frames")
+    model = config.model
+    vae = load_video_vae(model.vae or model.base, base=model.base, dtype=dtype, device=device,
+                         variant=model.base_variant)
+    vae.check_num_frames(config.data.frames, what="--frames")
     return vae
 
 
@@ -139,40 +131,42 @@ def _dataset(config: TrainConfig, accelerator, base_name: str, progress: bool = 
     """(dataset, collate function, image flags, bucket keys) from --cache, --cache-latents or --data."""
     from ldm_video.train.cache import LatentCacheDataset, collate_cached, prepare_cache, read_cache_index
 
-    cache = config.cache
-    if config.cache_latents and not cache:
-        cache = str(Path(config.output_dir) / "latent-cache")
+    cache = config.data.cache
+    if config.data.cache_latents and not cache:
+        cache = str(Path(config.run.output_dir) / "latent-cache")
         if accelerator.is_main_process and not (Path(cache) / "index.json").exists():
             from ldm_video.base import load_base
 
-            base = load_base(base_name, ("text_encoder", "tokenizer"), WEIGHT_DTYPES[config.mixed_precision],
-                             accelerator.device, variant=config.base_variant)
-            base.vae = training_vae(config, WEIGHT_DTYPES[config.mixed_precision], accelerator.device)
-            prepare_cache(base, data_config(config), cache, seed=config.seed, vae_name=config.vae, progress=progress)
+            base = load_base(base_name, ("text_encoder", "tokenizer"), WEIGHT_DTYPES[config.run.mixed_precision],
+                             accelerator.device, variant=config.model.base_variant)
+            base.vae = training_vae(config, WEIGHT_DTYPES[config.run.mixed_precision], accelerator.device)
+            prepare_cache(base, config.data.data_config(), cache, seed=config.run.seed, vae_name=config.model.vae,
+                          progress=progress)
             del base
             gc.collect()
         accelerator.wait_for_everyone()
     if cache:
         index = read_cache_index(cache)
-        want = list(parse_resolution(config.resolution))
-        if index["frames"] != config.frames or index["resolution"] != want:
+        want = list(parse_resolution(config.data.resolution))
+        if index["frames"] != config.data.frames or index["resolution"] != want:
             raise LdmVideoError(f"{cache}: cache holds {index['frames']}-frame clips at "
                                 f"{index['resolution'][0]}x{index['resolution'][1]}, but --frames "
-                                f"{config.frames} --resolution {config.resolution} were asked for")
+                                f"{config.data.frames} --resolution {config.data.resolution} were asked for")
         made = {k: index.get(k) for k in ("frame_stride", "fps", "crop", "images", "buckets", "vae")}
-        asked = {"frame_stride": config.frame_stride, "fps": config.fps, "crop": config.crop, "images": config.images,
-                 "buckets": config.buckets, "vae": config.vae}
-        if not _same_source(index.get("base"), config.base):
-            made["base"], asked["base"] = index.get("base"), config.base
-        if config.cache_latents and not config.cache and not _same_source(index.get("data"), config.data):
-            made["data"], asked["data"] = index.get("data"), config.data  # OUTPUT_DIR/latent-cache of another run
+        data = config.data
+        asked = {"frame_stride": data.frame_stride, "fps": data.fps, "crop": data.crop, "images": data.images,
+                 "buckets": data.buckets, "vae": config.model.vae}
+        if not _same_source(index.get("base"), config.model.base):
+            made["base"], asked["base"] = index.get("base"), config.model.base
+        if data.cache_latents and not data.cache and not _same_source(index.get("data"), data.data):
+            made["data"], asked["data"] = index.get("data"), data.data  # OUTPUT_DIR/latent-cache of another run
         differ = [f"--{k.replace('_', '-')} {made[k]} (asked {asked[k]})" for k in made if made[k] != asked[k]]
         if differ:
             raise LdmVideoError(f"{cache}: cache was made with " + ", ".join(differ) +
                                 "; pass the same settings, or prepare a new cache (delete this one)")
         dataset = LatentCacheDataset(cache)
         return dataset, collate_cached, dataset.is_image(), dataset.bucket_keys()
-    dataset = VideoFolderDataset(data_config(config))
+    dataset = VideoFolderDataset(config.data.data_config())
     return dataset, collate, image_flags(dataset), bucket_keys(dataset)
 
 
@@ -189,14 +183,15 @@ def _init_motion(config: TrainConfig, unet_config, wanted, prediction_type: str)
     """--init-motion: the module's MotionAdapter tensors, and the temporal config with its attention layout."""
     from ldm_video.checkpoint import read_motion_module
 
-    state, found = read_motion_module(config.init_motion, unet_config, prediction_type)
+    state, found = read_motion_module(config.model.init_motion, unet_config, prediction_type)
     taken = dataclasses.replace(wanted, attention_heads=found.attention_heads,
                                 attention_layers=found.attention_layers, mid_block=found.mid_block)
-    logger.info("--init-motion %s: %d heads, %d transformer layer(s) per module, mid block %s", config.init_motion,
-                taken.attention_heads, taken.attention_layers, "yes" if taken.mid_block else "no")
+    logger.info("--init-motion %s: %d heads, %d transformer layer(s) per module, mid block %s",
+                config.model.init_motion, taken.attention_heads, taken.attention_layers,
+                "yes" if taken.mid_block else "no")
     if found.motion_norm != wanted.motion_norm:
         logger.warning("--init-motion %s was made for %s GroupNorm; training with --motion-norm %s",
-                       config.init_motion, found.motion_norm, wanted.motion_norm)
+                       config.model.init_motion, found.motion_norm, wanted.motion_norm)
     return state, taken
 
 
@@ -218,36 +213,36 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
     from ldm_video.base import load_base
     from ldm_video.train.optim import build_ema, build_lr_scheduler, build_optimizer
 
-    one_frame_batches = config.images == "frame"
-    accelerator = build_accelerator(config, find_unused_parameters=one_frame_batches)
+    one_frame_batches = config.data.images == "frame"
+    accelerator = build_accelerator(config.run, find_unused_parameters=one_frame_batches)
     if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
         # checkpoints and the saved layers are read from full, unsharded weights on the main process
         raise LdmVideoError(f"{accelerator.distributed_type.name} is not supported by ldm-video train yet; "
                             "use data parallelism (accelerate launch --multi_gpu --num_processes N)")
     if not accelerator.is_main_process:
         logging.getLogger("ldm_video").setLevel(logging.ERROR)  # one copy of each warning
-    weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
-    dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.base, progress)
+    weight_dtype = WEIGHT_DTYPES[config.run.mixed_precision]
+    dataset, collate_fn, flags, buckets = _dataset(config, accelerator, config.model.base, progress)
     cached = not isinstance(dataset, VideoFolderDataset)
     parts = ("unet", "scheduler") if cached else ("unet", "scheduler", "text_encoder", "tokenizer")
-    base = load_base(config.base, parts, weight_dtype, accelerator.device, variant=config.base_variant)
+    base = load_base(config.model.base, parts, weight_dtype, accelerator.device, variant=config.model.base_variant)
     text_width, latent_channels = base.unet.config.cross_attention_dim, base.unet.config.in_channels
     if cached and (dataset.empty_text.shape[-1] != text_width or dataset.latent_channels() != latent_channels):
-        raise LdmVideoError(f"{config.cache or Path(config.output_dir) / 'latent-cache'}: cache holds "
+        raise LdmVideoError(f"{config.data.cache or Path(config.run.output_dir) / 'latent-cache'}: cache holds "
                             f"{dataset.latent_channels()}-channel latents and {dataset.empty_text.shape[-1]}-wide "
-                            f"text, the U-Net of {config.base} takes {latent_channels} and {text_width}; it was made "
-                            "with another base")
+                            f"text, the U-Net of {config.model.base} takes {latent_channels} and {text_width}; it was "
+                            "made with another base")
     if not cached:
         base.vae = training_vae(config, weight_dtype, accelerator.device)
 
     # text: the empty caption (dropout, negative prompt) and the validation prompts
-    prompts = list(config.validation_prompt) if config.validate_every else []
+    prompts = list(config.validation.validation_prompt) if config.validation.validate_every else []
     if cached:
         empty_text = dataset.empty_text
         validation_embeds = None
         if prompts:
-            enc = load_base(config.base, ("text_encoder", "tokenizer"), weight_dtype, accelerator.device,
-                            variant=config.base_variant)
+            enc = load_base(config.model.base, ("text_encoder", "tokenizer"), weight_dtype, accelerator.device,
+                            variant=config.model.base_variant)
             from ldm_video.text import encode_prompts
 
             validation_embeds = encode_prompts(enc.tokenizer, enc.text_encoder, prompts).cpu()
@@ -260,45 +255,46 @@ def setup_run(config: TrainConfig, progress: bool = True) -> Run:
         validation_embeds = encode_prompts(base.tokenizer, base.text_encoder, prompts).cpu() if prompts else None
 
     # the video U-Net: identical initial temporal weights on every process
-    set_seed(config.seed)
+    set_seed(config.run.seed)
     unet_config = config.video_unet_config()
     init_state = None
-    if config.init_motion:
+    if config.model.init_motion:
         init_state, unet_config = _init_motion(config, base.unet.config, unet_config, base.prediction_type)
     try:
         model = inflate_unet(base.unet, unet_config)
     except ValueError as err:
-        raise LdmVideoError(f"{config.base}: {err}") from None
+        raise LdmVideoError(f"{config.model.base}: {err}") from None
     if init_state is not None:
-        _load_init_motion(model, init_state, config.init_motion)
+        _load_init_motion(model, init_state, config.model.init_motion)
     base.unet = None  # owned by the model now
     for module in model.temporal_modules().values():
         module.float()  # fp32 temporal weights and buffers (frame positions), whatever the frozen weights' dtype
     for p in model.trainable_parameters():
         p.data = p.data.float()  # LoRA too: fp32 master weights
-    if config.attention_backend != "sdpa":  # sdpa is diffusers' default processor already
-        model.set_attention_backend(config.attention_backend)
-    if config.gradient_checkpointing:
+    if config.model.attention_backend != "sdpa":  # sdpa is diffusers' default processor already
+        model.set_attention_backend(config.model.attention_backend)
+    if config.run.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     params = model.trainable_parameters()
-    optimizer = build_optimizer(params, config.optimizer, config.lr, config.weight_decay)
-    lr_scheduler = build_lr_scheduler(optimizer, config.lr_scheduler, config.lr_warmup_steps, config.max_steps)
-    ema = build_ema(params, config.ema_decay) if config.ema else None
+    optimizer = build_optimizer(params, config.optimiser.optimizer, config.run.lr, config.run.weight_decay)
+    lr_scheduler = build_lr_scheduler(optimizer, config.run.lr_scheduler, config.run.lr_warmup_steps,
+                                      config.run.max_steps)
+    ema = build_ema(params, config.optimiser.ema_decay) if config.optimiser.ema else None
     prepared_model, optimizer = accelerator.prepare(model, optimizer)
     if ema is not None:
         ema.to(accelerator.device)
-    set_seed(config.seed + accelerator.process_index)  # each process its own dropout stream
+    set_seed(config.run.seed + accelerator.process_index)  # each process its own dropout stream
 
-    sampler = ClipBatchSampler(flags, config.batch_size, config.image_share, config.seed,
+    sampler = ClipBatchSampler(flags, config.run.batch_size, config.data.image_share, config.run.seed,
                                num_replicas=accelerator.num_processes, rank=accelerator.process_index,
                                groups=buckets)
     # its own generator: creating an iterator draws a worker seed, which must not touch the global RNG
     # (that would make the dropout masks depend on where a run was resumed)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.num_workers,
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=config.run.num_workers,
+                        generator=torch.Generator().manual_seed(config.run.seed))
     start_trackers(accelerator, "ldm-video-train", config.to_dict())  # TensorBoard, when installed
     return Run(config=config, accelerator=accelerator, base=base, model=prepared_model, unwrapped=model,
                optimizer=optimizer, lr_scheduler=lr_scheduler, ema=ema, sampler=sampler, loader=loader,
                noise_scheduler=base.scheduler, prediction_type=base.prediction_type, weight_dtype=weight_dtype,
-               resolution=parse_resolution(config.resolution), empty_text=empty_text,
+               resolution=parse_resolution(config.data.resolution), empty_text=empty_text,
                validation_embeds=validation_embeds, clip_fps=dataset.clip_fps())

@@ -13,13 +13,14 @@ import argparse
 import logging
 import sys
 
-from ldm_video.train.config import add_config_arguments, resolve_config
+from ldm_video.train.config import TrainConfig
+from ldm_video.train.settings import add_config_arguments, resolve_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_config_arguments(parser)
+    add_config_arguments(parser, TrainConfig)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     from ldm_video.flags import add_threads
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError("--cache-latents encodes --data into OUTPUT_DIR/latent-cache; --cache is already a latent "
                             "cache: give one of them (a preset's cache_latents is fine with --cache)")
     _base_from_cache(args)
-    config = resolve_config(args)
+    config = resolve_config(args, TrainConfig)
     if args.no_progress:
         from ldm_video.flags import hide_library_progress
 
@@ -60,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _base_from_cache(args: argparse.Namespace) -> None:
     """--cache without --base (flag or --config): the base the cache was made with (ldm_video.base's rule)."""
-    from ldm_video.train.config import load_yaml
+    from ldm_video.train.settings import load_yaml
 
     if hasattr(args, "base") or not getattr(args, "cache", None):
         return
-    if getattr(args, "config", None) and "base" in load_yaml(args.config):
+    if getattr(args, "config", None) and "base" in load_yaml(args.config, TrainConfig):
         return
     from ldm_video.train.cache import read_cache_index
 

@@ -17,8 +17,9 @@ from safetensors.torch import load_file
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.train import objective
-from ldm_video.train.config import CONFIG_NAME, TrainConfig, config_from_dict, save_config
+from ldm_video.train.config import TrainConfig
 from ldm_video.train.engine import Job, LoopSettings, TrainResult, run_loop
+from ldm_video.train.settings import CONFIG_NAME, config_from_dict, save_config
 from ldm_video.train.setup import Run, setup_run
 from ldm_video.train.state import check_output_dir, launcher_main_process, resume_point
 
@@ -43,27 +44,30 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
         latents = run.encode_video(pixels, generator).float()  # (b, 4, f, h, w), scaled by the VAE's factor
         text = run.encode_prompts(batch["caption"]).to(run.weight_dtype)  # (b, seq, dim)
     b = latents.shape[0]
-    drop = torch.rand(b, generator=generator) < cfg.caption_dropout  # (b,) caption dropout for CFG
+    drop = torch.rand(b, generator=generator) < cfg.objective.caption_dropout  # (b,) caption dropout for CFG
     empty = run.empty_text.to(device, text.dtype)  # (seq, dim)
     text = torch.where(drop.to(device)[:, None, None], empty[None], text)  # (b, seq, dim)
-    noise = objective.training_noise(latents, cfg.noise_prior, cfg.noise_alpha, generator)  # (b, 4, f, h, w)
+    noise = objective.training_noise(latents, cfg.objective.noise_prior, cfg.objective.noise_alpha,
+                                     generator)  # (b, 4, f, h, w)
     steps = run.noise_scheduler.config.num_train_timesteps
-    weights = None if cfg.timestep_bias == "none" else objective.timestep_weights(
-        steps, cfg.timestep_bias, cfg.timestep_bias_multiplier, cfg.timestep_bias_portion)  # (T,)
+    weights = None if cfg.objective.timestep_bias == "none" else objective.timestep_weights(
+        steps, cfg.objective.timestep_bias, cfg.objective.timestep_bias_multiplier,
+        cfg.objective.timestep_bias_portion)  # (T,)
     t = objective.sample_timesteps(b, steps, generator, device, weights)  # (b,)
     x_t = objective.noisy_latents(run.noise_scheduler, latents, noise, t)  # (b, 4, f, h, w)
     target = objective.training_target(run.prediction_type, run.noise_scheduler, latents, noise, t)
     given, t_model = None, t
-    if cfg.context_frames and latents.shape[2] > 1:  # frame conditioning (one-frame images skip the temporal
+    if cfg.context.context_frames and latents.shape[2] > 1:  # frame conditioning (one-frame images skip the temporal
         # layers, so they get none): some clips' first frames clean at t = 0, left out of the loss; `train` has
         # checked that frames are left to denoise
-        given = objective.context_mask(b, latents.shape[2], cfg.context_frames, cfg.context_prob, generator)  # (b, f)
+        given = objective.context_mask(b, latents.shape[2], cfg.context.context_frames, cfg.context.prob,
+                                       generator)  # (b, f)
         context, t_context = latents, None  # clean given frames at t = 0 ...
-        if cfg.context_noise:  # ... or noised to a random level t_c <= --context-noise (noise augmentation)
-            t_context = objective.context_timesteps(b, cfg.context_noise, generator, device)  # (b,)
+        if cfg.context.context_noise:  # ... or noised to a random level t_c <= --context-noise (noise augmentation)
+            t_context = objective.context_timesteps(b, cfg.context.context_noise, generator, device)  # (b,)
             context = objective.noisy_latents(run.noise_scheduler, latents, noise, t_context)  # (b, 4, f, h, w)
         x_t, t_model = objective.with_context(x_t, context, t, given, t_context)  # (b, 4, f, h, w), (b, f)
-    causal = {"given": given.to(device)} if cfg.context_causal and given is not None else {}  # block-causal:
+    causal = {"given": given.to(device)} if cfg.context.context_causal and given is not None else {}  # block-causal:
     # the given frames attend only to each other, as `generate` runs them (once per clip, keys and values cached)
     with run.accelerator.autocast():
         prediction = run.model(x_t.to(run.weight_dtype).contiguous(), t_model, text, **causal).sample  # (b, 4, f, h, w)
@@ -105,26 +109,26 @@ class TemporalJob(Job):
             self.run.ema.load_state_dict(states["ema"])
 
     def check_resume(self, state: dict, path: Path) -> None:
-        saved = config_from_dict(state.get("config", {}), str(path))
-        changed = [k for k in _RESUME_MUST_MATCH if getattr(saved, k) != getattr(self.run.config, k)]
+        saved = config_from_dict(state.get("config", {}), TrainConfig, str(path)).to_dict()
+        now = self.run.config.to_dict()
+        changed = [k for k in _RESUME_MUST_MATCH if saved[k] != now[k]]
         if changed:
             raise LdmVideoError(f"{path}: cannot resume with different " + ", ".join(
-                f"--{k.replace('_', '-')} ({getattr(saved, k)} in the checkpoint, {getattr(self.run.config, k)} now)"
-                for k in changed))
+                f"--{k.replace('_', '-')} ({saved[k]} in the checkpoint, {now[k]} now)" for k in changed))
 
     def config_dict(self) -> dict:
         return self.run.config.to_dict()
 
     def on_start(self) -> None:
-        save_config(self.run.config, Path(self.run.config.output_dir) / CONFIG_NAME)
+        save_config(self.run.config, Path(self.run.config.run.output_dir) / CONFIG_NAME)
 
     def after_optimizer_step(self) -> None:
         if self.run.ema is not None:
             self.run.ema.step(self.run.unwrapped.trainable_parameters())
 
     def after_step(self, step: int, last: bool) -> None:
-        cfg = self.run.config
-        if cfg.validate_every and cfg.validation_prompt and (step % cfg.validate_every == 0 or last):
+        every = self.run.config.validation.validate_every
+        if every and self.run.config.validation.validation_prompt and (step % every == 0 or last):
             _validate(self.run, step)
 
 
@@ -143,13 +147,14 @@ def _validate(run: Run, step: int) -> None:
         try:
             with acc.autocast():  # fp32 temporal layers on bf16 / fp16 spatial weights, as in training
                 c = run.config
-                sampling = SamplingConfig(scheduler="ddim", steps=c.validation_steps, guidance=c.validation_guidance,
-                                          noise_prior=c.noise_prior, noise_alpha=c.noise_alpha,
-                                          height=run.resolution[0], width=run.resolution[1], seed=c.seed)
+                sampling = SamplingConfig(scheduler="ddim", steps=c.validation.validation_steps,
+                                          guidance=c.validation.validation_guidance,
+                                          noise_prior=c.objective.noise_prior, noise_alpha=c.objective.noise_alpha,
+                                          height=run.resolution[0], width=run.resolution[1], seed=c.run.seed)
                 paths = write_validation_videos(
-                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(c.validation_prompt),
+                    run.unwrapped, vae, dict(run.noise_scheduler.config), list(c.validation.validation_prompt),
                     run.validation_embeds.to(acc.device), run.empty_text.to(acc.device),
-                    Path(c.output_dir) / "validation", step, run.latent_frames(), sampling)
+                    Path(c.run.output_dir) / "validation", step, run.latent_frames(), sampling)
         finally:
             run.release_validation_vae(vae)
             if run.ema is not None:
@@ -162,32 +167,35 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `config`; returns what it did."""
     from ldm_video.base import check_base
 
-    check_base(config.base, config.base_variant)  # a missing or unreachable base is said before the run folder is made
-    if config.data and not config.cache:
+    # a missing or unreachable base is said before the run folder is made
+    check_base(config.model.base, config.model.base_variant)
+    if config.data.data and not config.data.cache:
         from ldm_video.train.data import check_data_root
-        from ldm_video.train.setup import data_config
 
-        check_data_root(data_config(config))  # so is a --data that is neither a folder nor a media file
-    overwritten = check_output_dir(config.output_dir, config.resume, config.overwrite)
-    resume_from = resume_point(config.resume, config.output_dir, main_process=launcher_main_process())  # fails early
+        check_data_root(config.data.data_config())  # so is a --data that is neither a folder nor a media file
+    overwritten = check_output_dir(config.run.output_dir, config.run.resume, config.run.overwrite)
+    resume_from = resume_point(config.run.resume, config.run.output_dir,
+                               main_process=launcher_main_process())  # fails early
     from ldm_video.train.plan import check_clip_fits
 
     check_clip_fits(config)  # a clip too long for this machine's memory fails before any work too
-    if config.images == "frame" and not config.lora_rank and launcher_main_process():
+    if config.data.images == "frame" and not config.temporal.lora_rank and launcher_main_process():
         logger.warning("--images frame: one-frame image samples skip the temporal layers, so without --lora-rank "
                        "their batches train nothing (zero gradients); use --images pseudo-video to train on images")
     from ldm_video.export import reach_note
 
-    if reach_note(config.temporal_layers) and launcher_main_process():
-        logger.warning("%s", reach_note(config.temporal_layers))
+    if reach_note(config.temporal.temporal_layers) and launcher_main_process():
+        logger.warning("%s", reach_note(config.temporal.temporal_layers))
     run = setup_run(config, progress=progress)
-    if config.context_frames and config.context_frames >= run.latent_frames():  # a causal VAE compresses time
-        raise LdmVideoError(f"--context-frames {config.context_frames} leaves none of the {run.latent_frames()} latent "
-                            f"frames of a --frames {config.frames} clip to denoise (the causal --vae makes (F - 1) / 4 "
-                            "+ 1); use fewer")
-    settings = LoopSettings(output_dir=config.output_dir, max_steps=config.max_steps, seed=config.seed,
-                            checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-                            max_grad_norm=config.max_grad_norm, nan_patience=config.nan_patience,
-                            mixed_precision=config.mixed_precision, progress=progress, desc="training",
+    given = config.context.context_frames
+    if given and given >= run.latent_frames():  # a causal VAE compresses time
+        raise LdmVideoError(f"--context-frames {given} leaves none of the {run.latent_frames()} latent frames of a "
+                            f"--frames {config.data.frames} clip to denoise (the causal --vae makes (F - 1) / 4 + 1); "
+                            "use fewer")
+    engine = config.run
+    settings = LoopSettings(output_dir=engine.output_dir, max_steps=engine.max_steps, seed=engine.seed,
+                            checkpoint_every=engine.checkpoint_every, keep_checkpoints=engine.keep_checkpoints,
+                            max_grad_norm=engine.max_grad_norm, nan_patience=engine.nan_patience,
+                            mixed_precision=engine.mixed_precision, progress=progress, desc="training",
                             clear_first=overwritten)
     return run_loop(TemporalJob(run), settings, resume_from)
