@@ -30,10 +30,10 @@ from ldm_video.infer.pipeline import (
     VideoSampler,
     encode_prompt,
     make_scheduler,
-    to_uint8,
 )
 from ldm_video.infer.vidrd import VidRDConfig, clip_starts
 from ldm_video.testing import write_tiny_sd
+from ldm_video.video_file import to_uint8
 
 PROMPT, NEGATIVE = "a red square moving right", "watermark"
 
