@@ -1,0 +1,101 @@
+"""What block-causal given frames save at Stable Diffusion 2.1's size: U-Net seconds per new frame of a long video,
+`--extend context` with its given frames cached once per clip (`train --context-causal`) or run at every step,
+against diffusers' FreeNoise (`AnimateDiffPipeline.enable_free_noise`) on the same U-Net and motion modules.
+
+The toy world's model is so small that a call's fixed cost outweighs its arithmetic, which favours FreeNoise's one
+call over every frame; at SD 2.1's size the arithmetic dominates. Random SD 2.1-shaped weights (nothing is
+downloaded); each kind of U-Net call is timed interleaved (median of --repeats) on classifier-free guidance's
+batch of 2, then per new frame at --steps denoising steps:
+
+    context, cached:    (one call on the M given frames + steps x a call on the N - M new frames) / (N - M)
+    context, uncached:  steps x a call on all N frames under the block-causal mask / (N - M)
+    FreeNoise:          steps x a call on F frames (context windows of N frames, N - M apart) / F
+
+    python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    from diffusers import AnimateDiffPipeline, DDIMScheduler, UNet2DConditionModel
+
+    from ldm_video import VideoUNetConfig, inflate_unet
+    from ldm_video.sd2_configs import shipped_config
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=128, help="frame size in pixels (default 128)")
+    parser.add_argument("--clip-frames", type=int, default=8, help="N: frames per context clip / FreeNoise window")
+    parser.add_argument("--given", type=int, default=4, help="M: given frames per clip / window overlap")
+    parser.add_argument("--freenoise-frames", type=int, default=16, help="F: frames of the FreeNoise call")
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip (default 20)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    n, m, f, h = args.clip_frames, args.given, args.freenoise_frames, args.size // 8
+
+    ours = inflate_unet(UNet2DConditionModel(**shipped_config("unet")).eval(),
+                        VideoUNetConfig(motion_norm="per-frame", context_causal=True, max_frames=max(32, f)))
+    spare = inflate_unet(UNet2DConditionModel(**shipped_config("unet")).eval(),
+                         VideoUNetConfig(max_frames=max(32, f)))  # all-frames norm, as diffusers runs a module
+    adapter = spare.motion
+    pipe = AnimateDiffPipeline(vae=None, text_encoder=None, tokenizer=None, unet=spare.remove_temporal_layers(),
+                               motion_adapter=adapter, scheduler=DDIMScheduler())
+    pipe.enable_free_noise(context_length=n, context_stride=n - m)
+    text = torch.randn(2, 77, 1024)  # [negative, prompt]
+    clip = torch.randn(2, 4, n, h, h)
+    given = torch.zeros(2, n, dtype=torch.bool)
+    given[:, :m] = True
+    t = torch.full((2, n), 500)
+    t[:, :m] = 0
+    cache = ours.cache_context(clip[:, :, :m], t[:, :m], text)
+    long = torch.randn(2, 4, f, h, h)
+    text_per_frame = text.repeat_interleave(f, dim=0)  # (2 F, 77, 1024)
+
+    calls = {
+        "record M given frames": lambda: ours.cache_context(clip[:, :, :m], t[:, :m], text),
+        "N - M new frames, cached": lambda: ours(clip[:, :, m:], t[:, m:], text, cache=cache),
+        "N frames, masked": lambda: ours(clip, t, text, given=given),
+        "FreeNoise, F frames": lambda: pipe.unet(long, 500, text_per_frame),  # text per frame, as the pipeline
+    }
+    seconds: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(args.repeats):  # interleaved
+        for name, call in calls.items():
+            seconds[name].append(timed(call))
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    new = n - m
+    per_frame = {
+        "context, given frames cached (train --context-causal)":
+            (med["record M given frames"] + args.steps * med["N - M new frames, cached"]) / new,
+        "context, given frames run at every step": args.steps * med["N frames, masked"] / new,
+        "FreeNoise (diffusers)": args.steps * med["FreeNoise, F frames"] / f,
+    }
+    print(f"SD 2.1-shaped U-Net, {args.size} px, N={n}, M={m}, F={f}, {args.steps} steps, guidance batch 2, "
+          f"{args.threads} thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}")
+    print("\n| U-Net call | median s | runs |\n|---|---|---|")
+    for name, values in seconds.items():
+        print(f"| {name} | {med[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+    free = per_frame["FreeNoise (diffusers)"]
+    print("\n| method | U-Net s per new frame | x FreeNoise |\n|---|---|---|")
+    for name, value in per_frame.items():
+        print(f"| {name} | {value:.2f} | {value / free:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
