@@ -185,3 +185,19 @@ def test_train_and_generate_with_block_causal_context(tiny_base, toy_data, tmp_p
     assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-causal", "--motion-norm",
                             "per-frame")) == 2
     assert "--context-causal needs --context-frames" in capsys.readouterr().err
+
+
+def test_the_demo_trains_block_causal_on_request(monkeypatch, tmp_path):
+    from ldm_video.errors import LdmVideoError
+    from ldm_video.toy.demo import DemoConfig, DemoSampling, DemoTraining, train_motion
+    from ldm_video.train import trainer
+
+    seen = []
+    monkeypatch.setattr(trainer, "train", lambda config, progress=True: seen.append(config))
+    train_motion(DemoConfig(training=DemoTraining(context_causal=True)), "base", tmp_path / "d", tmp_path / "m")
+    config = seen[0].video_unet_config()
+    assert config.context_causal and config.motion_norm == "per-frame"
+    train_motion(DemoConfig(), "base", tmp_path / "d", tmp_path / "m")
+    assert not seen[1].video_unet_config().context_causal  # the default: full attention
+    with pytest.raises(LdmVideoError, match="--context-causal trains the frames given by --extend context"):
+        DemoConfig(training=DemoTraining(context_causal=True), sampling=DemoSampling(extend="vidrd"))
