@@ -77,11 +77,6 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
     return path
 
 
-# libx264's threads made the same frames encode differently now and then (8 of 100 toy clips, 2026-12-03): one
-# thread, so that a file is a function of its frames (toy data, demo runs and tests reproduce byte for byte)
-X264_DETERMINISTIC = {"threads": "1"}
-
-
 def add_video_stream(container, suffix: str, fps: float | Fraction, height: int, width: int, crf: int = 18,
                      preset: str | None = None, pix_fmt: str | None = None):
     """The one video stream setup of every writer: the first codec for `suffix` that this PyAV build has, its pixel
@@ -97,7 +92,7 @@ def add_video_stream(container, suffix: str, fps: float | Fraction, height: int,
     stream.pix_fmt = "rgb8" if codec == "gif" else ("yuvj420p" if codec == "mjpeg" else "yuv420p")
     if codec == "libx264":
         stream.pix_fmt = pix_fmt or stream.pix_fmt
-        stream.options = {"crf": str(crf), **({"preset": preset} if preset else {}), **X264_DETERMINISTIC}
+        stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
     return stream
 
 
