@@ -236,7 +236,7 @@ class VideoSampler:
         # (ldm_video.causal): they attend only to each other
         cached, cache, cache_text = causal and self.cache_context, None, None
         given_mask = None
-        if causal:
+        if causal and not cached:  # the reference: every frame at every step, the given ones masked
             given_mask = torch.zeros(2 if cfg else 1, noise.shape[2], dtype=torch.bool, device=self.device)
             given_mask[:, :m] = True  # (2|1, N)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
@@ -259,7 +259,7 @@ class VideoSampler:
                 pred = self.model(x[:, :, m:], t_model[:, m:], emb, cache=cache).sample.float()  # (2|1, 4, N-M, h, w)
                 pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
                 # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
-            elif causal:
+            elif given_mask is not None:
                 pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (2|1, 4, N, h, w)
             else:
                 pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
