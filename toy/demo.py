@@ -431,7 +431,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"held-out shape clip by clip ({d.sampling.long_frames} frames, each clip continuing the last {d.sampling.overlap} frames; "
         "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
         "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
-        "OUT/report.md). About 15-19 minutes (8-11 of them training) and 0.64 GB of memory on a 2-core "
+        "OUT/report.md). About 15 minutes (8 of them training; 15-19 in runs of 2026-12-03) and 0.64 GB of memory on a 2-core "
         "CPU (2026-12-03); another 2-core VM trained 2.4x faster.")
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
