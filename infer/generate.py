@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "(default: read from a .yaml beside the file, its header or its name, else 2.1-base)")
     g.add_argument("--motion", metavar="PATH", help="temporal layers: a folder saved by training (save_temporal), a "
                    "diffusers MotionAdapter folder, or an AnimateDiff motion module (.safetensors / .ckpt); without it, fresh zero-initialised temporal layers, i.e. the image model run per frame")
+    g.add_argument("--motion-scale", type=float, default=1.0,
+                   help="strength of the --motion's temporal layers: each adds scale x its branch to its input "
+                        "(default 1.0, as trained; 0 is the image model). 1.5 made more of the toy demo's short clips "
+                        "pace (0.73 of steps against 0.62-0.66) but not its long context videos (docs/generate.md)")
     g.add_argument("--lora", metavar="FILE", help="a LoRA .safetensors for the spatial U-Net, diffusers or kohya format")
     g.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (default 1.0)")
     g.add_argument("--vae", metavar="DIR", help="decoder: a temporal-decoder folder from `ldm-video train-vae`, or "
@@ -213,6 +218,10 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                             "turns it off")
     if args.lora_scale != 1.0 and not args.lora:
         raise LdmVideoError("--lora-scale needs --lora FILE")
+    if not math.isfinite(args.motion_scale) or args.motion_scale < 0:
+        raise LdmVideoError(f"--motion-scale must be a number >= 0, got {args.motion_scale}")
+    if args.motion_scale != 1.0 and not args.motion:
+        raise LdmVideoError("--motion-scale needs --motion PATH (fresh temporal layers add nothing to scale)")
     if args.noise_alpha and args.noise_prior == "iid":
         raise LdmVideoError(f"--noise-alpha {args.noise_alpha} has no effect with --noise-prior iid; choose "
                             "mixed or progressive")
@@ -223,6 +232,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                                        "prompt_blend", "prompt_edit") if getattr(args, k)]
         given += ["--reuse-order"] if args.reuse_order is not None else []
         given += ["--noise-prior"] if args.noise_prior != "iid" else []
+        given += ["--motion-scale"] if args.motion_scale != 1.0 else []  # diffusers' pipeline runs the modules
         if given:
             raise LdmVideoError(f"{', '.join(given)} do not apply to --extend freenoise (FreeNoise draws its own "
                                 "shuffled noise and fuses windows instead of clips)")
@@ -277,6 +287,7 @@ class VideoSource:
     motion: str | None
     lora: str | None
     lora_scale: float
+    motion_scale: float
     vae: str | None
     negative_prompt: str
     prompt_edit: float
@@ -288,7 +299,7 @@ class VideoSource:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VideoSource:
         return cls(base=args.base, base_variant=args.base_variant, motion=args.motion, lora=args.lora,
-                   lora_scale=args.lora_scale, vae=args.vae, negative_prompt=args.negative_prompt,
+                   lora_scale=args.lora_scale, motion_scale=args.motion_scale, vae=args.vae, negative_prompt=args.negative_prompt,
                    prompt_edit=args.prompt_edit, frames=args.frames, fps=args.fps, crf=args.crf,
                    decode_chunk=args.decode_chunk)
 
@@ -340,7 +351,7 @@ def write_sidecar(job: Job, src: VideoSource, sampling: SamplingConfig, video: L
         "prompt_schedule": [{"frame": f, "prompt": p} for f, p in zip(job.schedule.starts, job.schedule.prompts)],
         "prompt_blend": job.schedule.blend_clips, "prompt_edit": src.prompt_edit, "seed": job.seed, "frames": src.frames,
         "base": src.base, "base_variant": src.base_variant, "motion": src.motion, "lora": src.lora,
-        "lora_scale": src.lora_scale if src.lora else None, "vae": src.vae,
+        "lora_scale": src.lora_scale if src.lora else None, "motion_scale": src.motion_scale, "vae": src.vae,
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
         "context_init": video.context_init, "context_anchor": video.context_anchor,
@@ -469,6 +480,7 @@ def run(args: argparse.Namespace) -> int:
             video = replace(video, num_frames=vae.latent_frames(args.frames))
             frames_per_latent = vae.temporal_compression
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
+    model.set_motion_scale(args.motion_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")

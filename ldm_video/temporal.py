@@ -76,18 +76,24 @@ class FrameContext:
     # keyword arguments for the motion modules' attention processors in this call (block-causal context frames,
     # ldm_video.causal), or None
     attention_kwargs: dict | None = None
+    # strength of every temporal layer's branch, x + scale * branch(x) (`VideoUNet.set_motion_scale`): 1 as
+    # trained, 0 the image model
+    motion_scale: float = 1.0
 
 
-def run_temporal(layers: tuple, hidden: torch.Tensor, num_frames: int, attention_kwargs: dict | None) -> torch.Tensor:
+def run_temporal(layers: tuple, hidden: torch.Tensor, num_frames: int, attention_kwargs: dict | None,
+                 scale: float = 1.0) -> torch.Tensor:
     """Apply a block's temporal layers in order; motion modules get `attention_kwargs` (when given). One frame
-    skips them (an image), unless it runs against cached context frames (`attention_kwargs`)."""
+    skips them (an image), unless it runs against cached context frames (`attention_kwargs`). Every layer is
+    residual, x + branch(x); `scale` != 1 makes it x + scale * branch(x)."""
     if num_frames == 1 and attention_kwargs is None:
         return hidden
     for layer in layers:
         if attention_kwargs is not None and not isinstance(layer, TemporalConvStack):
-            hidden = layer(hidden, num_frames=num_frames, cross_attention_kwargs=attention_kwargs)
+            out = layer(hidden, num_frames=num_frames, cross_attention_kwargs=attention_kwargs)
         else:
-            hidden = layer(hidden, num_frames=num_frames)
+            out = layer(hidden, num_frames=num_frames)
+        hidden = out if scale == 1.0 else hidden + scale * (out - hidden)
     return hidden
 
 
@@ -100,7 +106,7 @@ class VideoResnetBlock2D(ResnetBlock2D):
     def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, num_frames: int,
                        attention_kwargs: dict | None) -> torch.Tensor:
         hidden = ResnetBlock2D.forward(self, input_tensor, temb)  # ((b f), c, h, w)
-        return run_temporal(self._ldm_temporal, hidden, num_frames, attention_kwargs)
+        return run_temporal(self._ldm_temporal, hidden, num_frames, attention_kwargs, self._ldm_frames.motion_scale)
 
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         """What diffusers' U-Net blocks pass, `(hidden_states, temb)`; ResnetBlock2D's other arguments (the
@@ -120,7 +126,7 @@ class VideoTransformer2DModel(Transformer2DModel):
     def _video_forward(self, hidden_states: torch.Tensor, num_frames: int, kwargs: dict,
                        attention_kwargs: dict | None) -> torch.Tensor:
         out = Transformer2DModel.forward(self, hidden_states, **kwargs, return_dict=False)[0]  # ((b f), c, h, w)
-        return run_temporal(self._ldm_temporal, out, num_frames, attention_kwargs)
+        return run_temporal(self._ldm_temporal, out, num_frames, attention_kwargs, self._ldm_frames.motion_scale)
 
     def forward(self, hidden_states: torch.Tensor, *args, return_dict: bool = True, **kwargs):
         if args:

@@ -12,6 +12,7 @@ model (`context_causal`) keeps frames given as context from attending to the oth
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Iterator
 
 import torch
@@ -137,6 +138,15 @@ class VideoUNet(nn.Module):
     def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
         """Recompute each ResNet(+temporal) and Transformer(+motion) unit in the backward pass."""
         self.frames.checkpointing = enabled
+
+    def set_motion_scale(self, scale: float = 1.0) -> None:
+        """Sample with every temporal layer's branch scaled: x + scale * branch(x) instead of x + branch(x)
+        (AnimateDiff-Evolved's motion scale). 1 is the model as trained, 0 the image model run per frame; on the
+        toy demo's models 1.5 made more short clips pace, but not long context videos (benchmarks/RESULTS.md,
+        "Motion scale")."""
+        if not math.isfinite(scale) or scale < 0:
+            raise ValueError(f"motion scale must be a finite number >= 0, got {scale}")
+        self.frames.motion_scale = float(scale)
 
     def set_attention_backend(self, backend: str = "sdpa") -> None:
         """"sdpa" (torch scaled_dot_product_attention, the default) or "xformers" (when installed)."""

@@ -129,3 +129,38 @@ def test_a_one_minute_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp
     untrained = direction_preference(str(TOY_BASE), None, "right", "triangle", clips=8, repeats=1)
     assert abs(untrained.relative_gap) < 1e-6, untrained  # a per-frame model cannot tell the two apart
     assert tuned.relative_gap > 1e-3 and tuned.prefers > 0.6, tuned
+
+
+def test_demo_jobs_on_worker_processes_give_what_one_process_gives(tiny_base, tmp_path):
+    """The demo's sampling jobs (short clips per seed, a long video through `generate`) on two spawned
+    one-thread workers: the same frames and scores, in the order of the jobs, as one after another here on one
+    thread; and a job's error reaches the caller as itself."""
+    import numpy as np
+    import torch
+
+    from ldm_video.toy.demo_jobs import ClipJob, LongJob, run_jobs
+
+    sampling = ClipSampling(clip_frames=4, steps=2, noise_prior="iid", noise_alpha=0.0)
+    flags = ("--frames", "12", "--clip-frames", "4", "--overlap", "2", "--steps", "2", "--guidance", "5",
+             "--height", "64", "--width", "64", "--seed", "3")
+
+    def jobs(folder):
+        folder.mkdir()
+        return [LongJob(tiny_base, "a red circle moving down", folder / "long.mp4", None, "vidrd", flags, "forward", 2),
+                ClipJob(tiny_base, None, "down", 0, sampling), ClipJob(tiny_base, None, "down", 1, sampling)]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = run_jobs(jobs(tmp_path / "here"), workers=1, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    there = run_jobs(jobs(tmp_path / "there"), workers=2, progress=False)
+    assert here[0] == there[0] and here[0]["frames"] == 12
+    assert (tmp_path / "there" / "long.json").exists()  # generate's sidecar, written by the worker
+    for mine, theirs in zip(here[1:], there[1:]):
+        assert [(c.colour, c.shape, c.seed) for c in mine] == [(c.colour, c.shape, c.seed) for c in theirs]
+        assert {c.seed for c in mine} in ({0}, {1}) and len(mine) == 12
+        assert all(np.array_equal(a.frames, b.frames) and a.scores == b.scores for a, b in zip(mine, theirs))
+    with pytest.raises(LdmVideoError, match="nowhere: base model not found"):
+        run_jobs([ClipJob(str(tmp_path / "nowhere"), None, "down", 0, sampling)] * 2, workers=2, progress=False)

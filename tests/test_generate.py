@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import av
 import numpy as np
 import pytest
@@ -66,6 +68,24 @@ def test_motion_changes_the_video_and_seed_is_reproducible(tiny_base, motion_dir
     assert np.abs(a.astype(int) - s).max() > 0  # another seed, another video
 
 
+def test_motion_scale_zero_is_the_image_model_and_is_recorded(tiny_base, motion_dir, tmp_path, capsys):
+    """--motion-scale 0 turns the saved temporal layers off (the video of fresh ones, to float rounding), another
+    scale changes the video, the sidecar records it, and FreeNoise (diffusers' pipeline) refuses it."""
+    args = ["generate", "--base", tiny_base, "--prompt", "a cat", "--frames", "6", "--clip-frames", "4",
+            "--overlap", "2", "--steps", "2", "--height", "16", "--width", "16", "--no-progress"]
+    runs = {"fresh": [], "zero": ["--motion", motion_dir, "--motion-scale", "0"], "one": ["--motion", motion_dir],
+            "two": ["--motion", motion_dir, "--motion-scale", "2"]}
+    for name, extra in runs.items():
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+    fresh, zero, one, two = (read_video(tmp_path / n).astype(int) for n in runs)
+    assert np.abs(fresh - zero).max() <= 1  # the image model, up to a rounding of the last level
+    assert np.abs(one - zero).max() > 5 and np.abs(two - one).max() > 5
+    assert json.loads((tmp_path / "two.json").read_text())["motion_scale"] == 2.0
+    assert main([*args, "--motion", motion_dir, "--extend", "freenoise", "--motion-scale", "2", "--out",
+                 str(tmp_path / "fn.mp4")]) == 2
+    assert "--motion-scale do not apply to --extend freenoise" in capsys.readouterr().err
+
+
 def test_save_latents_decode_to_the_written_frames(tiny_base, tmp_path):
     from ldm_video import load_base
     from ldm_video.video_file import to_uint8
@@ -102,6 +122,9 @@ def test_other_output_formats(tiny_base, tmp_path, fmt):
     (["--save-latents", "z.pt"], "name it *.safetensors"),
     (["--negative-prompt", "blurry", "--guidance", "1"], "--negative-prompt needs classifier-free guidance"),
     (["--lora-scale", "0.5"], "--lora-scale needs --lora"),
+    (["--motion-scale", "1.5"], "--motion-scale needs --motion"),
+    (["--motion-scale", "-1"], "--motion-scale must be a number >= 0"),
+    (["--motion-scale", "nan"], "--motion-scale must be a number >= 0"),
     (["--noise-alpha", "2"], "no effect with --noise-prior iid"),
 ])
 def test_bad_input_is_one_line_error(tiny_base, tmp_path, capsys, flags, message):

@@ -26,7 +26,7 @@ LAYER_OF_PACKAGE = {name: layer for name, layer in FOLDERS.values()}
 COMMAND_MODULES = {"ldm_video.cli", "ldm_video.info", "ldm_video.infer.generate", "ldm_video.infer.eval",
                    "ldm_video.vae.eval_vae", "ldm_video.train.train_cmd", "ldm_video.train.data_cmd",
                    "ldm_video.train.prepare_cmd", "ldm_video.train.plan_cmd", "ldm_video.toy.cli"}
-APPLICATIONS = {"ldm_video.toy.demo"}
+APPLICATIONS = {"ldm_video.toy.demo", "ldm_video.toy.demo_jobs"}  # the demo and its sampling jobs
 
 
 def modules():

@@ -61,6 +61,37 @@ def test_temporal_layers_mix_frames_once_trained(tiny_base):
     assert (others[:, :, 1:] - moved[:, :, 1:]).abs().max() > 1e-4  # frame 0 reaches frames 1..3
 
 
+def test_motion_scale_scales_each_temporal_branch(tiny_base):
+    """x + scale * branch(x) per temporal layer: 0 is the image model, 1 the model as it was, and on one layer the
+    output moves linearly with the scale."""
+    from ldm_video.temporal import TemporalConvStack, run_temporal
+
+    unet2d = load_base(tiny_base, components=("unet",)).unet
+    latents, t, text = _inputs(4)
+    with torch.no_grad():
+        expected = _per_frame(unet2d, latents, t, text)
+        model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv")).eval()
+        _perturb_temporal(model)
+        trained = model(latents, t, text).sample
+        model.set_motion_scale(0.0)
+        off = model(latents, t, text).sample
+        model.set_motion_scale(2.0)
+        strong = model(latents, t, text).sample
+        model.set_motion_scale(1.0)
+        again = model(latents, t, text).sample
+        layer = TemporalConvStack(8, depth=1, dropout=0.0, norm_groups=2).eval()
+        torch.nn.init.normal_(layer.layers[-1].weight)
+        x = torch.randn(2 * 3, 8, 4, 4)  # ((b f), c, h, w)
+        branch = layer(x, 3) - x
+        scaled = run_temporal((layer,), x, 3, None, 2.5)
+    assert (off - expected).abs().max() <= 1e-5
+    assert torch.equal(again, trained) and (strong - trained).abs().max() > 1e-3
+    torch.testing.assert_close(scaled, x + 2.5 * branch)
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="motion scale"):
+            model.set_motion_scale(bad)
+
+
 def test_one_frame_skips_temporal_layers(tiny_base):
     unet2d = load_base(tiny_base, components=("unet",)).unet
     latents, t, text = _inputs(1)

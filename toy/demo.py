@@ -173,42 +173,6 @@ class DemoConfig:
         return (caption_for("red", w.seen_shapes[0], w.motion), caption_for("blue", w.held_out, w.motion))
 
 
-def _generate(base: str, prompt: str, out: Path, cfg: DemoConfig, motion: Path | None, extend: str) -> None:
-    """One long video through `ldm-video generate`'s own flags, exactly as a user would run it."""
-    from ldm_video.infer import generate
-
-    args = ["--base", base, "--prompt", prompt, "--frames", str(cfg.sampling.long_frames),
-            "--clip-frames", str(cfg.sampling.clip_frames), "--overlap", str(cfg.sampling.overlap), "--steps", str(cfg.sampling.sample_steps),
-            "--guidance", str(cfg.sampling.guidance), "--height", "64", "--width", "64", "--seed", str(cfg.seed),
-            "--noise-prior", cfg.training.noise_prior, "--noise-alpha", str(cfg.training.noise_alpha), "--extend", extend,
-            "--out", str(out), "--no-progress"]
-    if extend == "vidrd":
-        args += ["--reuse-order", cfg.sampling.reuse_order]
-    if motion is not None:
-        args += ["--motion", str(motion)]
-    parser = argparse.ArgumentParser(prog="ldm-video generate")
-    generate.add_arguments(parser)
-    if generate.run(parser.parse_args(args)) != 0:
-        raise LdmVideoError(f"generating {out} failed (see the message above)")
-
-
-def _long_scores(video: Path, prompt: str, segments: int) -> dict:
-    """The toy scores of one generated long video (seams where its sidecar says generate put them) and its drift:
-    per segment and the start-end contrast of the first and last 15 % (`ldm_video.toy.drift`)."""
-    from ldm_video.infer.video_io import read_video, recorded_clip_starts
-    from ldm_video.toy.drift import segment_drift, start_end_drift
-    from ldm_video.toy.metrics import analyse_video, score_analyses
-    from ldm_video.toy.world import parse_caption
-
-    frames = read_video(video)  # (f, 64, 64, 3)
-    starts, _ = recorded_clip_starts(video)
-    analyses = analyse_video(frames)
-    scores = score_analyses(analyses, *parse_caption(prompt), starts=starts).as_dict()
-    return {"frames": int(frames.shape[0]), **scores,
-            "drift": start_end_drift(frames, prompt, analyses=analyses),
-            "segments": [s.as_dict() for s in segment_drift(frames, prompt, segments, analyses=analyses)]}
-
-
 def _mosaic(clips: list, cfg: DemoConfig) -> np.ndarray:
     """uint8 (f, 4*64, 3*64, 3): the first seed's clip of every colour (rows) x shape (columns)."""
     from ldm_video.toy.world import COLOURS, SHAPES
@@ -335,11 +299,15 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     return result
 
 
-def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True) -> dict:
-    """Run every step of the demo into `out`; returns the report (also written as report.json / report.md)."""
+def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True, workers: int = 1) -> dict:
+    """Run every step of the demo into `out`; returns the report (also written as report.json / report.md).
+
+    `workers` > 1 samples and scores the videos on that many processes of one torch thread each
+    (`ldm_video.toy.demo_jobs`); 1 in this process."""
     from ldm_video.export import export
     from ldm_video.toy import TOY_BASE
-    from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
+    from ldm_video.toy.demo_jobs import ClipJob, LongJob, run_jobs
+    from ldm_video.toy.motion_eval import ClipSampling, group_scores
     from ldm_video.toy.video import write_video
 
     out = Path(out)
@@ -355,7 +323,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         print(f"[demo] {name} done in {timings[name]:.0f} s", flush=True)
 
     t0 = time.perf_counter()
-    print(f"[demo] 1/5 writing {cfg.world.videos} toy videos ({motion_label(cfg.world.motion)}) of {', '.join(cfg.world.seen_shapes)} "
+    print(f"[demo] 1/4 writing {cfg.world.videos} toy videos ({motion_label(cfg.world.motion)}) of {', '.join(cfg.world.seen_shapes)} "
           f"({cfg.world.held_out}s held out) to {out / 'data'}", flush=True)
     write_data(cfg, out / "data", progress)
     lap("data", t0)
@@ -363,41 +331,47 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     t0 = time.perf_counter()
     context = (f", {cfg.context_frames} context frames in {cfg.training.context_prob:g} of the clips" if cfg.context_frames
                else "")
-    print(f"[demo] 2/5 fine-tuning the temporal layers ({cfg.training.steps} steps, {cfg.training.noise_prior} prior, "
+    print(f"[demo] 2/4 fine-tuning the temporal layers ({cfg.training.steps} steps, {cfg.training.noise_prior} prior, "
           f"alpha {cfg.training.noise_alpha}{context})", flush=True)
     result = train_motion(cfg, base, out / "data", out / "motion", progress)
     losses = [x for x in result.losses if not math.isnan(x)]
     lap("train", t0)
 
     t0 = time.perf_counter()
-    print(f"[demo] 3/5 scoring short clips of every colour x shape: {cfg.sampling.clip_seeds} seed(s) fine-tuned, "
-          f"{cfg.sampling.untrained_clip_seeds} untrained", flush=True)
-    sampling = ClipSampling(clip_frames=cfg.sampling.clip_frames, steps=cfg.sampling.sample_steps, guidance=cfg.sampling.guidance,
+    s = cfg.sampling
+    runs = (("tuned", str(out / "motion"), s.clip_seeds), ("untrained", None, s.untrained_clip_seeds))
+    sampling = ClipSampling(clip_frames=s.clip_frames, steps=s.sample_steps, guidance=s.guidance,
                             noise_prior=cfg.training.noise_prior, noise_alpha=cfg.training.noise_alpha)
+    clip_jobs = [(name, ClipJob(base, motion, cfg.world.motion, seed, sampling))
+                 for name, motion, seeds in runs for seed in range(cfg.seed, cfg.seed + seeds)]
+    flags = ("--frames", str(s.long_frames), "--clip-frames", str(s.clip_frames), "--overlap", str(s.overlap),
+             "--steps", str(s.sample_steps), "--guidance", str(s.guidance), "--height", "64", "--width", "64",
+             "--seed", str(cfg.seed), "--noise-prior", cfg.training.noise_prior, "--noise-alpha",
+             str(cfg.training.noise_alpha))
+    long_jobs = [((prompt, name), LongJob(base, prompt, out / f"video_{i}_{name}.mp4", motion, extend, flags,
+                                          s.reuse_order, s.drift_segments))
+                 for i, prompt in enumerate(cfg.long_prompts)
+                 for name, motion, extend in (("tuned", str(out / "motion"), s.extend), ("untrained", None, "vidrd"))]
+    print(f"[demo] 3/4 sampling and scoring, on {min(workers, len(clip_jobs) + len(long_jobs))} process(es): short "
+          f"clips of every colour x shape ({s.clip_seeds} seed(s) fine-tuned, {s.untrained_clip_seeds} untrained) "
+          f"and {len(cfg.long_prompts)} x {s.long_frames}-frame videos clip by clip (fine-tuned: {s.extend}; "
+          "untrained, for comparison: vidrd)", flush=True)
+    jobs = [job for _, job in long_jobs + clip_jobs]  # the long videos first: they take longest
+    results = run_jobs(jobs, workers, progress, desc="videos")
+    long_results, clip_results = results[:len(long_jobs)], results[len(long_jobs):]
     clips = {}
-    runs = (("tuned", out / "motion", cfg.sampling.clip_seeds), ("untrained", None, cfg.sampling.untrained_clip_seeds))
-    for name, motion, seeds in runs:
-        generator = ToyGenerator(base, None if motion is None else str(motion), sampling)
-        scored = sample_clips(generator, cfg.world.motion, seeds, cfg.sampling.clip_frames, seed_offset=cfg.seed)
+    for name, _, _ in runs:
+        scored = [clip for (kind, _), chunk in zip(clip_jobs, clip_results) if kind == name for clip in chunk]
         clips[name] = group_scores(scored, (cfg.world.held_out,))
         write_video(out / f"clips_{name}.mp4", _mosaic(scored, cfg))
-    lap("clips", t0)
+    long: dict = {}
+    for ((prompt, name), job), scores in zip(long_jobs, long_results):
+        long.setdefault(prompt, {})[f"{name}_file"] = job.out.name
+        long[prompt][name] = scores
+    lap("sampling", t0)
 
     t0 = time.perf_counter()
-    print(f"[demo] 4/5 generating {len(cfg.long_prompts)} x {cfg.sampling.long_frames}-frame videos clip by clip "
-          f"(fine-tuned: {cfg.sampling.extend}; untrained, for comparison: vidrd)", flush=True)
-    long = {}
-    for i, prompt in enumerate(cfg.long_prompts):
-        tuned, fresh = out / f"video_{i}_tuned.mp4", out / f"video_{i}_untrained.mp4"
-        _generate(base, prompt, tuned, cfg, out / "motion", cfg.sampling.extend)
-        _generate(base, prompt, fresh, cfg, None, "vidrd")
-        long[prompt] = {"tuned_file": tuned.name, "untrained_file": fresh.name,
-                        "tuned": _long_scores(tuned, prompt, cfg.sampling.drift_segments),
-                        "untrained": _long_scores(fresh, prompt, cfg.sampling.drift_segments)}
-    lap("long videos", t0)
-
-    t0 = time.perf_counter()
-    print("[demo] 5/5 exporting the motion module as a diffusers MotionAdapter", flush=True)
+    print("[demo] 4/4 exporting the motion module as a diffusers MotionAdapter", flush=True)
     export(out / "motion", "motion-adapter", out / "motion_adapter")
     if cfg.training.lora_rank:
         export(out / "motion", "kohya-lora", out / "lora_kohya.safetensors")
@@ -412,6 +386,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         "long": long,
         "seconds": {**timings, "total": round(time.perf_counter() - start, 1)},
         "threads": torch.get_num_threads(),
+        "workers": workers,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(table(report) + "\n")
@@ -431,8 +406,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"held-out shape clip by clip ({d.sampling.long_frames} frames, each clip continuing the last {d.sampling.overlap} frames; "
         "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
         "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
-        "OUT/report.md). About 15 minutes (8 of them training; 15-19 in runs of 2026-12-03) and 0.64 GB of memory on a 2-core "
-        "CPU (2026-12-03); another 2-core VM trained 2.4x faster.")
+        "OUT/report.md). About 12 minutes (8 of them training) and 0.64 GB of memory per process on a 2-core CPU with "
+        "--workers 2 (2026-12-03); another 2-core VM trained 2.4x faster.")
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
     add_deprecated(parser, "--out", "--output-dir", "out")
@@ -465,6 +440,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"VidRD prompt-frame order of the VidRD long videos (default {d.sampling.reuse_order}: measured "
                              "better than reversed, VidRD's released code, on a model that moves)")
     add_threads(parser)
+    from ldm_video.toy.demo_jobs import default_workers
+
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="processes that sample and score the videos, one torch thread each; the toy model "
+                             "gains little from a second thread but runs at full speed in a second process "
+                             f"(default: the CPU cores, at most 8: {default_workers()} here; 1 = in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (the step lines stay)")
 
 
@@ -484,5 +465,7 @@ def run(args: argparse.Namespace) -> int:
         from ldm_video.flags import hide_library_progress
 
         hide_library_progress()
-    run_demo(args.out, cfg, progress=not args.no_progress)
+    if args.workers < 1:
+        raise LdmVideoError(f"--workers must be >= 1, got {args.workers}")
+    run_demo(args.out, cfg, progress=not args.no_progress, workers=args.workers)
     return 0

@@ -46,6 +46,7 @@ class ClipSampling:
     # long videos, extend "context" with a block-causal model: the given frames run once per clip, their keys and
     # values cached (False: at every step under the block-causal mask; the same frames, more work)
     context_cache: bool = True
+    motion_scale: float = 1.0  # strength of the temporal layers' branches (`VideoUNet.set_motion_scale`)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ToyGenerator:
 
         self.parts = load_base(self.base, components=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
         self.model = load_video_model(self.parts, self.motion, None, 1.0)
+        self.model.set_motion_scale(self.sampling.motion_scale)
         self._text: dict[str, torch.Tensor] = {}
 
     def _embed(self, prompt: str) -> torch.Tensor:
