@@ -299,7 +299,8 @@ class VideoSource:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> VideoSource:
         return cls(base=args.base, base_variant=args.base_variant, motion=args.motion, lora=args.lora,
-                   lora_scale=args.lora_scale, motion_scale=args.motion_scale, vae=args.vae, negative_prompt=args.negative_prompt,
+                   lora_scale=args.lora_scale, motion_scale=args.motion_scale, vae=args.vae,
+                   negative_prompt=args.negative_prompt,
                    prompt_edit=args.prompt_edit, frames=args.frames, fps=args.fps, crf=args.crf,
                    decode_chunk=args.decode_chunk)
 

@@ -106,7 +106,8 @@ class VideoResnetBlock2D(ResnetBlock2D):
     def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, num_frames: int,
                        attention_kwargs: dict | None) -> torch.Tensor:
         hidden = ResnetBlock2D.forward(self, input_tensor, temb)  # ((b f), c, h, w)
-        return run_temporal(self._ldm_temporal, hidden, num_frames, attention_kwargs, self._ldm_frames.motion_scale)
+        scale = self._ldm_frames.motion_scale
+        return run_temporal(self._ldm_temporal, hidden, num_frames, attention_kwargs, scale)
 
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         """What diffusers' U-Net blocks pass, `(hidden_states, temb)`; ResnetBlock2D's other arguments (the
@@ -126,7 +127,8 @@ class VideoTransformer2DModel(Transformer2DModel):
     def _video_forward(self, hidden_states: torch.Tensor, num_frames: int, kwargs: dict,
                        attention_kwargs: dict | None) -> torch.Tensor:
         out = Transformer2DModel.forward(self, hidden_states, **kwargs, return_dict=False)[0]  # ((b f), c, h, w)
-        return run_temporal(self._ldm_temporal, out, num_frames, attention_kwargs, self._ldm_frames.motion_scale)
+        scale = self._ldm_frames.motion_scale
+        return run_temporal(self._ldm_temporal, out, num_frames, attention_kwargs, scale)
 
     def forward(self, hidden_states: torch.Tensor, *args, return_dict: bool = True, **kwargs):
         if args:

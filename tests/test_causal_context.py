@@ -161,7 +161,8 @@ def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, sched
 
 # -- train and generate -----------------------------------------------------------------------------------------
 
-def test_train_and_generate_with_block_causal_context(tiny_base, toy_data, tmp_path, capsys, monkeypatch):
+def test_train_and_generate_with_block_causal_context(tiny_base, toy_data, tmp_path, capsys,  # noqa: F811
+                                                      monkeypatch):
     import json
 
     from ldm_video import causal

@@ -146,7 +146,8 @@ def test_demo_jobs_on_worker_processes_give_what_one_process_gives(tiny_base, tm
 
     def jobs(folder):
         folder.mkdir()
-        return [LongJob(tiny_base, "a red circle moving down", folder / "long.mp4", None, "vidrd", flags, "forward", 2),
+        long = LongJob(tiny_base, "a red circle moving down", folder / "long.mp4", None, "vidrd", flags, "forward", 2)
+        return [long,
                 ClipJob(tiny_base, None, "down", 0, sampling), ClipJob(tiny_base, None, "down", 1, sampling)]
 
     threads = torch.get_num_threads()
