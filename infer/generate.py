@@ -28,11 +28,11 @@ from ldm_video.infer.pipeline import (
     EXTEND_MODES,
     SCHEDULERS,
     LongVideoConfig,
+    PromptEmbeddings,
     SamplingConfig,
     VideoSampler,
-    encode_prompt,
 )
-from ldm_video.infer.prompts import PromptSchedule, clip_weights, output_path, read_prompts
+from ldm_video.infer.prompts import PromptSchedule, output_path, read_prompts
 from ldm_video.infer.video_io import VideoWriter, output_format, sidecar_path
 from ldm_video.infer.vidrd import (
     DEFAULT_REUSE_ORDER,
@@ -361,34 +361,6 @@ def write_sidecar(job: Job, src: VideoSource, sampling: SamplingConfig, video: L
     path = sidecar_path(job.out)
     atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=2)))
     return path
-
-
-class PromptEmbeddings:
-    """Text embeddings per clip for a prompt schedule (each prompt encoded once, blends mixed per clip)."""
-
-    def __init__(self, base, schedule: PromptSchedule, negative: str, guidance: float, video: LongVideoConfig,
-                 frames_per_latent: int, device, dtype, edit: float = 0.0):
-        self.cache: dict[str, torch.Tensor] = {}
-        self.edit = edit  # fraction of each later prompt's clip steps that still use the first prompt
-        self.schedule = schedule
-        self.base, self.negative, self.guidance, self.device, self.dtype = base, negative, guidance, device, dtype
-        self.weights = clip_weights(schedule, video.output_starts(frames_per_latent))  # by each clip's first frame
-
-    def _encode(self, prompt: str) -> torch.Tensor:
-        if prompt not in self.cache:
-            self.cache[prompt] = encode_prompt(self.base.tokenizer, self.base.text_encoder, prompt, self.negative,
-                                               self.guidance, self.device, self.dtype)  # (2|1, seq, dim)
-        return self.cache[prompt]
-
-    def _mix(self, mix: dict[int, float]) -> torch.Tensor:
-        return sum(w * self._encode(self.schedule.prompts[i]) for i, w in mix.items())  # (2|1, seq, dim)
-
-    def __call__(self, clip: int):
-        now = self._mix(self.weights[clip])
-        if self.edit == 0 or self.weights[clip] == {0: 1.0}:
-            return now
-        layout = self._encode(self.schedule.prompts[0])  # the layout steps keep the video's first prompt
-        return lambda done: layout if done < self.edit else now
 
 
 def sample_one(job: Job, src: VideoSource, base, model, vae, sampling: SamplingConfig, video: LongVideoConfig,

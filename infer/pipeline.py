@@ -28,6 +28,7 @@ from diffusers import (
 from einops import rearrange
 from tqdm.auto import tqdm
 
+from ldm_video.infer.prompts import PromptSchedule, clip_weights
 from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, clip_starts, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
 from ldm_video.text import encode_prompts
@@ -156,6 +157,34 @@ def encode_prompt(tokenizer, text_encoder, prompt: str, negative_prompt: str, gu
     """CLIP text embeddings, [negative, prompt] when guidance > 1, as StableDiffusionPipeline does: (1|2, seq, dim)."""
     prompts = [negative_prompt, prompt] if guidance > 1 else [prompt]
     return encode_prompts(tokenizer, text_encoder, prompts).to(device=device, dtype=dtype)  # (1|2, seq, dim)
+
+
+class PromptEmbeddings:
+    """Text embeddings per clip for a prompt schedule (each prompt encoded once, blends mixed per clip)."""
+
+    def __init__(self, base, schedule: PromptSchedule, negative: str, guidance: float, video: LongVideoConfig,
+                 frames_per_latent: int, device, dtype, edit: float = 0.0):
+        self.cache: dict[str, torch.Tensor] = {}
+        self.edit = edit  # fraction of each later prompt's clip steps that still use the first prompt
+        self.schedule = schedule
+        self.base, self.negative, self.guidance, self.device, self.dtype = base, negative, guidance, device, dtype
+        self.weights = clip_weights(schedule, video.output_starts(frames_per_latent))  # by each clip's first frame
+
+    def _encode(self, prompt: str) -> torch.Tensor:
+        if prompt not in self.cache:
+            self.cache[prompt] = encode_prompt(self.base.tokenizer, self.base.text_encoder, prompt, self.negative,
+                                               self.guidance, self.device, self.dtype)  # (2|1, seq, dim)
+        return self.cache[prompt]
+
+    def _mix(self, mix: dict[int, float]) -> torch.Tensor:
+        return sum(w * self._encode(self.schedule.prompts[i]) for i, w in mix.items())  # (2|1, seq, dim)
+
+    def __call__(self, clip: int):
+        now = self._mix(self.weights[clip])
+        if self.edit == 0 or self.weights[clip] == {0: 1.0}:
+            return now
+        layout = self._encode(self.schedule.prompts[0])  # the layout steps keep the video's first prompt
+        return lambda done: layout if done < self.edit else now
 
 
 @dataclass

@@ -45,7 +45,7 @@ def test_peak_memory_does_not_grow_with_frames(tiny_base, tmp_path):
 @pytest.mark.slow
 def test_peak_memory_is_flat_with_prompt_travel(tiny_base, tmp_path):
     """A prompt switch, blending and prompt editing: still <= 1.1x from 32 to 256 frames."""
-    from ldm_video.infer.generate import PromptEmbeddings
+    from ldm_video.infer.pipeline import PromptEmbeddings
     from ldm_video.infer.prompts import PromptSchedule
 
     base = load_base(tiny_base)

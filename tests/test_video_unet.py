@@ -45,14 +45,21 @@ def _perturb_temporal(model, seed=1):
             p.add_(0.05 * torch.randn(p.shape, generator=g))
 
 
-def test_temporal_layers_mix_frames_once_trained(tiny_base):
-    """Guards the identity test against passing because the temporal layers never run."""
+def _trained_like(tiny_base):
+    """A video U-Net with perturbed (trained-like) temporal layers, 4-frame inputs, and the image model's output."""
     unet2d = load_base(tiny_base, components=("unet",)).unet
     latents, t, text = _inputs(4)
     with torch.no_grad():
         expected = _per_frame(unet2d, latents, t, text)
         model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv")).eval()
         _perturb_temporal(model)
+    return model, (latents, t, text), expected
+
+
+def test_temporal_layers_mix_frames_once_trained(tiny_base):
+    """Guards the identity test against passing because the temporal layers never run."""
+    model, (latents, t, text), expected = _trained_like(tiny_base)
+    with torch.no_grad():
         moved = model(latents, t, text).sample
         shifted = latents.clone()
         shifted[:, :, 0] += 1.0  # change frame 0 only
@@ -66,12 +73,8 @@ def test_motion_scale_scales_each_temporal_branch(tiny_base):
     output moves linearly with the scale."""
     from ldm_video.temporal import TemporalConvStack, run_temporal
 
-    unet2d = load_base(tiny_base, components=("unet",)).unet
-    latents, t, text = _inputs(4)
+    model, (latents, t, text), expected = _trained_like(tiny_base)
     with torch.no_grad():
-        expected = _per_frame(unet2d, latents, t, text)
-        model = inflate_unet(unet2d, VideoUNetConfig(temporal_layers="attn+conv")).eval()
-        _perturb_temporal(model)
         trained = model(latents, t, text).sample
         model.set_motion_scale(0.0)
         off = model(latents, t, text).sample

@@ -17,9 +17,7 @@ def build_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, weig
     if not params:
         raise LdmVideoError("nothing to train: the model has no trainable parameters")
     if name == "adamw":
-        # torch's default (not fused): fused measured 3-4x faster a step on the demo's parameters but only ~4 % of
-        # its training step, and its rounding moved the small learning test's model (benchmarks/RESULTS.md,
-        # "The demo in parallel processes")
+        # not fused: ~4 % of a demo step, and it moved the learning test's model (RESULTS, "The demo in parallel")
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw8bit":
         try:
