@@ -29,6 +29,32 @@ def test_frame_analysis_reads_every_colour_and_shape():
                 assert np.abs(np.array(a.centroid) - centre).max() < 0.1
 
 
+def test_shapes_are_read_as_the_toy_vae_reconstructs_them():
+    """What a model can draw is what its VAE decodes: a blurred square's corners round off until its bounding-box
+    fill overlaps a circle's. The shape is read from soft coverage, so the shipped toy VAE's reconstructions
+    of every colour x shape (latents sampled, seeds apart from those the thresholds were set on) keep their shape
+    (the bounding-box fill ratio read 0.86 of these squares as squares)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from ldm_video.toy import TOY_BASE
+
+    vae = AutoencoderKL.from_pretrained(str(TOY_BASE), subfolder="vae").eval()
+    torch.manual_seed(0)
+    right, total = {s: 0 for s in world.SHAPES}, {s: 0 for s in world.SHAPES}
+    for shape in world.SHAPES:
+        frames = np.concatenate([world.sample(200 + seed, 1, caption=f"a {colour} {shape} pacing").frames
+                                 for colour in world.COLOURS for seed in range(30)])  # (120, 64, 64, 3)
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            y = vae.decode(vae.encode(x).latent_dist.sample()).sample
+        decoded = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        found = [metrics.analyse_frame(frame) for frame in decoded]
+        right[shape] = sum(a.present and a.shape == shape for a in found)
+        total[shape] = len(found)
+    assert all(right[s] >= 0.95 * total[s] for s in world.SHAPES), (right, total)
+
+
 def test_empty_frame_has_no_object():
     blank = np.full((64, 64, 3), 128, np.uint8)
     a = metrics.analyse_frame(blank)

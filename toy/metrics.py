@@ -2,10 +2,12 @@
 
 Per frame, the object is found by colour segmentation: pixels with chroma (max - min of RGB) above a threshold
 are object pixels (the backgrounds are neutral), each is assigned the nearest palette hue, the most common hue
-is the object's colour, and its largest 4-connected component is the object. Its shape is read from its taper (mean
-row width of the top third over the bottom third: an upright triangle ~0.2, circle and square ~1) and the fill
-ratio of its bounding box (square ~1, circle ~pi/4, triangle ~1/2), its position from the coverage-weighted
-centroid. Per video: presence, colour and shape as captioned, identity and background persistence, motion direction as
+is the object's colour, and its largest 4-connected component is the object. Its shape is read from its soft
+coverage (chroma over the object's own chroma, 0-1 per pixel, so the blurred edge a VAE leaves counts for what it
+covers): an upright triangle's mass is skewed towards its base (row skewness ~-0.57, circle and square 0), and a
+square's chord along its diagonals is sqrt(2) times its chord along the axes (a circle's 1). Both are measured on
+the frames a model can make, the toy VAE's reconstructions, where a blurred square's bounding-box fill overlaps a
+circle's; its position is the coverage-weighted centroid. Per video: presence, colour and shape as captioned, identity and background persistence, motion direction as
 captioned, speed consistency, and the seam jump ratio (SPEC §7) of the centroid track; across video sets, a
 Frechet distance on simple trajectory and appearance features (the FVD recipe with hand-made features).
 All functions are pure (numpy in, numbers out).
@@ -23,10 +25,12 @@ from ldm_video.video_metrics import seam_ratio
 
 CHROMA_THRESHOLD = 60.0  # an object pixel has max(RGB) - min(RGB) above this (background chroma is ~0)
 MIN_AREA = 30  # fewer object pixels than this: the object is absent
-SQUARE_FILL = 0.88  # bounding-box fill ratio at or above: square (ideal 1.0)
-TRIANGLE_FILL = 0.66  # below: triangle (ideal 0.5); between the two: circle (ideal 0.785)
-TRIANGLE_TAPER = 0.6  # top-third / bottom-third mean row width below this: triangle (ideal ~0.2; circle,
-#                       square ~1); catches a triangle whose apex is blunted by blur
+# shape thresholds on soft coverage, set between the shapes as the shipped toy VAE reconstructs them (1,280
+# frames, benchmarks/RESULTS.md, "Telling a blurred square from a circle"): 1st-99th percentiles of the row
+# skewness: triangle -0.50..-0.17, circle -0.13..0.03, square -0.07..0.02; of the diagonal / axis chord ratio:
+# circle 1.02..1.13, square 1.09..1.31 (2 % of those frames are on the wrong side: the VAE itself blurs them)
+TRIANGLE_SKEW = -0.15  # row skewness of the coverage below this: triangle (rendered -0.57)
+SQUARE_DIAGONAL = 1.11  # diagonal / axis chord at or above this: square (rendered 1.37), else circle (1.0)
 MIN_STEP = 0.1  # pixels; a centroid step shorter than this has no direction
 BACKGROUND_TOLERANCE = 30.0  # RGB distance within which a frame's background counts as the video's usual one
 
@@ -64,13 +68,59 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == best if best else np.zeros_like(mask)
 
 
+def _grow(mask: np.ndarray) -> np.ndarray:
+    """A boolean (h, w) mask grown by one pixel, 4-connected."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown
+
+
+def _soft_coverage(chroma: np.ndarray, obj: np.ndarray) -> np.ndarray:
+    """Per pixel, the share of it the object covers, float (h, w) in [0, 1]: chroma over the object's median
+    chroma, within two pixels of the object (its blurred edge) and 0 elsewhere."""
+    near = _grow(_grow(obj))
+    return np.where(near, np.clip(chroma / np.median(chroma[obj]), 0.0, 1.0), 0.0)
+
+
+def _chord(coverage: np.ndarray, centre: tuple[float, float], angle: float, step: float = 0.25) -> float:
+    """Length in px of the object along the line through `centre` (x, y) at `angle`: the line integral of the
+    coverage, sampled bilinearly every `step` px (a blurred edge integrates to where the sharp edge was)."""
+    h, w = coverage.shape
+    t = np.arange(-float(max(h, w)), max(h, w) + step, step)  # (n,)
+    x, y = centre[0] - 0.5 + t * np.cos(angle), centre[1] - 0.5 + t * np.sin(angle)  # pixel-centre coordinates
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    x, y = x[inside], y[inside]
+    x0, y0 = np.minimum(x.astype(int), w - 2), np.minimum(y.astype(int), h - 2)
+    fx, fy = x - x0, y - y0
+    c = coverage
+    values = ((c[y0, x0] * (1 - fx) + c[y0, x0 + 1] * fx) * (1 - fy) + (c[y0 + 1, x0] * (1 - fx) + c[y0 + 1, x0 + 1] * fx) * fy)
+    return float(values.sum() * step)
+
+
+def _shape(coverage: np.ndarray, centroid: tuple[float, float]) -> str:
+    """Triangle, square or circle from the soft coverage (h, w) and its centroid (x, y)."""
+    rows = coverage.sum(axis=1)  # (h,) mass per row
+    y = np.arange(len(rows)) + 0.5
+    mean = (rows @ y) / rows.sum()
+    var = (rows @ (y - mean) ** 2) / rows.sum()
+    skew = (rows @ (y - mean) ** 3) / rows.sum() / max(var, 1e-9) ** 1.5  # upright triangle ~-0.57
+    if skew < TRIANGLE_SKEW:
+        return "triangle"
+    axes = _chord(coverage, centroid, 0.0) + _chord(coverage, centroid, np.pi / 2)
+    diagonals = _chord(coverage, centroid, np.pi / 4) + _chord(coverage, centroid, 3 * np.pi / 4)
+    return "square" if diagonals >= SQUARE_DIAGONAL * axes else "circle"
+
+
 @dataclass(frozen=True)
 class FrameAnalysis:
     """What colour segmentation finds in one frame."""
 
     present: bool  # an object of at least MIN_AREA pixels was found
     colour: str | None  # nearest palette colour of the object's pixels
-    shape: str | None  # "circle" | "square" | "triangle", from the taper and the bounding-box fill ratio
+    shape: str | None  # "circle" | "square" | "triangle", from the soft coverage (`_shape`)
     centroid: tuple[float, float] | None  # coverage-weighted centre (x, y) in pixels (pixel centres at +0.5)
     area: float  # object pixels
     fill: float  # object pixels / bounding-box pixels
@@ -97,25 +147,14 @@ def analyse_frame(frame: np.ndarray) -> FrameAnalysis:
     if area < MIN_AREA:
         return FrameAnalysis(False, None, None, None, area, 0.0, None, background)
     ys, xs = np.nonzero(obj)
-    height = ys.max() - ys.min() + 1
-    fill = area / float(height * (xs.max() - xs.min() + 1))
-    widths = obj[ys.min():ys.max() + 1].sum(axis=1)  # (height,) object pixels per row, top to bottom
-    third = max(1, height // 3)
-    taper = widths[:third].mean() / max(widths[-third:].mean(), 1.0)  # upright triangle ~0.2, others ~1
-    if taper < TRIANGLE_TAPER or fill < TRIANGLE_FILL:
-        shape = "triangle"
-    else:
-        shape = "square" if fill >= SQUARE_FILL else "circle"
+    fill = area / float((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1))
     # soft coverage: chroma is proportional to coverage on a neutral background, so weighting the object
     # grown by one pixel (to take in the faint edge pixels) by chroma gives a sub-pixel centroid
-    grown = obj.copy()
-    grown[1:] |= obj[:-1]
-    grown[:-1] |= obj[1:]
-    grown[:, 1:] |= obj[:, :-1]
-    grown[:, :-1] |= obj[:, 1:]
+    grown = _grow(obj)
     gy, gx = np.nonzero(grown)
     weight = chroma[gy, gx]  # (n,)
     centroid = (float((gx + 0.5) @ weight / weight.sum()), float((gy + 0.5) @ weight / weight.sum()))
+    shape = _shape(_soft_coverage(chroma, obj), centroid)
     mean_rgb = tuple(float(v) for v in rgb[obj].mean(axis=0))
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return FrameAnalysis(True, _PALETTE_NAMES[colour_index], shape, centroid, area, fill, mean_rgb, background, box)
