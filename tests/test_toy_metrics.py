@@ -168,7 +168,8 @@ def _pacing(seed: int = 0, frames: int = 160) -> world.ToySample:
 
 def test_pacing_turns_only_at_the_margins():
     """A rendered pacing video follows its motion at every step, turns included; the same object turning back in
-    mid-frame, stalling at a margin or jittering in place does not."""
+    mid-frame (every step after the turn goes the wrong way), stalling at a margin, jittering at a margin or in
+    place does not."""
     item = _pacing()
     s = metrics.score_video(item.frames, item.caption)
     assert s.direction == 1.0 and s.reversals >= 2
@@ -176,10 +177,14 @@ def test_pacing_turns_only_at_the_margins():
     mid = int(np.argmin(np.abs(track[:, 0] - 32)))  # a frame near the middle of the frame
     back = np.concatenate([item.frames[:mid + 1], item.frames[mid - 1::-1][:20]])  # turns back in mid-frame
     s_back = metrics.score_video(back, item.caption)
-    assert s_back.direction < 1.0 and s_back.direction == pytest.approx(1 - 1 / (len(back) - 1), abs=0.02)
+    assert s_back.direction == pytest.approx(1 - 20 / (len(back) - 1), abs=0.01)  # the turn and the 19 after it
     at_wall = int(np.argmin(np.minimum(track[:, 0] - track[:, 0].min(), track[:, 0].max() - track[:, 0])))
     stall = np.concatenate([item.frames[:at_wall + 1], np.repeat(item.frames[at_wall:at_wall + 1], 20, axis=0)])
     s_stall = metrics.score_video(stall, item.caption)
     assert s_stall.direction <= at_wall / (len(stall) - 1) + 1e-9  # the 20 still frames all fail
+    # at the margin, away and back again: each step back towards the margin fails
+    wall_jitter = np.concatenate([item.frames[:at_wall + 1]] + [item.frames[[at_wall - 2, at_wall]]] * 10)
+    s_wall = metrics.score_video(wall_jitter, item.caption)
+    assert s_wall.direction == pytest.approx(1 - 10 / (len(wall_jitter) - 1), abs=0.01)
     jitter = np.concatenate([item.frames[mid:mid + 2]] * 10)  # a step right, a step left, ...
     assert metrics.score_video(jitter, item.caption).direction <= 0.1

@@ -182,6 +182,7 @@ def seam_jump_ratio(track: np.ndarray, starts: list[int]) -> float | None:
 
 
 WALL_TOLERANCE = 3.0  # px: a reflecting motion may turn back when the object is this close to its margin
+SENSE_STEPS = 4  # a reflecting motion's first sense is the net sense of its first steps along the axis
 
 
 def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray,
@@ -191,10 +192,12 @@ def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray,
     A step counts when it is longer than MIN_STEP and its component along the motion's direction at that place
     (`world.motion_direction`: the caption's direction, or the clockwise tangent for orbiting) exceeds its
     sideways component, i.e. it is within 45 degrees of it. The reflecting motions (bouncing: vertical, pacing:
-    horizontal) turn back only at the margins: a step counts when it runs along their axis in the sense of the
-    last such step, or the object is within WALL_TOLERANCE of a margin (`wall_gaps` (s,): px between its box and
-    the nearer margin along the axis, from `wall_gaps`; default: a box of the world's largest extent around the
-    midpoint), so a stall, a jitter or a turn in mid-frame does not.
+    horizontal) turn back only at the margins, away from the margin: a step counts when it runs along their axis in
+    the ground truth's sense, that of the first SENSE_STEPS steps until the object turns back within WALL_TOLERANCE
+    of a margin (`wall_gaps` (s,): px between its box and the nearer margin along the axis, from `wall_gaps`;
+    default: a box of the world's largest extent around the midpoint), then away from that margin, and in mid-frame
+    the sense of the step before. So a stall or a jitter fails, a turn in mid-frame fails with every step after it until the object reaches a margin (an object
+    that goes back and forth in a third of the frame does not pace), and so does jittering at a margin.
     """
     moving = np.linalg.norm(steps, axis=1) > MIN_STEP  # (s,)
     if motion in ("bouncing", "pacing"):
@@ -207,11 +210,22 @@ def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray,
             wall_gaps = np.minimum(pos - half, config.size - pos - half) - config.margin  # (s,)
         near_wall = np.asarray(wall_gaps) < WALL_TOLERANCE  # (s,)
         ok = np.zeros(len(steps), dtype=bool)
-        sense = 0.0  # sign of the last step along the axis (0: none yet)
-        for i in np.flatnonzero(on_axis):
-            step_sense = np.sign(along[i])
-            ok[i] = sense in (0.0, step_sense) or near_wall[i]
-            sense = step_sense
+        away = np.where(midpoints[:, axis] < WorldConfig().size / 2, 1.0, -1.0)  # (s,) sense away from the nearer margin
+        axis_steps = np.flatnonzero(on_axis)
+        # the ground truth's sense: the net sense of the first few steps, then away from the margin the object last
+        # turned at; a turn in mid-frame does not change it, so the steps after one fail until the object reaches a
+        # margin (a single backward jitter fails only itself), and an object that stays at a margin, jittering
+        # towards it and away, fails every step towards it
+        expected = float(np.sign(along[axis_steps[:SENSE_STEPS]].sum()) or np.sign(along[axis_steps[0]])) \
+            if len(axis_steps) else 0.0
+        last = 0.0  # sense of the last step along the axis
+        for i in axis_steps:
+            sense = np.sign(along[i])
+            if near_wall[i] and sense == away[i]:  # turning back at a margin, or leaving it
+                expected = sense
+            # and, in mid-frame, the way the step before went (a jitter in place fails at every step)
+            ok[i] = expected == sense and (last in (0.0, sense) or near_wall[i])
+            last = sense
         # the frame interval in which the object touches the margin and comes back moves it little: one short step
         # at the wall between moving ones is the turn itself (two or more in a row are a stall)
         turn = near_wall & ~moving & np.r_[True, moving[:-1]] & np.r_[moving[1:], True]
