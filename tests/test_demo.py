@@ -85,6 +85,14 @@ def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_pat
         DemoConfig(world=DemoWorld(frames=4), sampling=DemoSampling(clip_frames=4))  # context frames need frames left to denoise
 
 
+def test_the_demo_picks_speed_and_context_share_by_motion():
+    pacing, right = DemoConfig(), DemoConfig(world=DemoWorld(motion="right"))
+    assert (pacing.world.min_speed, pacing.world.max_speed, pacing.training.context_prob) == (1.0, 2.0, 0.75)
+    assert (right.world.min_speed, right.world.max_speed, right.training.context_prob) == (0.5, 1.0, 0.25)
+    mine = DemoConfig(world=DemoWorld(min_speed=0.75, max_speed=0.8), training=DemoTraining(context_prob=0.5))
+    assert (mine.world.min_speed, mine.world.max_speed, mine.training.context_prob) == (0.75, 0.8, 0.5)
+
+
 def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
     """The demo's data and training steps, shrunk (4-frame clips, 1200 steps at lr 2e-3, the full world's speeds),
     on the shipped toy base: the fine-tuned temporal layers move held-out triangles right clearly more often than

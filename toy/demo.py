@@ -5,8 +5,8 @@ the temporal layers of the shipped toy base (an SD 2.1-layout image model for th
 toy videos of one motion (pacing by default: left and right, turning at the frame margins, so that a long video
 never runs out of the frame) with one shape held out (circles by default), with iid training noise
 (PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoTraining.noise_prior`),
-a quarter of the clips with their first 4 frames given clean (frame conditioning, as LVDM, He et al. 2022), so that
-the layers learn to continue given frames. Then short clips of every colour x shape (seen and held out) and
+three quarters of the clips (a quarter for the straight motions) with their first 4 frames given clean (frame
+conditioning, as LVDM, He et al. 2022), so that the layers learn to continue given frames. Then short clips of every colour x shape (seen and held out) and
 long videos made clip by clip, each clip continuing the previous clip's last frames (`generate --extend
 context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are
 scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
@@ -21,7 +21,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,13 @@ from ldm_video.infer.vidrd import REUSE_ORDERS
 
 # the motions the demo can teach: the straight ones, and the toy world's lasting ones (never out of the frame)
 DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
+# the world's speed range (px per frame) and the share of training clips given context frames, per motion. Straight
+# motions: slower than the full world's 0.75-2, so that a long video keeps the object in the 64 px frame ("One
+# motion, learnt and transferred"), and a quarter of the clips with context ("Temporal layers trained to continue").
+# Pacing: 1-2 px and three quarters, which paced more in short clips and in the held-out circle's long videos
+# than 0.5-1 px and a quarter (benchmarks/RESULTS.md, "Faster pacing, more clips with context", 2026-12-06)
+DEMO_SPEEDS = {"straight": (0.5, 1.0), "orbiting": (0.5, 1.0), "pacing": (1.0, 2.0)}
+DEMO_CONTEXT_PROBS = {"pacing": 0.75}  # the others 0.25
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,8 @@ class DemoWorld:
     """The toy clips the demo trains on."""
 
     # the one motion taught (MotionLoRA-style). Pacing (horizontal, turning at the margins) lasts for ever inside the
-    # frame and is learnt (0.62 of short-clip steps against 0.29 untrained); orbiting was not (0.29, a random step
-    # 0.25); the straight ones run out of the frame after a few dozen frames (benchmarks/RESULTS.md, "Long videos that last", 2026-12-03)
+    # frame and is learnt in short clips (benchmarks/RESULTS.md, "Faster pacing, more clips with context"); orbiting
+    # was not; the straight ones run out of the frame after a few dozen frames ("Long videos that last", 2026-12-03)
     motion: str = "pacing"
     # shape left out of the training clips, to test transfer to unseen subjects. Circles: trained on squares and
     # triangles the motion reaches held-out circles (0.91 of steps at 2500 steps, 48 clips); trained on circles and
@@ -49,16 +56,18 @@ class DemoWorld:
     held_out: str = "circle"
     videos: int = 480  # toy training videos written to OUT/data, one clip each, every colour, the other shapes
     frames: int = 8  # frames per training video and clip
-    # the world's speed range, px per frame: slower than the full world's 0.75-2 so that the long video keeps
-    # the object in the 64 px frame at the learnt speed (benchmarks/RESULTS.md, "One motion, learnt and transferred")
-    min_speed: float = 0.5
-    max_speed: float = 1.0
+    # the world's speed range, px per frame (None: `DEMO_SPEEDS` for the motion)
+    min_speed: float | None = None
+    max_speed: float | None = None
 
     def __post_init__(self) -> None:
         from ldm_video.toy.world import SHAPES
 
         if self.motion not in DEMO_MOTIONS:
             raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
+        low, high = DEMO_SPEEDS.get(self.motion, DEMO_SPEEDS["straight"])
+        object.__setattr__(self, "min_speed", low if self.min_speed is None else self.min_speed)
+        object.__setattr__(self, "max_speed", high if self.max_speed is None else self.max_speed)
         if self.held_out not in SHAPES:
             raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of {', '.join(SHAPES)}")
         if self.videos < 1:
@@ -91,10 +100,10 @@ class DemoTraining:
     timestep_bias_multiplier: float = 1.0
     timestep_bias_portion: float = 0.25
     lora_rank: int = 0  # LoRA on the spatial attention, trained with the temporal layers (0 = off)
-    # share of training clips given context frames (with extend "context"): 0.25 kept the short clips closer to
-    # training without (held out 0.85 against 0.83 at 0.5, 24 clips of seeds 200-205) with long videos as good
-    # (0.91 / 0.93)
-    context_prob: float = 0.25
+    # share of training clips given context frames (with extend "context"; None: `DEMO_CONTEXT_PROBS` for the
+    # motion, else 0.25, which kept the short clips of "moving right" closer to training without: held out 0.85
+    # against 0.83 at 0.5, with long videos as good, 0.91 / 0.93)
+    context_prob: float | None = None
     # train --context-noise: given frames noised to a random timestep up to this; 200 did not stop the drift of
     # long videos and cost short clips (0.58 against 0.62; benchmarks/RESULTS.md, "Long videos that last")
     context_noise: int = 0
@@ -151,6 +160,9 @@ class DemoConfig:
     seed: int = 0  # data, training and sampling seed
 
     def __post_init__(self) -> None:
+        if self.training.context_prob is None:
+            prob = DEMO_CONTEXT_PROBS.get(self.world.motion, 0.25)
+            object.__setattr__(self, "training", replace(self.training, context_prob=prob))
         s = self.sampling
         if s.extend == "context" and not 0 < s.overlap < self.world.frames:
             raise LdmVideoError(f"--extend context gives each clip {s.overlap} frames of the last: that needs "
