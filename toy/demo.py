@@ -418,8 +418,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"held-out shape clip by clip ({d.sampling.long_frames} frames, each clip continuing the last {d.sampling.overlap} frames; "
         "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
         "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
-        "OUT/report.md). 12-14 minutes (8-9 of them training) and 0.65 GB of memory per process on a 2-core CPU "
-        "with --workers 2 (2026-12-03); another 2-core VM trained 2.4x faster.")
+        "OUT/report.md). About 10 minutes (7 of them training) and 0.65 GB of memory per process on a 2-core CPU "
+        "with --workers 2 (2026-12-06); other 2-core VMs trained 1.6x faster or 1.3x slower.")
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
     add_deprecated(parser, "--out", "--output-dir", "out")
