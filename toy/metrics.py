@@ -7,8 +7,8 @@ coverage (chroma over the object's own chroma, 0-1 per pixel, so the blurred edg
 covers): an upright triangle's mass is skewed towards its base (row skewness ~-0.57, circle and square 0), and a
 square's chord along its diagonals is sqrt(2) times its chord along the axes (a circle's 1). Both are measured on
 the frames a model can make, the toy VAE's reconstructions, where a blurred square's bounding-box fill overlaps a
-circle's; its position is the coverage-weighted centroid. Per video: presence, colour and shape as captioned, identity and background persistence, motion direction as
-captioned, speed consistency, and the seam jump ratio (SPEC §7) of the centroid track; across video sets, a
+circle's; its position is the coverage-weighted centroid. Per video: presence, colour and shape as captioned,
+identity and background persistence, motion direction as captioned, speed consistency, and the seam jump ratio (SPEC §7) of the centroid track; across video sets, a
 Frechet distance on simple trajectory and appearance features (the FVD recipe with hand-made features).
 All functions are pure (numpy in, numbers out).
 """
@@ -96,7 +96,8 @@ def _chord(coverage: np.ndarray, centre: tuple[float, float], angle: float, step
     x0, y0 = np.minimum(x.astype(int), w - 2), np.minimum(y.astype(int), h - 2)
     fx, fy = x - x0, y - y0
     c = coverage
-    values = ((c[y0, x0] * (1 - fx) + c[y0, x0 + 1] * fx) * (1 - fy) + (c[y0 + 1, x0] * (1 - fx) + c[y0 + 1, x0 + 1] * fx) * fy)
+    values = ((c[y0, x0] * (1 - fx) + c[y0, x0 + 1] * fx) * (1 - fy)
+              + (c[y0 + 1, x0] * (1 - fx) + c[y0 + 1, x0 + 1] * fx) * fy)
     return float(values.sum() * step)
 
 
@@ -196,8 +197,9 @@ def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray,
     the ground truth's sense, that of the first SENSE_STEPS steps until the object turns back within WALL_TOLERANCE
     of a margin (`wall_gaps` (s,): px between its box and the nearer margin along the axis, from `wall_gaps`;
     default: a box of the world's largest extent around the midpoint), then away from that margin, and in mid-frame
-    the sense of the step before. So a stall or a jitter fails, a turn in mid-frame fails with every step after it until the object reaches a margin (an object
-    that goes back and forth in a third of the frame does not pace), and so does jittering at a margin.
+    the sense of the step before. So a stall or a jitter fails, a turn in mid-frame fails with every step after it
+    until the object reaches a margin (an object that goes back and forth in a third of the frame does not pace),
+    and so does jittering at a margin.
     """
     moving = np.linalg.norm(steps, axis=1) > MIN_STEP  # (s,)
     if motion in ("bouncing", "pacing"):
