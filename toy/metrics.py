@@ -9,7 +9,8 @@ square's chord along its diagonals is sqrt(2) times its chord along the axes (a 
 the frames a model can make, the toy VAE's reconstructions, where a blurred square's bounding-box fill overlaps a
 circle's; its position is the coverage-weighted centroid. Per video: presence, colour and shape as captioned,
 identity and background persistence, motion direction as captioned, speed consistency, and the seam jump ratio
-(SPEC §7) of the centroid track; across video sets, a Frechet distance on simple trajectory and appearance features (the FVD recipe with hand-made features).
+(SPEC §7) of the centroid track; across video sets, a Frechet distance on simple trajectory and appearance
+features (the FVD recipe with hand-made features).
 All functions are pure (numpy in, numbers out).
 """
 
