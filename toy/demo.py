@@ -6,9 +6,9 @@ toy videos of one motion (pacing by default: left and right, turning at the fram
 never runs out of the frame) with one shape held out (circles by default), with iid training noise
 (PYoCo's correlated priors, Ge et al., ICCV 2023, measured slower on this task: `DemoTraining.noise_prior`),
 three quarters of the clips (a quarter for the straight motions) with their first 4 frames given clean (frame
-conditioning, as LVDM, He et al. 2022), so that the layers learn to continue given frames. Then short clips of every colour x shape (seen and held out) and
-long videos made clip by clip, each clip continuing the previous clip's last frames (`generate --extend
-context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are
+conditioning, as LVDM, He et al. 2022), so that the layers learn to continue given frames. Then short clips of
+every colour x shape (seen and held out) and long videos made clip by clip, each clip continuing the previous
+clip's last frames (`generate --extend context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are
 scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
 run per frame) on the same prompts and seeds; the long videos' drift is scored per segment and as FramePack's
 start-end contrast (`ldm_video.toy.drift`). The motion module is exported as a diffusers MotionAdapter.
@@ -33,12 +33,13 @@ from ldm_video.infer.vidrd import REUSE_ORDERS
 
 # the motions the demo can teach: the straight ones, and the toy world's lasting ones (never out of the frame)
 DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
-# the world's speed range (px per frame) and the share of training clips given context frames, per motion. Straight
-# motions: slower than the full world's 0.75-2, so that a long video keeps the object in the 64 px frame ("One
-# motion, learnt and transferred"), and a quarter of the clips with context ("Temporal layers trained to continue").
+# the world's speed range (px per frame) and the share of training clips given context frames, per motion. Others
+# (the straight motions, orbiting): slower than the full world's 0.75-2, so that a long video keeps the object in
+# the 64 px frame ("One motion, learnt and transferred"), and a quarter of the clips with context ("Temporal
+# layers trained to continue").
 # Pacing: 1-2 px and three quarters, which paced more in short clips and in the held-out circle's long videos
 # than 0.5-1 px and a quarter (benchmarks/RESULTS.md, "Faster pacing, more clips with context", 2026-12-06)
-DEMO_SPEEDS = {"straight": (0.5, 1.0), "orbiting": (0.5, 1.0), "pacing": (1.0, 2.0)}
+DEMO_SPEEDS = {"pacing": (1.0, 2.0)}  # the others (0.5, 1.0)
 DEMO_CONTEXT_PROBS = {"pacing": 0.75}  # the others 0.25
 
 
@@ -65,7 +66,7 @@ class DemoWorld:
 
         if self.motion not in DEMO_MOTIONS:
             raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
-        low, high = DEMO_SPEEDS.get(self.motion, DEMO_SPEEDS["straight"])
+        low, high = DEMO_SPEEDS.get(self.motion, (0.5, 1.0))
         object.__setattr__(self, "min_speed", low if self.min_speed is None else self.min_speed)
         object.__setattr__(self, "max_speed", high if self.max_speed is None else self.max_speed)
         if self.held_out not in SHAPES:

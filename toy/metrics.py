@@ -207,26 +207,25 @@ def motion_steps_ok(motion: str, midpoints: np.ndarray, steps: np.ndarray,
         axis = 1 if motion == "bouncing" else 0
         along = steps[:, axis]  # (s,)
         on_axis = moving & (np.abs(along) > np.abs(steps[:, 1 - axis]))
+        config = WorldConfig()
         if wall_gaps is None:
-            config = WorldConfig()
             pos, half = midpoints[:, axis], config.max_extent / 2
             wall_gaps = np.minimum(pos - half, config.size - pos - half) - config.margin  # (s,)
         near_wall = np.asarray(wall_gaps) < WALL_TOLERANCE  # (s,)
         ok = np.zeros(len(steps), dtype=bool)
-        away = np.where(midpoints[:, axis] < WorldConfig().size / 2, 1.0, -1.0)  # (s,) sense away from the nearer margin
+        away = np.where(midpoints[:, axis] < config.size / 2, 1.0, -1.0)  # (s,) sense away from the nearer margin
         axis_steps = np.flatnonzero(on_axis)
         # the ground truth's sense: the net sense of the first few steps, then away from the margin the object last
         # turned at; a turn in mid-frame does not change it, so the steps after one fail until the object reaches a
-        # margin (a single backward jitter fails only itself), and an object that stays at a margin, jittering
-        # towards it and away, fails every step towards it
-        expected = float(np.sign(along[axis_steps[:SENSE_STEPS]].sum()) or np.sign(along[axis_steps[0]])) \
-            if len(axis_steps) else 0.0
+        # margin, and an object that stays at a margin, jittering towards it and away, fails every step towards it
+        first = along[axis_steps[:SENSE_STEPS]]
+        expected = float(np.sign(first.sum()) or np.sign(first[0])) if len(first) else 0.0
         last = 0.0  # sense of the last step along the axis
         for i in axis_steps:
             sense = np.sign(along[i])
             if near_wall[i] and sense == away[i]:  # turning back at a margin, or leaving it
                 expected = sense
-            # and, in mid-frame, the way the step before went (a jitter in place fails at every step)
+            # and, in mid-frame, the way the step before went (a backward jitter fails with the step after it)
             ok[i] = expected == sense and (last in (0.0, sense) or near_wall[i])
             last = sense
         # the frame interval in which the object touches the margin and comes back moves it little: one short step
