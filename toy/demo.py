@@ -8,10 +8,10 @@ never runs out of the frame) with one shape held out (circles by default), with 
 three quarters of the clips (a quarter for the straight motions) with their first 4 frames given clean (frame
 conditioning, as LVDM, He et al. 2022), so that the layers learn to continue given frames. Then short clips of
 every colour x shape (seen and held out) and long videos made clip by clip, each clip continuing the previous
-clip's last frames (`generate --extend context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are
-scored with the toy world's ground truth, next to the untrained model (fresh temporal layers: the image model
-run per frame) on the same prompts and seeds; the long videos' drift is scored per segment and as FramePack's
-start-end contrast (`ldm_video.toy.drift`). The motion module is exported as a diffusers MotionAdapter.
+clip's last frames (`generate --extend context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained
+model and with `--extend vidrd`), are scored with the toy world's ground truth, next to the untrained model
+(fresh temporal layers: the image model run per frame) on the same prompts and seeds; the long videos' drift is
+scored per segment and as FramePack's start-end contrast (`ldm_video.toy.drift`). The motion module is exported as a diffusers MotionAdapter.
 """
 
 from __future__ import annotations
