@@ -1,5 +1,5 @@
-"""Long videos side by side on one model: `--extend context` (with and without the anchor of the first clip's
-colours), VidRD (forward order) and diffusers' FreeNoise, scored for drift against the toy world's ground truth.
+"""Long videos side by side on one model: `--extend context` (with and without history guidance and the anchor
+of the first clip's colours), VidRD (forward order) and diffusers' FreeNoise, scored for drift against the toy world's ground truth.
 
 The same toy base, the same temporal attention (a demo run's `motion/`, attention only, and its MotionAdapter
 export for diffusers), prompts, seeds, DDIM schedule, steps and guidance. FreeNoise is diffusers' own
@@ -27,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-# context: generate's defaults for a context-trained --motion (the anchor on); context-plain: without the anchor;
+# context: generate's defaults for a context-trained --motion (the anchor and history guidance on);
+# context-noguide: without history guidance (generate --no-context-guidance); context-plain: without either;
 # context-nocache: a block-causal --motion (train --context-causal) with its given frames run at every step under
 # the mask instead of once per clip (the same video: what the key-value cache saves)
-METHODS = ("context", "context-plain", "context-nocache", "vidrd-forward", "freenoise", "freenoise-split")
-DEFAULT_METHODS = ("context", "context-plain", "vidrd-forward", "freenoise")
+METHODS = ("context", "context-noguide", "context-plain", "context-nocache", "vidrd-forward", "freenoise",
+           "freenoise-split")
+DEFAULT_METHODS = ("context", "context-noguide", "vidrd-forward", "freenoise")
 
 
 def run_one(spec: dict) -> None:
@@ -49,7 +51,9 @@ def run_one(spec: dict) -> None:
             clip_frames=spec["clip_frames"], steps=spec["steps"], guidance=spec["guidance"], noise_prior="iid",
             noise_alpha=0.0, overlap=spec["overlap"], reuse_order="forward", extend=extend,
             context_noise=spec["context_noise"] if extend == "context" else 0,
-            context_anchor=method != "context-plain", context_cache=method != "context-nocache"))
+            context_anchor=method != "context-plain",
+            context_guidance=method not in ("context-noguide", "context-plain"),
+            context_cache=method != "context-nocache"))
         loaded = time.perf_counter()
         video = gen.video(spec["prompt"], frames, spec["seed"])
         seam_drop = gen.seam_drop()

@@ -138,6 +138,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context: shift each later clip's new frames to the first clip's latent channel means, so "
                         "the scene keeps its colours however long the video (default on: measured to stop the "
                         "background drift of long videos, README)")
+    g.add_argument("--context-guidance", action=argparse.BooleanOptionalAction, default=None,
+                   help="context: classifier-free guidance over the given frames as well as the prompt: the "
+                        "unconditional branch also goes without them, so --guidance pulls each clip toward "
+                        "continuing the last (history guidance, Song et al. 2025; no extra U-Net work). Default on "
+                        "with --guidance > 1: it kept the toy demo's motion in long videos (README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -244,7 +249,10 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
-    for flag in ("context_noise", "context_init", "context_anchor"):
+    if args.context_guidance and args.guidance <= 1:
+        raise LdmVideoError(f"--context-guidance needs --guidance > 1 (it shapes classifier-free guidance's "
+                            f"unconditional branch), got --guidance {args.guidance:g}")
+    for flag in ("context_noise", "context_init", "context_anchor", "context_guidance"):
         if getattr(args, flag) is not None and args.extend != "context":
             raise LdmVideoError(f"--{flag.replace('_', '-')} applies to --extend context only (this video: --extend "
                                 f"{args.extend})")
@@ -271,7 +279,9 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                 context_noise=context_noise(args) if args.extend == "context" else 0,
                                 context_init=(args.context_init or DEFAULT_CONTEXT_INIT) if args.extend == "context"
                                 else "fresh",
-                                context_anchor=args.extend == "context" and args.context_anchor is not False)
+                                context_anchor=args.extend == "context" and args.context_anchor is not False,
+                                context_guidance=args.extend == "context" and args.guidance > 1
+                                and args.context_guidance is not False)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video
@@ -356,6 +366,7 @@ def write_sidecar(job: Job, src: VideoSource, sampling: SamplingConfig, video: L
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
         "context_init": video.context_init, "context_anchor": video.context_anchor,
+        "context_guidance": video.context_guidance,
         "clip_starts": video.output_starts(frames_per_latent), "fps": src.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)
@@ -453,7 +464,8 @@ def run(args: argparse.Namespace) -> int:
             video = replace(video, num_frames=vae.latent_frames(args.frames))
             frames_per_latent = vae.temporal_compression
     model = load_video_model(base, args.motion, args.lora, args.lora_scale)
-    model.set_motion_scale(args.motion_scale)
+    if args.motion:  # (fresh layers stay off: load_video_model)
+        model.set_motion_scale(args.motion_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")

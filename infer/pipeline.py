@@ -4,8 +4,9 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 (Ge et al., ICCV 2023); each later clip starts from the previous clip's initial noise (FNR + PNS) and holds
 its first M frames to the previous clip's trajectory for the first steps (DSG) — or, for temporal layers
 trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
-timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022); each clip is
-denoised by the video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
+timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022), its guidance's
+unconditional branch optionally without them (history guidance, Song et al. 2025); each clip is denoised by the
+video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
 on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
 Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
@@ -89,6 +90,10 @@ class LongVideoConfig:
     context_init: str = "fresh"
     # extend "context": shift each new frame's latent channel means to the first clip's, after denoising
     context_anchor: bool = False
+    # extend "context", guidance > 1: the unconditional branch also goes without the given frames (they take the
+    # forward process of the previous clip's frames to each step's timestep, as in the clips trained without
+    # context), so guidance pulls the new frames toward continuing them as well as toward the prompt
+    context_guidance: bool = False
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -108,6 +113,8 @@ class LongVideoConfig:
                              f"{self.context_init!r} with extend {self.extend!r}")
         if self.context_anchor and self.extend != "context":
             raise ValueError(f"context_anchor applies to extend 'context' only, got extend {self.extend!r}")
+        if self.context_guidance and self.extend != "context":
+            raise ValueError(f"context_guidance applies to extend 'context' only, got extend {self.extend!r}")
         if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
             raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
                              f"with extend {self.extend!r}")
@@ -261,13 +268,18 @@ class VideoSampler:
             # frame diffused to the first timestep (the forward process, in the scheduler's own parametrisation)
             last = context[:, :, -1:].expand_as(noise)  # (1, 4, N, h, w)
             latents = scheduler.add_noise(last, noise, timesteps[:1])  # (1, 4, N, h, w)
+        # history guidance (Song et al. 2025, arXiv 2502.06764, "vanilla"): the unconditional row goes without the
+        # given frames too; they follow the previous clip's frames' forward process with one noise draw per clip
+        free = context is not None and cfg and v.context_guidance
+        history_eps = torch.randn(context.shape, generator=generator).to(context) if free else None  # (1, 4, M, h, w)
         causal = context is not None and self.model.config.context_causal  # block-causal given frames
         # (ldm_video.causal): they attend only to each other
         cached, cache, cache_text = causal and self.cache_context, None, None
+        rows = slice(1, 2) if free else slice(None)  # the rows whose first M frames are given
         given_mask = None
         if causal and not cached:  # the reference: every frame at every step, the given ones masked
             given_mask = torch.zeros(2 if cfg else 1, noise.shape[2], dtype=torch.bool, device=self.device)
-            given_mask[:, :m] = True  # (2|1, N)
+            given_mask[rows, :m] = True  # (2|1, N)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]
@@ -281,13 +293,19 @@ class VideoSampler:
                 x[:, :, :m] = given.to(self.dtype)
                 t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (2|1, N)
                 t_model[:, :m] = v.context_noise  # keeps t's dtype: Euler's linspace timesteps are fractional
+                if free:  # the unconditional row: the given frames at this step's timestep, to be denoised
+                    step_t = torch.as_tensor(t).round().long().reshape(1).cpu()  # the DDPM table's index
+                    x[0, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
+                    t_model[0, :m] = t
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
             if cached:  # only the new frames run; the given ones ran once (again only if the prompt changes)
                 if cache is None or emb is not cache_text:
-                    cache, cache_text = self.model.cache_context(x[:, :, :m], t_model[:, :m], emb), emb
-                pred = self.model(x[:, :, m:], t_model[:, m:], emb, cache=cache).sample.float()  # (2|1, 4, N-M, h, w)
+                    cache, cache_text = self.model.cache_context(x[rows, :, :m], t_model[rows, :m], emb[rows]), emb
+                pred = self.model(x[rows, :, m:], t_model[rows, m:], emb[rows], cache=cache).sample.float()
                 pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
                 # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
+                if free:  # the unconditional row has no given frames: all N run, unmasked
+                    pred = torch.cat([self.model(x[:1], t_model[:1], emb[:1]).sample.float(), pred])
             elif given_mask is not None:
                 pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (2|1, 4, N, h, w)
             else:

@@ -86,8 +86,8 @@ def run_temporal(layers: tuple, hidden: torch.Tensor, num_frames: int, attention
     """Apply a block's temporal layers in order; motion modules get `attention_kwargs` (when given). One frame
     skips them (an image), unless it runs against cached context frames (`attention_kwargs`). Every layer is
     residual, x + branch(x); `scale` != 1 makes it x + scale * branch(x)."""
-    if num_frames == 1 and attention_kwargs is None:
-        return hidden
+    if (num_frames == 1 and attention_kwargs is None) or scale == 0.0:  # scale 0: x + 0 * branch(x) = x,
+        return hidden  # so the branches' work is skipped
     for layer in layers:
         if attention_kwargs is not None and not isinstance(layer, TemporalConvStack):
             out = layer(hidden, num_frames=num_frames, cross_attention_kwargs=attention_kwargs)

@@ -135,14 +135,15 @@ class _Counter(torch.nn.Module):
         return self.inner.cache_context(x, t, text)
 
 
-@pytest.mark.parametrize("scheduler,guidance,noise", [("ddim", 1.0, 0), ("euler", 3.0, 0), ("dpm++", 3.0, 50)])
-def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, scheduler, guidance, noise):
+@pytest.mark.parametrize("scheduler,guidance,noise,free", [("ddim", 1.0, 0, False), ("euler", 3.0, 0, False),
+                                                         ("dpm++", 3.0, 50, False), ("ddim", 3.0, 50, True)])
+def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, scheduler, guidance, noise, free):
     from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler
     from ldm_video.infer.vidrd import VidRDConfig
 
     parts = load_base(tiny_base, components=("vae", "scheduler"))
     video = LongVideoConfig(num_frames=14, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
-                            seam_drop=2, context_noise=noise, context_anchor=True)
+                            seam_drop=2, context_noise=noise, context_anchor=True, context_guidance=free)
     out, runs = {}, {}
     for cache in (True, False):
         counter = _Counter(causal_model)
@@ -154,8 +155,9 @@ def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, sched
         runs[cache] = counter.frames_run
     assert out[True].shape[2] == 14
     assert torch.allclose(out[True], out[False], atol=1e-3), (out[True] - out[False]).abs().max()  # float noise
-    # clips 2 and 3: the 2 given frames run once per clip, then only the 4 new frames at each of the 3 steps
-    assert runs[True] == [6] * 3 + ([("cache", 2)] + [4] * 3) * 2
+    # clips 2 and 3: the 2 given frames run once per clip, then only the 4 new frames at each of the 3 steps (and,
+    # with history guidance, the unconditional row's 6 frames unmasked)
+    assert runs[True] == [6] * 3 + ([("cache", 2)] + ([4, 6] if free else [4]) * 3) * 2
     assert runs[False] == [6] * 9
 
 

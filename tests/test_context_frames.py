@@ -361,3 +361,55 @@ def test_generate_anchors_context_videos_by_default(tiny_base, context_motion):
     assert not build_configs(build_parser().parse_args([*common, "--no-context-anchor"]))[1].context_anchor
     with pytest.raises(LdmVideoError, match="applies to --extend context only"):
         build_configs(build_parser().parse_args([*common, "--extend", "vidrd", "--context-anchor"]))
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "euler"])
+def test_history_guidance_runs_the_unconditional_row_without_the_given_frames(tiny_base, scheduler):
+    """context_guidance: in a later clip the guidance's unconditional row has no given frames; its first M frames
+    follow the previous clip's last frames' forward process, sqrt(abar_t) z + sqrt(1 - abar_t) eps, one eps per
+    clip, at the step's timestep; the conditional row is given them clean as before; without it, both rows are."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    text = torch.randn(2, 77, 32)
+    config = {**dict(parts.scheduler.config), "timestep_spacing": "linspace"}  # Euler: fractional timesteps
+    calls, out = {}, {}
+    for free in (False, True):
+        rec = _Recorder(model)
+        video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
+                                seam_drop=2, context_guidance=free)
+        sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=config, sampling=SamplingConfig(
+            scheduler=scheduler, steps=3, guidance=3.0, height=16, width=16), video=video, progress=False)
+        out[free] = torch.cat([c.latents for c in sampler(text)], dim=2)  # (1, 4, 10, h, w)
+        calls[free] = rec.calls
+    given = out[True][:, :, 4:6]  # the first clip's last 2 latents
+    assert torch.equal(out[False][:, :, :6], out[True][:, :, :6])  # the first clip has nothing to guide by
+    assert not torch.allclose(out[False][:, :, 6:], out[True][:, :, 6:], atol=1e-4)
+    noises = []
+    for (x, t), (x_plain, t_plain) in zip(calls[True][3:], calls[False][3:]):  # clip 2's steps
+        assert torch.equal(x[1:, :, :2], given) and (t[1, :2] == 0).all()  # the conditional row: given, clean
+        assert torch.equal(x_plain[:, :, :2], given.expand(2, -1, -1, -1, -1)) and (t_plain[:, :2] == 0).all()
+        assert (t[0] == t[0, -1]).all()  # the unconditional row: every frame at the step's t
+        abar = sampler.noise_schedule.alphas_cumprod[round(float(t[0, -1]))]
+        noises.append((x[0, :, :2] - abar.sqrt() * given[0]) / (1 - abar).sqrt())  # the noise that was added
+    assert all(torch.allclose(n, noises[0], atol=1e-4) for n in noises[1:])  # one draw per clip
+    assert 0.7 < noises[0].std().item() < 1.3
+    with pytest.raises(ValueError, match="context_guidance"):
+        LongVideoConfig(extend="vidrd", context_guidance=True)
+
+
+def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motion, tmp_path):
+    from ldm_video.infer.generate import build_configs
+
+    common = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4", "--steps", "1",
+              "--height", "16", "--width", "16", "--motion", str(context_motion), "--out", "x.mp4"]
+    assert build_configs(build_parser().parse_args(common))[1].context_guidance
+    assert not build_configs(build_parser().parse_args([*common, "--no-context-guidance"]))[1].context_guidance
+    assert not build_configs(build_parser().parse_args([*common, "--guidance", "1"]))[1].context_guidance
+    for bad, message in ((["--extend", "vidrd", "--context-guidance"], "applies to --extend context only"),
+                         (["--guidance", "1", "--context-guidance"], "needs --guidance > 1")):
+        with pytest.raises(LdmVideoError, match=message):
+            build_configs(build_parser().parse_args([*common, *bad]))
+    out = tmp_path / "v.mp4"
+    assert main([*common[:-1], str(out), "--no-progress"]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["context_guidance"] is True

@@ -95,6 +95,26 @@ def test_motion_scale_scales_each_temporal_branch(tiny_base):
             model.set_motion_scale(bad)
 
 
+def test_fresh_layers_are_switched_off_with_the_same_output(tiny_base):
+    """load_video_model without a --motion: fresh (identity) temporal layers at motion scale 0, whose work is
+    skipped; the output is the one the computed identity layers give, exactly."""
+    from ldm_video.infer.model import load_video_model
+
+    base = load_base(tiny_base, components=("unet",))
+    latents, t, text = _inputs(3)
+    model = load_video_model(base, None, None, 1.0)
+    calls = []
+    for module in model.motion.modules():
+        if module.__class__.__name__ == "AnimateDiffTransformer3D":
+            module.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        off = model(latents, t, text).sample
+        assert not calls  # skipped
+        model.set_motion_scale(1.0)
+        computed = model(latents, t, text).sample
+    assert calls and torch.equal(off, computed)
+
+
 def test_one_frame_skips_temporal_layers(tiny_base):
     unet2d = load_base(tiny_base, components=("unet",)).unet
     latents, t, text = _inputs(1)

@@ -43,6 +43,7 @@ class ClipSampling:
     context_noise: int = 0  # long videos, extend "context": timestep of the noise put on the given frames
     context_init: str = "fresh"  # long videos, extend "context": where the new frames start (LongVideoConfig)
     context_anchor: bool = False  # long videos, extend "context": keep the first clip's latent channel means
+    context_guidance: bool = False  # long videos, extend "context": guidance's unconditional branch without them
     # long videos, extend "context" with a block-causal model: the given frames run once per clip, their keys and
     # values cached (False: at every step under the block-causal mask; the same frames, more work)
     context_cache: bool = True
@@ -63,7 +64,8 @@ class ToyGenerator:
 
         self.parts = load_base(self.base, components=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
         self.model = load_video_model(self.parts, self.motion, None, 1.0)
-        self.model.set_motion_scale(self.sampling.motion_scale)
+        if self.motion:  # (fresh layers stay off: load_video_model)
+            self.model.set_motion_scale(self.sampling.motion_scale)
         self._text: dict[str, torch.Tensor] = {}
 
     def _embed(self, prompt: str) -> torch.Tensor:
@@ -99,7 +101,8 @@ class ToyGenerator:
                                 seam_drop=self.seam_drop() if long else 0,
                                 context_noise=s.context_noise if extend == "context" else 0,
                                 context_init=s.context_init if extend == "context" else "fresh",
-                                context_anchor=s.context_anchor and extend == "context")
+                                context_anchor=s.context_anchor and extend == "context",
+                                context_guidance=s.context_guidance and extend == "context")
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
                                sampling=sampling, video=video, progress=False, cache_context=s.context_cache)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each
