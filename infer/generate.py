@@ -142,7 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context: classifier-free guidance over the given frames as well as the prompt: the "
                         "unconditional branch also goes without them, so --guidance pulls each clip toward "
                         "continuing the last (history guidance, Song et al. 2025; no extra U-Net work). Default on "
-                        "with --guidance > 1: it kept the toy demo's motion in long videos (README)")
+                        "with --guidance > 1 (it kept the toy demo's motion in long videos, README), off for a "
+                        "--motion trained with --context-prob 1, which never saw a clip without given frames")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -210,6 +211,16 @@ def context_noise(args: argparse.Namespace) -> int:
             raise LdmVideoError(f"--context-noise must be a timestep in [0, 1000), got {args.context_noise}")
         return args.context_noise
     return round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
+
+
+def context_guidance(args: argparse.Namespace) -> bool:
+    """--extend context: history guidance, by default on where guidance is, unless the --motion was trained with
+    context frames in every clip (its unconditional branch, without them, would be outside its training)."""
+    from ldm_video.checkpoint import trained_context_prob
+
+    if args.context_guidance is not None:
+        return args.context_guidance and args.guidance > 1
+    return args.guidance > 1 and (trained_context_prob(args.motion) or 0.0) < 1
 
 
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
@@ -280,8 +291,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                 context_init=(args.context_init or DEFAULT_CONTEXT_INIT) if args.extend == "context"
                                 else "fresh",
                                 context_anchor=args.extend == "context" and args.context_anchor is not False,
-                                context_guidance=args.extend == "context" and args.guidance > 1
-                                and args.context_guidance is not False)
+                                context_guidance=args.extend == "context" and context_guidance(args))
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video

@@ -264,6 +264,18 @@ def trained_context_noise(path: str | os.PathLike) -> int:
     return _trained_int(path, "context_noise")
 
 
+def trained_context_prob(path: str | os.PathLike) -> float | None:
+    """Share of the training clips given context frames (`train --context-prob`); None where not recorded (runs
+    without context frames, older runs, MotionAdapter folders and AnimateDiff files)."""
+    if is_motion_adapter_folder(path) or is_motion_module_file(path):
+        return None
+    value = (read_temporal_record(path)[0].get("metadata") or {}).get("context_prob")
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        raise LdmVideoError(f"{path}: context_prob {value!r} in its metadata is not a number") from None
+
+
 def _trained_int(path: str | os.PathLike, key: str) -> int:
     if is_motion_adapter_folder(path) or is_motion_module_file(path):
         return 0

@@ -90,7 +90,7 @@ def context_motion(tiny_base, toy_data, tmp_path_factory):
 def test_training_records_the_context_frames_and_refuses_bad_values(tiny_base, toy_data, context_motion, tmp_path,
                                                                       capsys):
     record = json.loads((context_motion / "temporal_config.json").read_text())
-    assert record["metadata"]["context_frames"] == 2
+    assert record["metadata"]["context_frames"] == 2 and record["metadata"]["context_prob"] == 1
     losses = [json.loads(line)["loss"] for line in (context_motion / "train_log.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)  # finite with every clip's first frames given
     assert main(_train_args(tiny_base, toy_data, tmp_path / "bad", "--context-frames", "4")) == 2
@@ -399,10 +399,22 @@ def test_history_guidance_runs_the_unconditional_row_without_the_given_frames(ti
 
 
 def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motion, tmp_path):
+    """On by default, except for a module trained with given frames in every clip (context_motion): it never saw
+    a clip without them, which is what the unconditional branch would be."""
+    import shutil
+
     from ldm_video.infer.generate import build_configs
 
-    common = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4", "--steps", "1",
+    mixed = tmp_path / "mixed"  # the same module, recorded as trained with given frames in half the clips
+    shutil.copytree(context_motion, mixed)
+    record = json.loads((mixed / "temporal_config.json").read_text())
+    record["metadata"]["context_prob"] = 0.5
+    (mixed / "temporal_config.json").write_text(json.dumps(record))
+    always = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4", "--steps", "1",
               "--height", "16", "--width", "16", "--motion", str(context_motion), "--out", "x.mp4"]
+    assert not build_configs(build_parser().parse_args(always))[1].context_guidance
+    assert build_configs(build_parser().parse_args([*always, "--context-guidance"]))[1].context_guidance
+    common = [*always[:-3], str(mixed), "--out", "x.mp4"]
     assert build_configs(build_parser().parse_args(common))[1].context_guidance
     assert not build_configs(build_parser().parse_args([*common, "--no-context-guidance"]))[1].context_guidance
     assert not build_configs(build_parser().parse_args([*common, "--guidance", "1"]))[1].context_guidance

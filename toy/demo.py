@@ -8,9 +8,10 @@ never runs out of the frame) with one shape held out (circles by default), with 
 three quarters of the clips (a quarter for the straight motions) with their first 4 frames given clean (frame
 conditioning, as LVDM, He et al. 2022), so that the layers learn to continue given frames. Then short clips of
 every colour x shape (seen and held out) and long videos made clip by clip, each clip continuing the previous
-clip's last frames (`generate --extend context`; VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained
-model and with `--extend vidrd`), are scored with the toy world's ground truth, next to the untrained model
-(fresh temporal layers: the image model run per frame) on the same prompts and seeds; the long videos' drift is
+clip's last frames and guided by them (`generate --extend context`, with history guidance, Song et al. 2025;
+VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are scored with the
+toy world's ground truth, next to the untrained model (fresh temporal layers: the image model run per frame) on
+the same prompts and seeds; the long videos' drift is
 scored per segment and as FramePack's start-end contrast (`ldm_video.toy.drift`). The motion module is exported
 as a diffusers MotionAdapter.
 """
@@ -135,7 +136,8 @@ class DemoSampling:
     # `overlap` given frames (in `context_prob` of the training clips) and gives each later clip the previous one's
     # last frames: 0.93 of long-video steps the learnt way, seams 0.81, against 0.62 / 0.06 for VidRD on the same
     # model (8 videos, benchmarks/RESULTS.md, "Temporal layers trained to continue given frames"). "vidrd" trains
-    # without and uses FNR / PNS / DSG. generate anchors the colours of context videos (--context-anchor).
+    # without and uses FNR / PNS / DSG. generate anchors the colours of context videos (--context-anchor) and guides
+    # by the given frames (--context-guidance).
     extend: str = "context"
     reuse_order: str = "forward"  # VidRD prompt-frame order (generate --reuse-order) of VidRD's long videos
     sample_steps: int = 20  # DDIM steps per clip
@@ -232,7 +234,7 @@ def table(report: dict) -> str:
                 "all": "all"}.get(group, group)
         cells = [_fmt((clips["tuned"][group][k], clips["untrained"][group][k])) for k, _ in CLIP_COLUMNS]
         lines.append(f"| {name} ({n}) | " + " | ".join(cells) + " |")
-    how = {"context": f"each clip continuing the previous clip's last {c['overlap']} frames",
+    how = {"context": f"each clip continuing the previous clip's last {c['overlap']} frames, guided by them",
            "vidrd": f"VidRD, {c['reuse_order']} reuse order"}
     untrained = how["vidrd"] + " (untrained layers cannot take context frames)" if c["extend"] == "context" else ""
     lines += ["", (f"Long videos ({c['long_frames']} frames in clips of {c['clip_frames']}, {how[c['extend']]}"
@@ -420,7 +422,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"held-out shape clip by clip ({d.sampling.long_frames} frames, each clip continuing the last {d.sampling.overlap} frames; "
         "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
         "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
-        "OUT/report.md). About 10 minutes (7 of them training) and 0.65 GB of memory per process on a 2-core CPU "
+        "OUT/report.md). About 9 minutes (7 of them training) and 0.65 GB of memory per process on a 2-core CPU "
         "with --workers 2 (2026-12-06); other 2-core VMs trained 1.6x faster or 1.3x slower.")
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")

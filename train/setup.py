@@ -73,6 +73,8 @@ class Run:
                     "prediction_type": self.prediction_type, "ema": bool(use_ema), "base": cfg.model.base,
                     "context_frames": cfg.context.context_frames, "context_noise": cfg.context.context_noise,
                     "clip_frames": self.latent_frames()}
+        if cfg.context.context_frames:
+            metadata["context_prob"] = cfg.context.prob
         if self.clip_fps:
             metadata["fps"] = round(self.clip_fps, 3)
         if step is not None:
