@@ -1,5 +1,6 @@
 """Long videos side by side on one model: `--extend context` (with and without history guidance and the anchor
-of the first clip's colours), VidRD (forward order) and diffusers' FreeNoise, scored for drift against the toy world's ground truth.
+of the first clip's colours), VidRD (forward order) and diffusers' FreeNoise, scored for drift against the toy
+world's ground truth.
 
 The same toy base, the same temporal attention (a demo run's `motion/`, attention only, and its MotionAdapter
 export for diffusers), prompts, seeds, DDIM schedule, steps and guidance. FreeNoise is diffusers' own
@@ -157,10 +158,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[str, int], list[dict]] = {}
     for frames in args.frames:  # interleaved: every method at one length before the next length
-        for p, prompt in enumerate(args.prompts):
+        for prompt in args.prompts:
             for seed in args.seeds:
                 for method in args.methods:
-                    out = work / f"{method}-{frames}-{p}-{seed}.npy"
+                    # named by the prompt's words, so that runs side by side on other prompts or seeds may share --work
+                    out = work / f"{method}-{frames}-{'_'.join(prompt.split())}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
                             "steps": args.steps, "guidance": args.guidance, "context_noise": context_noise,

@@ -58,7 +58,8 @@ def main_cli() -> None:
         sampling = ClipSampling(noise_prior=args.prior, noise_alpha=args.alpha, extend=extend,
                                 overlap=context if extend == "context" else 4,
                                 reuse_order="forward" if extend == "context" else order, seam_drop=drop,
-                                pns_alpha=pns or 0.0, dsg_beta=beta or 0.0)
+                                pns_alpha=pns or 0.0, dsg_beta=beta or 0.0,
+                                context_anchor=extend == "context", context_guidance=extend == "context")
         generator = ToyGenerator(args.base, args.motion, sampling)
         scores = [generator.score(caption_for(c, s, args.word), args.frames, seed)
                   for c, s in PROMPTS for seed in range(args.seeds)]

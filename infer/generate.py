@@ -141,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--context-guidance", action=argparse.BooleanOptionalAction, default=None,
                    help="context: classifier-free guidance over the given frames as well as the prompt: the "
                         "unconditional branch also goes without them, so --guidance pulls each clip toward "
-                        "continuing the last (history guidance, Song et al. 2025; no extra U-Net work). Default on "
+                        "continuing the last (after history guidance, Song et al. 2025; no extra U-Net work, except "
+                        "M more frames per step for a --context-causal module). Default on "
                         "with --guidance > 1 (it kept the toy demo's motion in long videos, README), off for a "
                         "--motion trained with --context-prob 1, which never saw a clip without given frames")
     g.add_argument("--pns-alpha", type=float,
@@ -219,7 +220,7 @@ def context_guidance(args: argparse.Namespace) -> bool:
     from ldm_video.checkpoint import trained_context_prob
 
     if args.context_guidance is not None:
-        return args.context_guidance and args.guidance > 1
+        return args.context_guidance
     return args.guidance > 1 and (trained_context_prob(args.motion) or 0.0) < 1
 
 
@@ -260,13 +261,13 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
-    if args.context_guidance and args.guidance <= 1:
-        raise LdmVideoError(f"--context-guidance needs --guidance > 1 (it shapes classifier-free guidance's "
-                            f"unconditional branch), got --guidance {args.guidance:g}")
     for flag in ("context_noise", "context_init", "context_anchor", "context_guidance"):
         if getattr(args, flag) is not None and args.extend != "context":
             raise LdmVideoError(f"--{flag.replace('_', '-')} applies to --extend context only (this video: --extend "
                                 f"{args.extend})")
+    if args.context_guidance and args.guidance <= 1:
+        raise LdmVideoError(f"--context-guidance needs --guidance > 1 (it shapes classifier-free guidance's "
+                            f"unconditional branch), got --guidance {args.guidance:g}")
     order = args.reuse_order or DEFAULT_REUSE_ORDER
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":

@@ -268,8 +268,9 @@ class VideoSampler:
             # frame diffused to the first timestep (the forward process, in the scheduler's own parametrisation)
             last = context[:, :, -1:].expand_as(noise)  # (1, 4, N, h, w)
             latents = scheduler.add_noise(last, noise, timesteps[:1])  # (1, 4, N, h, w)
-        # history guidance (Song et al. 2025, arXiv 2502.06764, "vanilla"): the unconditional row goes without the
-        # given frames too; they follow the previous clip's frames' forward process with one noise draw per clip
+        # history guidance (after Song et al. 2025, arXiv 2502.06764, "vanilla"): the unconditional row goes without
+        # the given frames too; they follow the previous clip's frames' forward process with one noise draw per clip
+        # (at the step's timestep, not full noise: the clips trained without context had every frame at one t)
         free = context is not None and cfg and v.context_guidance
         history_eps = torch.randn(context.shape, generator=generator).to(context) if free else None  # (1, 4, M, h, w)
         causal = context is not None and self.model.config.context_causal  # block-causal given frames
@@ -293,19 +294,22 @@ class VideoSampler:
                 x[:, :, :m] = given.to(self.dtype)
                 t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (2|1, N)
                 t_model[:, :m] = v.context_noise  # keeps t's dtype: Euler's linspace timesteps are fractional
-                if free:  # the unconditional row: the given frames at this step's timestep, to be denoised
-                    step_t = torch.as_tensor(t).round().long().reshape(1).cpu()  # the DDPM table's index
+                # the unconditional row: the given frames at this step's timestep, to be denoised; once that is
+                # no noisier than their own (--context-noise), both rows keep them as given
+                if free and t > v.context_noise:
+                    step_t = torch.as_tensor(t).round().long().reshape(1).cpu()  # (1,): the DDPM table's index
                     x[0, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
-                    t_model[0, :m] = t
+                    t_model[0, :m] = t  # (M,)
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
             if cached:  # only the new frames run; the given ones ran once (again only if the prompt changes)
                 if cache is None or emb is not cache_text:
                     cache, cache_text = self.model.cache_context(x[rows, :, :m], t_model[rows, :m], emb[rows]), emb
                 pred = self.model(x[rows, :, m:], t_model[rows, m:], emb[rows], cache=cache).sample.float()
+                # (2|1, 4, N-M, h, w): both rows, or only the conditional one (history guidance)
                 pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
                 # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
                 if free:  # the unconditional row has no given frames: all N run, unmasked
-                    pred = torch.cat([self.model(x[:1], t_model[:1], emb[:1]).sample.float(), pred])
+                    pred = torch.cat([self.model(x[:1], t_model[:1], emb[:1]).sample.float(), pred])  # (2, 4, N, h, w)
             elif given_mask is not None:
                 pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (2|1, 4, N, h, w)
             else:

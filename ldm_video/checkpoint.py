@@ -265,11 +265,20 @@ def trained_context_noise(path: str | os.PathLike) -> int:
 
 
 def trained_context_prob(path: str | os.PathLike) -> float | None:
-    """Share of the training clips given context frames (`train --context-prob`); None where not recorded (runs
-    without context frames, older runs, MotionAdapter folders and AnimateDiff files)."""
+    """Share of the training clips given context frames (`train --context-prob`), from the layers' metadata or,
+    for runs saved before it was recorded there, the run folder's train_config.yaml; None where neither says
+    (runs without context frames, MotionAdapter folders and AnimateDiff files)."""
     if is_motion_adapter_folder(path) or is_motion_module_file(path):
         return None
     value = (read_temporal_record(path)[0].get("metadata") or {}).get("context_prob")
+    settings = Path(path) / "train_config.yaml"
+    if value is None and settings.is_file():
+        import yaml
+
+        try:
+            value = (yaml.safe_load(settings.read_text()) or {}).get("context_prob")
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
+            value = None  # unreadable settings: not recorded
     try:
         return None if value is None else float(value)
     except (TypeError, ValueError):

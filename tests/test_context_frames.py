@@ -390,9 +390,22 @@ def test_history_guidance_runs_the_unconditional_row_without_the_given_frames(ti
         assert torch.equal(x[1:, :, :2], given) and (t[1, :2] == 0).all()  # the conditional row: given, clean
         assert torch.equal(x_plain[:, :, :2], given.expand(2, -1, -1, -1, -1)) and (t_plain[:, :2] == 0).all()
         assert (t[0] == t[0, -1]).all()  # the unconditional row: every frame at the step's t
+        if t[0, -1] == 0:  # a last step at t = 0: nothing to leave out, both rows are given them
+            assert torch.equal(x[0, :, :2], given[0])
+            continue
         abar = sampler.noise_schedule.alphas_cumprod[round(float(t[0, -1]))]
         noises.append((x[0, :, :2] - abar.sqrt() * given[0]) / (1 - abar).sqrt())  # the noise that was added
-    assert all(torch.allclose(n, noises[0], atol=1e-4) for n in noises[1:])  # one draw per clip
+    assert len(noises) >= 2 and all(torch.allclose(n, noises[0], atol=1e-4) for n in noises[1:])  # one per clip
+    # given frames noised to their own timestep (--context-noise): once a step is no noisier, both rows keep them
+    rec = _Recorder(model)
+    video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,
+                            context_guidance=True, context_noise=400)
+    list(VideoSampler(model=rec, vae=parts.vae, scheduler_config=config, sampling=SamplingConfig(
+        scheduler=scheduler, steps=3, guidance=3.0, height=16, width=16), video=video, progress=False)(text))
+    later = rec.calls[3:]
+    assert all((t[1, :2] == 400).all() for _, t in later)
+    assert all(((t[0, :2] == 400).all() and torch.equal(x[0, :, :2], x[1, :, :2])) == (float(t[0, -1]) <= 400)
+               for x, t in later) and any(float(t[0, -1]) <= 400 for _, t in later)
     assert 0.7 < noises[0].std().item() < 1.3
     with pytest.raises(ValueError, match="context_guidance"):
         LongVideoConfig(extend="vidrd", context_guidance=True)
@@ -413,6 +426,12 @@ def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motio
     always = ["generate", "--base", tiny_base, "--prompt", "x", "--frames", "10", "--clip-frames", "4", "--steps", "1",
               "--height", "16", "--width", "16", "--motion", str(context_motion), "--out", "x.mp4"]
     assert not build_configs(build_parser().parse_args(always))[1].context_guidance
+    older = tmp_path / "older"  # saved before the metadata recorded it: read from the run's train_config.yaml
+    shutil.copytree(context_motion, older)
+    record = json.loads((older / "temporal_config.json").read_text())
+    del record["metadata"]["context_prob"]
+    (older / "temporal_config.json").write_text(json.dumps(record))
+    assert not build_configs(build_parser().parse_args([*always[:-3], str(older), "--out", "x.mp4"]))[1].context_guidance
     assert build_configs(build_parser().parse_args([*always, "--context-guidance"]))[1].context_guidance
     common = [*always[:-3], str(mixed), "--out", "x.mp4"]
     assert build_configs(build_parser().parse_args(common))[1].context_guidance

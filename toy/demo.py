@@ -11,9 +11,8 @@ every colour x shape (seen and held out) and long videos made clip by clip, each
 clip's last frames and guided by them (`generate --extend context`, with history guidance, Song et al. 2025;
 VidRD's FNR / PNS / DSG, Gu et al., 2023, for the untrained model and with `--extend vidrd`), are scored with the
 toy world's ground truth, next to the untrained model (fresh temporal layers: the image model run per frame) on
-the same prompts and seeds; the long videos' drift is
-scored per segment and as FramePack's start-end contrast (`ldm_video.toy.drift`). The motion module is exported
-as a diffusers MotionAdapter.
+the same prompts and seeds; the long videos' drift is scored per segment and as FramePack's start-end contrast
+(`ldm_video.toy.drift`). The motion module is exported as a diffusers MotionAdapter.
 """
 
 from __future__ import annotations
