@@ -474,9 +474,7 @@ def run(args: argparse.Namespace) -> int:
             vae.check_num_frames(args.frames, what="--frames")
             video = replace(video, num_frames=vae.latent_frames(args.frames))
             frames_per_latent = vae.temporal_compression
-    model = load_video_model(base, args.motion, args.lora, args.lora_scale)
-    if args.motion:  # (fresh layers stay off: load_video_model)
-        model.set_motion_scale(args.motion_scale)
+    model = load_video_model(base, args.motion, args.lora, args.lora_scale, args.motion_scale)
     if model.motion is not None and video.clip_frames > model.config.max_frames:
         raise LdmVideoError(f"--clip-frames {video.clip_frames} exceeds the temporal attention's max_frames "
                             f"{model.config.max_frames}")

@@ -16,13 +16,12 @@ def load_lora(model, path: str, scale: float) -> None:
     load_lora_file(model.unet, path, adapter_name="user_lora", scale=scale)
 
 
-def load_video_model(base, motion: str | None, lora: str | None, lora_scale: float):
-    """The VideoUNet in eval mode: base U-Net + temporal layers (saved or fresh) + optional LoRA. Fresh layers are
-    the identity, so they are switched off (motion scale 0): the same frames without their work."""
+def load_video_model(base, motion: str | None, lora: str | None, lora_scale: float, motion_scale: float = 1.0):
+    """The VideoUNet in eval mode: base U-Net + temporal layers (saved, at `motion_scale`, or fresh) + optional LoRA.
+    Fresh layers are the identity, so they are switched off (motion scale 0): the same frames without their work."""
     device, dtype = base.unet.device, base.unet.dtype
     model = load_motion(motion, base.unet, prediction_type=base.prediction_type) if motion else inflate_unet(base.unet)
-    if not motion:
-        model.set_motion_scale(0.0)
+    model.set_motion_scale(motion_scale if motion else 0.0)
     if lora:
         load_lora(model, lora, lora_scale)
     return model.to(device=device, dtype=dtype).eval()  # new temporal / LoRA layers come in float32

@@ -63,9 +63,7 @@ class ToyGenerator:
         from ldm_video.infer.model import load_video_model
 
         self.parts = load_base(self.base, components=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
-        self.model = load_video_model(self.parts, self.motion, None, 1.0)
-        if self.motion:  # (fresh layers stay off: load_video_model)
-            self.model.set_motion_scale(self.sampling.motion_scale)
+        self.model = load_video_model(self.parts, self.motion, None, 1.0, self.sampling.motion_scale)
         self._text: dict[str, torch.Tensor] = {}
 
     def _embed(self, prompt: str) -> torch.Tensor:
