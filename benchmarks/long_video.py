@@ -3,11 +3,12 @@ of the first clip's colours), VidRD (forward order) and diffusers' FreeNoise, sc
 world's ground truth.
 
 The same toy base, the same temporal attention (a demo run's `motion/`, attention only, and its MotionAdapter
-export for diffusers), prompts, seeds, DDIM schedule, steps and guidance. FreeNoise is diffusers' own
+export for diffusers), prompts, seeds, DDIM schedule, steps and guidance (or, with `--context-steps`, fewer steps
+for context: the two compared at equal seconds per frame). FreeNoise is diffusers' own
 `AnimateDiffPipeline.enable_free_noise` (context windows fused with pyramid weights, shuffled context noise), its
-context length set to our clip length and its stride to the clip length less our overlap. Every run is its own subprocess
-(peak RSS is the child's, seconds exclude the model load), run interleaved: for each length, prompt and seed,
-each method in turn. Scored with `ldm_video.toy.drift`: the captioned motion over the whole video and in its
+context length set to our clip length and its stride to the clip length less our overlap. Every run is its own
+subprocess (peak RSS is the child's, seconds exclude the model load), run interleaved: for each length, prompt and
+seed, each method in turn. Scored with `ldm_video.toy.drift`: the captioned motion over the whole video and in its
 last 15 %, and the last 15 % against the first (FramePack's start-end contrast): background change in grey levels,
 object present, captioned colour, identity as at the start, step length ratio; plus the seam jump ratio.
 
@@ -121,7 +122,10 @@ def main() -> None:
     parser.add_argument("--prompts", nargs="+", default=["a red square pacing", "a blue circle pacing"],
                         help="toy captions (default: a seen and the held-out shape of the demo's motion)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="DDIM steps per clip / FreeNoise video (default 20)")
+    parser.add_argument("--context-steps", type=int, default=None,
+                        help="DDIM steps of the context modes only (default --steps): context at fewer steps against "
+                             "FreeNoise at --steps compares the two at equal seconds per frame")
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--context-noise", type=int, default=None,
                         help="context modes: the timestep of the given frames' noise (default: what generate "
@@ -139,7 +143,8 @@ def main() -> None:
         for path in args.table:
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
-                rows.setdefault((row["method"], row["frames"]), []).append(row)
+                rows.setdefault((row["method"], row["frames"], row.get("steps", 20)), []).append(row)  # rows
+                # written before steps were recorded ran at 20
         return print_table(rows, row["context_noise"])
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
@@ -156,16 +161,17 @@ def main() -> None:
         clip_frames = trained_clip(args.motion)[0] or 8
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    rows: dict[tuple[str, int], list[dict]] = {}
+    rows: dict[tuple[str, int, int], list[dict]] = {}
     for frames in args.frames:  # interleaved: every method at one length before the next length
         for prompt in args.prompts:
             for seed in args.seeds:
                 for method in args.methods:
                     # named by the prompt's words, so that runs side by side on other prompts or seeds may share --work
-                    out = work / f"{method}-{frames}-{'_'.join(prompt.split())}-{seed}.npy"
+                    steps = steps_of(method, args)
+                    out = work / f"{method}-{frames}-{steps}-{'_'.join(prompt.split())}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
-                            "steps": args.steps, "guidance": args.guidance, "context_noise": context_noise,
+                            "steps": steps, "guidance": args.guidance, "context_noise": context_noise,
                             "clip_frames": clip_frames, "overlap": args.overlap}
                     child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], check=True,
                                            capture_output=True, text=True)
@@ -173,27 +179,36 @@ def main() -> None:
                     row = {"method": method, "frames": frames, "prompt": prompt, "seed": seed,
                            "context_noise": context_noise, "clip_frames": clip_frames, **timing,
                            **score(np.load(out), prompt, clip_frames, timing["seam_drop"])}
-                    rows.setdefault((method, frames), []).append(row)
+                    row.update(steps=steps, guidance=args.guidance)
+                    rows.setdefault((method, frames, steps), []).append(row)
                     if args.rows:
                         with open(args.rows, "a") as f:
                             f.write(json.dumps(row) + "\n")
-                    print(f"{method:>15} {frames:>5} frames, {prompt!r} seed {seed}: {row['seconds'] / frames:.3f} "
-                          f"s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion {row['motion']:.2f} (last 15 % "
+                    print(f"{method:>15} {frames:>5} frames, {steps} steps, {prompt!r} seed {seed}: "
+                          f"{row['seconds'] / frames:.3f} s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion "
+                          f"{row['motion']:.2f} (last 15 % "
                           f"{row['last_motion']:.2f}), background {row['background']:.1f}, identity "
                           f"{row['identity']:.2f}, speed x{row['speed_ratio']:.2f}", flush=True)
     print_table(rows, context_noise)
 
 
-def print_table(rows: dict[tuple[str, int], list[dict]], context_noise: int) -> None:
+def steps_of(method: str, args: argparse.Namespace) -> int:
+    """A method's DDIM steps: --context-steps for the context modes when given, else --steps."""
+    return args.context_steps if method.startswith("context") and args.context_steps else args.steps
+
+
+def print_table(rows: dict[tuple[str, int, int], list[dict]], context_noise: int) -> None:
     """The markdown table of the runs: means over prompts x seeds per method and length."""
     print(f"\ncontext modes: given frames noised to timestep {context_noise}; means over prompts x seeds; the last "
           "7 columns are the last 15 % of each video against its first 15 %\n")
-    print("| method | frames | s / frame | peak RSS GiB | motion (all) | motion | background change | present | "
-          "colour | identity | step ratio | seam jump | videos passing every bar |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (method, frames), group in sorted(rows.items(), key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]))):
+    print("| method | frames | steps | s / frame | peak RSS GiB | motion (all) | motion | background change | "
+          "present | colour | identity | step ratio | seam jump | videos passing every bar |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (method, frames, steps), group in sorted(rows.items(),
+                                                 key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]), -kv[0][2])):
         m = {k: statistics.fmean(r[k] for r in group) for k in ("seconds", "peak_rss_gib", *COLUMNS)}
-        print(f"| {method} | {frames} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | {m['motion']:.2f} | "
+        print(f"| {method} | {frames} | {steps} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | "
+              f"{m['motion']:.2f} | "
               f"{m['last_motion']:.2f} | {m['background']:.1f} | {m['present']:.2f} | {m['colour']:.2f} | "
               f"{m['identity']:.2f} | {m['speed_ratio']:.2f} | {m['seam_jump']:.2f} | "
               f"{sum(r['passes'] for r in group):.0f} / {len(group)} |")
