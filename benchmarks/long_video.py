@@ -143,8 +143,8 @@ def main() -> None:
         for path in args.table:
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
-                rows.setdefault((row["method"], row["frames"], row.get("steps", 20)), []).append(row)  # rows
-                # written before steps were recorded ran at 20
+                steps = row.get("steps", 20)  # rows written before steps were recorded ran at 20
+                rows.setdefault((row["method"], row["frames"], steps), []).append(row)
         return print_table(rows, row["context_noise"])
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
