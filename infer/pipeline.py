@@ -233,6 +233,21 @@ class VideoSampler:
         self.context: torch.Tensor | None = None  # extend "context": previous clip's last M final latents
         self.anchor: torch.Tensor | None = None  # extend "context": the first clip's latent channel means
 
+    def continue_from(self, latents: torch.Tensor) -> None:
+        """Make the next `denoise` of a later clip (extend "context") continue `latents` (1, 4, f >= M, h, w), final
+        latents at U-Net scale, as if they were the clip before: their last M frames are given, and the anchor keeps
+        their channel means. For continuing frames that were not sampled here (encoded from a video)."""
+        m = self.video.vidrd.overlap
+        if self.video.extend != "context":
+            raise ValueError(f"continue_from needs extend='context', not {self.video.extend!r}")
+        if latents.ndim != 5 or latents.shape[:2] != (1, 4) or latents.shape[2] < m \
+                or tuple(latents.shape[3:]) != self.latent_shape[3:]:
+            raise ValueError(f"latents must be (1, 4, >= {m}, {self.latent_shape[3]}, {self.latent_shape[4]}), "
+                             f"got {tuple(latents.shape)}")
+        latents = latents.to(device=self.device, dtype=torch.float32)
+        self.anchor = latents.mean(dim=(2, 3, 4), keepdim=True)  # (1, 4, 1, 1, 1)
+        self.context = latents[:, :, -m:].clone()  # (1, 4, M, h, w)
+
     def initial_noise(self, clip: int, prev_noise: torch.Tensor | None, generator) -> torch.Tensor:
         """Unit-variance noise (1, 4, N, h, w) a clip starts from."""
         s, v = self.sampling, self.video

@@ -352,6 +352,39 @@ def test_the_anchor_keeps_the_first_clips_channel_means(tiny_base):
         LongVideoConfig(extend="vidrd", context_anchor=True)
 
 
+def test_continuing_given_latents_is_the_clip_the_sampler_makes_after_them(tiny_base):
+    """continue_from(z): the next clip is exactly the one the sampler denoises after a clip that ended with z
+    (its last M frames given, the anchor at z's means, history guidance on); wrong shapes and modes are refused."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    text = torch.randn(2, 77, 32)
+    video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
+                            seam_drop=2, context_anchor=True, context_guidance=True)
+    sampling = SamplingConfig(steps=2, guidance=2.0, height=16, width=16)
+
+    def sampler() -> VideoSampler:
+        return VideoSampler(model=model, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                            sampling=sampling, video=video, progress=False)
+
+    first, second = torch.randn(1, 4, 6, 2, 2), torch.randn(1, 4, 6, 2, 2)
+    own = sampler()
+    with torch.no_grad():
+        before = own.denoise(0, first, text, torch.Generator().manual_seed(0))  # (1, 4, 6, 2, 2)
+        after = own.denoise(1, second, text, torch.Generator().manual_seed(1))
+        given = sampler()
+        given.continue_from(before)
+        continued = given.denoise(1, second, text, torch.Generator().manual_seed(1))
+    assert torch.equal(continued, after)
+    assert torch.equal(continued[:, :, :2], before[:, :, -2:])  # the given frames are kept as they were
+    with pytest.raises(ValueError, match=r"latents must be \(1, 4, >= 2, 2, 2\)"):
+        given.continue_from(before[:, :, :1])
+    with pytest.raises(ValueError, match="extend='context'"):
+        VideoSampler(model=model, vae=parts.vae, scheduler_config=dict(parts.scheduler.config), sampling=sampling,
+                     video=LongVideoConfig(num_frames=10, vidrd=VidRDConfig(clip_frames=6, overlap=2)),
+                     progress=False).continue_from(before)
+
+
 def test_generate_anchors_context_videos_by_default(tiny_base, context_motion):
     from ldm_video.infer.generate import build_configs
 
