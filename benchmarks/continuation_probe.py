@@ -38,12 +38,13 @@ def world_clips(prompt: str, count: int, frames: int, speeds: tuple[float, float
     """`count` toy clips of `prompt`, (frames (f, H, W, 3) uint8, ground-truth centres (f, 2)), whose ground truth
     moves one way throughout (no margin reached), or with `after_turn` turns back at a margin within the `given`
     frames and then moves one way; `extent` / `y` pin the object's size / height."""
-    from ldm_video.toy.world import WorldConfig, centres, render, sample
+    from ldm_video.toy.world import WorldConfig, centres, parse_caption, render, sample_spec
 
     config = WorldConfig(min_speed=speeds[0], max_speed=speeds[1])
     clips, seed = [], PROBE_SEEDS
     while len(clips) < count:
-        spec = sample(seed, frames, config, caption=prompt).spec
+        # the spec `world.sample(seed, ...)` draws, rendered only when it is kept
+        spec = sample_spec(np.random.default_rng(seed), frames, config, parse_caption(prompt))
         seed += 1
         spec = replace(spec, extent=spec.extent if extent is None else extent,
                        start=(spec.start[0], spec.start[1] if y is None else y))

@@ -109,6 +109,10 @@ class DemoTraining:
     # train --context-noise: given frames noised to a random timestep up to this; 200 did not stop the drift of
     # long videos and cost short clips (0.58 against 0.62; benchmarks/RESULTS.md, "Long videos that last")
     context_noise: int = 0
+    # train --context-slowdown: a share of the context clips' given frames replayed slower; 0.3 and 0.5 helped the
+    # layers leave a margin after a turn, not long videos, and cost short clips (benchmarks/RESULTS.md, "Where long
+    # videos lose the motion")
+    context_slowdown: float = 0.0
     # train --context-causal (with --motion-norm per-frame): given frames attend only to each other, so long
     # videos run them once per clip (keys and values cached) instead of at every step
     context_causal: bool = False
@@ -299,7 +303,8 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     from ldm_video.train.trainer import train
 
     context = ({"context_frames": cfg.context_frames, "context_prob": cfg.training.context_prob,
-                "context_noise": cfg.training.context_noise, "context_causal": cfg.training.context_causal}
+                "context_noise": cfg.training.context_noise, "context_slowdown": cfg.training.context_slowdown,
+                "context_causal": cfg.training.context_causal}
                if cfg.context_frames else {})
     if context.get("context_causal"):
         context["motion_norm"] = "per-frame"  # the given frames' path must not mix with the others' (causal.py)

@@ -162,6 +162,12 @@ class ContextFrames:
         "noise augmentation of the --context-frames: each clip's given frames are noised to a random timestep in "
         "[0, T] and told that timestep, so that the layers learn to continue imperfect frames (their own, in a long "
         "video; SVD / Diffusion Forcing); 0 = given clean", metavar="T"))
+    context_slowdown: float = field(default=0.0, metadata=opt(
+        "history slow-down: in this share of the clips given --context-frames, the given frames are replayed slower "
+        "than they happened (a random speed, down to a freeze) while the rest keeps its pace, so that the layers "
+        "learn to keep a motion going after frames that hesitate, as a long video's own do at turns (on the toy "
+        "world it did not help long videos: benchmarks/RESULTS.md); 0 = off",
+        metavar="P"))
 
     def __post_init__(self) -> None:
         if self.context_frames < 0:
@@ -179,6 +185,11 @@ class ContextFrames:
                                 "context frames to noise)")
         if self.context_noise < 0:
             raise LdmVideoError(f"--context-noise must be >= 0, got {self.context_noise}")
+        if not 0.0 <= self.context_slowdown <= 1.0:
+            raise LdmVideoError(f"--context-slowdown must be in [0, 1], got {self.context_slowdown}")
+        if self.context_slowdown and not self.context_frames:
+            raise LdmVideoError(f"--context-slowdown {self.context_slowdown} needs --context-frames N > 0 (there are "
+                                "no context frames to slow down)")
 
     @property
     def prob(self) -> float:

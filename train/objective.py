@@ -92,6 +92,28 @@ def context_timesteps(batch: int, max_timestep: int, generator: torch.Generator,
     return torch.randint(0, max_timestep + 1, (batch,), generator=generator).to(device)  # (b,) drawn on the CPU
 
 
+def slowed_context(latents: torch.Tensor, context_frames: int, prob: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """History slow-down: in a `prob` share of the clips, the first `context_frames` latent frames (b, c, f, h, w)
+    are replayed slower than they happened, ending on the real last one -> latents of the same shape.
+
+    Each such clip draws a speed s ~ U[0, 1) (0 freezes the last given frame) and its given frame k of M shows real
+    frame round(M-1 - (M-1-k) s); the frames after them keep their real speed. Continuing a hesitant history at
+    the data's own pace is what a long video needs from its layers, whose own frames slow and stall at turns: an
+    augmentation of the conditioning frames in time, as noise augmentation (`context_timesteps`) is in value.
+    """
+    b, m = latents.shape[0], context_frames
+    slow = torch.rand(b, generator=generator) < prob  # (b,) drawn on the CPU, same on every device
+    speed = torch.rand(b, generator=generator)  # (b,)
+    k = torch.arange(m)  # (M,)
+    source = torch.round((m - 1) - (m - 1 - k[None, :]) * speed[:, None]).long()  # (b, M)
+    source = torch.where(slow[:, None], source, k[None, :]).to(latents.device)  # (b, M): the real order when not
+    replayed = latents[torch.arange(b, device=latents.device)[:, None], :, source]  # (b, M, c, h, w)
+    out = latents.clone()
+    out[:, :, :m] = replayed.permute(0, 2, 1, 3, 4)  # (b, c, M, h, w)
+    return out
+
+
 def with_context(x_t: torch.Tensor, context: torch.Tensor, timesteps: torch.Tensor, given: torch.Tensor,
                  context_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The U-Net input and per-frame timesteps when `given` frames are given: (b, c, f, h, w), long (b, f).

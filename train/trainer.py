@@ -28,9 +28,9 @@ logger = logging.getLogger("ldm_video.train")
 __all__ = ["TrainResult", "train"]
 
 # settings that change the model's shape or the data stream: a checkpoint cannot resume under other values
-_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames", "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema", "context_frames", "context_noise",
-                      "context_causal",
-                      "batch_size", "grad_accum", "seed")
+_RESUME_MUST_MATCH = ("temporal_layers", "attention_heads", "attention_layers", "mid_block", "max_frames",
+                      "conv_depth", "conv_dropout", "lora_rank", "optimizer", "ema", "context_frames", "context_noise",
+                      "context_slowdown", "context_causal", "batch_size", "grad_accum", "seed")
 
 
 def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tensor:
@@ -63,9 +63,12 @@ def _micro_step(run: Run, batch: dict, generator: torch.Generator) -> torch.Tens
         given = objective.context_mask(b, latents.shape[2], cfg.context.context_frames, cfg.context.prob,
                                        generator)  # (b, f)
         context, t_context = latents, None  # clean given frames at t = 0 ...
+        if cfg.context.context_slowdown:  # ... some replayed slower than they happened (history slow-down)
+            context = objective.slowed_context(latents, cfg.context.context_frames, cfg.context.context_slowdown,
+                                               generator)  # (b, 4, f, h, w)
         if cfg.context.context_noise:  # ... or noised to a random level t_c <= --context-noise (noise augmentation)
             t_context = objective.context_timesteps(b, cfg.context.context_noise, generator, device)  # (b,)
-            context = objective.noisy_latents(run.noise_scheduler, latents, noise, t_context)  # (b, 4, f, h, w)
+            context = objective.noisy_latents(run.noise_scheduler, context, noise, t_context)  # (b, 4, f, h, w)
         x_t, t_model = objective.with_context(x_t, context, t, given, t_context)  # (b, 4, f, h, w), (b, f)
     causal = {"given": given.to(device)} if cfg.context.context_causal and given is not None else {}  # block-causal:
     # the given frames attend only to each other, as `generate` runs them (once per clip, keys and values cached)
