@@ -98,9 +98,11 @@ def slowed_context(latents: torch.Tensor, context_frames: int, prob: float,
     are replayed slower than they happened, ending on the real last one -> latents of the same shape.
 
     Each such clip draws a speed s ~ U[0, 1) (0 freezes the last given frame) and its given frame k of M shows real
-    frame round(M-1 - (M-1-k) s); the frames after them keep their real speed. Continuing a hesitant history at
-    the data's own pace is what a long video needs from its layers, whose own frames slow and stall at turns: an
-    augmentation of the conditioning frames in time, as noise augmentation (`context_timesteps`) is in value.
+    frame round(M-1 - (M-1-k) s); the frames after them keep their real speed. An augmentation of the conditioning
+    frames in time, as noise augmentation (`context_timesteps`) is in value, meant to keep a long video's own
+    hesitant frames (a stall at a turn) from stalling the next clip; on the toy world it made the layers leave a
+    margin after a turn more often but did not raise long videos' pacing (benchmarks/RESULTS.md, "Where long
+    videos lose the motion").
     """
     b, m = latents.shape[0], context_frames
     slow = torch.rand(b, generator=generator) < prob  # (b,) drawn on the CPU, same on every device
