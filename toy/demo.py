@@ -106,9 +106,9 @@ class DemoTraining:
     # motion, else 0.25, which kept the short clips of "moving right" closer to training without: held out 0.85
     # against 0.83 at 0.5, with long videos as good, 0.91 / 0.93)
     context_prob: float | None = None
-    # train --context-noise: given frames noised to a random timestep up to this; 200 cost short clips (0.58 against
-    # 0.62, "Long videos that last") and, on one run, paced 1,024-frame videos more (0.69 against 0.60-0.63; "Where
-    # long videos lose the motion", benchmarks/RESULTS.md): kept off until more runs confirm it
+    # train --context-noise: given frames noised to a random timestep up to this; 200 paced 1,024-frame videos more
+    # (0.64-0.69 against 0.60-0.63) but cost the short clips the demo reports (held out 0.52 against 0.62-0.68):
+    # benchmarks/RESULTS.md, "Where long videos lose the motion"
     context_noise: int = 0
     # train --context-slowdown: a share of the context clips' given frames replayed slower; 0.3 and 0.5 helped the
     # layers leave a margin after a turn, not long videos, and cost short clips (benchmarks/RESULTS.md, "Where long
