@@ -90,11 +90,10 @@ def probe(motion: str, base: str, prompt: str, clips: int, steps: int, guidance:
     frames = trained_clip(motion)[0] or 8
     given = 4
     text = encode_prompt(parts.tokenizer, parts.text_encoder, prompt, "", guidance, "cpu", torch.float32)
-    video = LongVideoConfig(num_frames=2 * frames - given, extend="context",
+    long = LongVideoConfig(num_frames=2 * frames - given, extend="context",
                             vidrd=VidRDConfig(clip_frames=frames, overlap=given), seam_drop=given,
                             context_noise=round(trained_context_noise(motion) * CONTEXT_NOISE_SHARE),
                             context_anchor=True, context_guidance=guidance > 1)
-    scale = parts.vae.config.scaling_factor
     kinds, steps_ok, travel = [], [], []
     start = time.perf_counter()
     speeds = DEMO_SPEEDS.get(parse_caption(prompt)[2], (0.5, 1.0))
@@ -102,16 +101,15 @@ def probe(motion: str, base: str, prompt: str, clips: int, steps: int, guidance:
         sampling = SamplingConfig(scheduler="ddim", steps=steps, guidance=guidance, noise_prior="iid",
                                   height=pixels.shape[1], width=pixels.shape[2], seed=i)
         sampler = VideoSampler(model=model, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
-                               sampling=sampling, video=video, progress=False)
+                               sampling=sampling, video=long, progress=False)
         generator = torch.Generator().manual_seed(i)
         with torch.no_grad():
-            x = torch.from_numpy(pixels[:given]).permute(0, 3, 1, 2).float() / 127.5 - 1  # (M, 3, H, W)
-            latents = parts.vae.encode(x).latent_dist.mode() * scale  # (M, 4, h, w)
-            sampler.continue_from(latents.permute(1, 0, 2, 3)[None])  # (1, 4, M, h, w)
+            video = torch.from_numpy(pixels[:given]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1  # (1, 3, M, H, W)
+            sampler.continue_from(sampler.vae.encode(video))  # (1, 4, M, h, w), posterior mode at U-Net scale
             noise = torch.randn(sampler.latent_shape, generator=generator)  # (1, 4, N, h, w)
             out = sampler.denoise(1, noise, text, generator)  # (1, 4, N, h, w)
-            decoded = parts.vae.decode(out[0].permute(1, 0, 2, 3) / scale).sample  # (N, 3, H, W)
-        track = centroid_track(analyse_video(to_uint8(decoded).numpy()))  # (N, 2)
+            decoded = sampler.vae.decode(out)  # (1, 3, N, H, W)
+        track = centroid_track(analyse_video(to_uint8(decoded)[0].numpy()))  # (N, 2)
         kind, ok, moved = outcome(track[:, 0], truth[:, 0], given)
         kinds.append(kind)
         steps_ok.append(ok)
