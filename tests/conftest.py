@@ -54,3 +54,11 @@ def tiny_base_v(tmp_path_factory) -> str:
 def any_base(request, tiny_base, tiny_base_v) -> str:
     """Both prediction types, one after the other."""
     return tiny_base if request.param == "epsilon" else tiny_base_v
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    """Two 4-frame toy-world videos with captions, a training folder (one per test module)."""
+    from ldm_video.toy.world import write_folder
+
+    return write_folder(tmp_path_factory.mktemp("toy"), 2, num_frames=4, seed=0, progress=False)

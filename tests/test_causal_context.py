@@ -9,7 +9,7 @@ import torch
 from ldm_video import inflate_unet, load_base
 from ldm_video.causal import block_causal_mask
 from ldm_video.config import VideoUNetConfig
-from tests.test_context_frames import _train_args, toy_data  # noqa: F401 (a fixture)
+from tests.test_context_frames import _train_args
 from tests.test_generate import randomise_temporal
 
 CAUSAL = VideoUNetConfig(motion_norm="per-frame", context_causal=True, max_frames=16)
@@ -163,7 +163,7 @@ def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, sched
 
 # -- train and generate -----------------------------------------------------------------------------------------
 
-def test_train_and_generate_with_block_causal_context(tiny_base, toy_data, tmp_path, capsys,  # noqa: F811
+def test_train_and_generate_with_block_causal_context(tiny_base, toy_data, tmp_path, capsys,
                                                       monkeypatch):
     import json
 
