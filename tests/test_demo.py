@@ -101,8 +101,8 @@ def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
     with the demo's iid noise this small recipe measured 0.50 against 0.29 at 600 steps, too close to the
     threshold to assert. It trains without context frames (as measured; the demo's 8-frame clips take 4). It holds
     out triangles, the harder transfer (the demo holds out circles). Sampled direction needs these 1200 steps:
-    300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, 2026-12-01 to 2026-12-02); the one-minute test
-    below asks the same of a 300-step model through the denoising loss instead."""
+    300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, 2026-12-01 to 2026-12-02); the short-recipe
+    test below asks the same of a 500-step model through the denoising loss instead."""
     cfg = DemoConfig(world=DemoWorld(motion="right", held_out="triangle", videos=96, frames=4, min_speed=0.75,
                                      max_speed=2.0),
                      training=DemoTraining(steps=1200, lr=2e-3, noise_prior="progressive", noise_alpha=0.5),
@@ -117,26 +117,27 @@ def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
     assert direction["tuned"] >= 0.5 and direction["tuned"] - direction["untrained"] >= 0.15, direction
 
 
-def test_a_one_minute_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp_path):
-    """Under a minute on one core: the demo's data and training steps shrunk to 300 steps of 4-frame clips (lr
-    4e-3, iid noise, 2-4 px per frame), triangles held out. Sampled, such a model still moves at chance (0.33 vs
-    0.38-0.41 untrained, benchmarks/RESULTS.md, 2026-12-02), but it already denoises held-out triangles moving
-    right better than the same clips played backwards (`ldm_video.toy.direction_probe`): measured relative gap
-    +1.5 % / +0.3-0.4 % / +0.7 % for training seeds 0 / 1 / 2 on one thread (clips preferring right 0.83-0.89 /
-    0.67-0.70 / 0.73; seed 0 on two threads, another model by float rounding: +0.6 %, 0.73), -0.3 % for a model
-    taught "left", and 0 (to float rounding) for the untrained layers."""
+def test_a_short_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp_path):
+    """About a minute on one core: the demo's data and training shrunk to 500 steps of 4-frame clips (lr 4e-3,
+    iid noise, 2-4 px per frame), triangles held out. Sampled, such a model still moves at chance, but it already
+    denoises held-out triangles moving right better than the same clips played backwards
+    (`ldm_video.toy.direction_probe`). Training seeds 0-11 on one thread (2026-12-07, benchmarks/RESULTS.md):
+    relative gap +0.61 % to +2.42 %, clips preferring right 0.69-0.92. At 300 steps (the recipe this test first
+    had) the gap ranged -0.43 % to +1.11 % over seeds 0-5 and a CI machine measured +0.17 % / 0.56, since the toy
+    data differs from run to run (libx264) and float rounding differs from machine to machine. A model taught
+    "left" scores below 0; untrained layers score 0 to float rounding."""
     from ldm_video.toy.direction_probe import direction_preference
 
     cfg = DemoConfig(world=DemoWorld(motion="right", held_out="triangle", videos=96, frames=4, min_speed=2.0,
                                      max_speed=4.0),
-                     training=DemoTraining(steps=300, lr=4e-3, noise_prior="iid"),
+                     training=DemoTraining(steps=500, lr=4e-3, noise_prior="iid"),
                      sampling=DemoSampling(clip_frames=4, extend="vidrd"))
     write_data(cfg, tmp_path / "data", progress=False)
     train_motion(cfg, str(TOY_BASE), tmp_path / "data", tmp_path / "motion", progress=False)
     tuned = direction_preference(str(TOY_BASE), str(tmp_path / "motion"), "right", "triangle", clips=64)
     untrained = direction_preference(str(TOY_BASE), None, "right", "triangle", clips=8, repeats=1)
     assert abs(untrained.relative_gap) < 1e-6, untrained  # a per-frame model cannot tell the two apart
-    assert tuned.relative_gap > 1e-3 and tuned.prefers > 0.6, tuned
+    assert tuned.relative_gap > 2e-3 and tuned.prefers > 0.55, tuned  # lowest measured: +0.61 %, 0.69
 
 
 def test_demo_jobs_on_worker_processes_give_what_one_process_gives(tiny_base, tmp_path):
