@@ -20,7 +20,6 @@ torch.set_num_threads(1)
 # test itself; measured over ~5 s each on a 2-core CPU (2026-12-03)
 SLOW_ELSEWHERE = (
     "tests/test_demo.py::test_a_short_recipe_prefers_the_learnt_direction_on_held_out_shapes",
-    "tests/test_demo.py::test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes",
     "tests/test_demo.py::test_demo_runs_every_step_and_reports",
     "tests/test_toy_drift.py::test_a_darkening_background_is_measured_in_grey_levels",
     "tests/test_toy_metrics.py::test_frechet_distance_separates_real_from_broken",

@@ -1,5 +1,5 @@
 """`ldm-video demo` end to end at toy sizes (the real run is the README's main command, minutes long), and a
-small version of its recipe on the shipped toy base that must teach the motion."""
+short version of its recipe on the shipped toy base whose temporal layers must prefer the taught direction."""
 
 import json
 
@@ -18,7 +18,7 @@ from ldm_video.toy.demo import (
     train_motion,
     write_data,
 )
-from ldm_video.toy.motion_eval import ClipSampling, ToyGenerator, group_scores, sample_clips
+from ldm_video.toy.motion_eval import ClipSampling
 
 
 def _frames(path) -> int:
@@ -91,30 +91,6 @@ def test_the_demo_picks_speed_and_context_share_by_motion():
     assert (right.world.min_speed, right.world.max_speed, right.training.context_prob) == (0.5, 1.0, 0.25)
     mine = DemoConfig(world=DemoWorld(min_speed=0.75, max_speed=0.8), training=DemoTraining(context_prob=0.5))
     assert (mine.world.min_speed, mine.world.max_speed, mine.training.context_prob) == (0.75, 0.8, 0.5)
-
-
-def test_a_small_demo_recipe_teaches_the_motion_to_held_out_shapes(tmp_path):
-    """The demo's data and training steps, shrunk (4-frame clips, 1200 steps at lr 2e-3, the full world's speeds),
-    on the shipped toy base: the fine-tuned temporal layers move held-out triangles right clearly more often than
-    the untrained ones (measured 0.62 against 0.33). A few minutes on 2 CPU cores: shorter recipes (300 steps)
-    measured at chance (benchmarks/RESULTS.md). It keeps the progressive prior (alpha 0.5) it was measured with;
-    with the demo's iid noise this small recipe measured 0.50 against 0.29 at 600 steps, too close to the
-    threshold to assert. It trains without context frames (as measured; the demo's 8-frame clips take 4). It holds
-    out triangles, the harder transfer (the demo holds out circles). Sampled direction needs these 1200 steps:
-    300-400, what a minute allows, measured at chance (benchmarks/RESULTS.md, 2026-12-01 to 2026-12-02); the short-recipe
-    test below asks the same of a 500-step model through the denoising loss instead."""
-    cfg = DemoConfig(world=DemoWorld(motion="right", held_out="triangle", videos=96, frames=4, min_speed=0.75,
-                                     max_speed=2.0),
-                     training=DemoTraining(steps=1200, lr=2e-3, noise_prior="progressive", noise_alpha=0.5),
-                     sampling=DemoSampling(clip_frames=4, extend="vidrd"))
-    write_data(cfg, tmp_path / "data", progress=False)
-    train_motion(cfg, str(TOY_BASE), tmp_path / "data", tmp_path / "motion", progress=False)
-    direction = {}
-    for name, motion in (("tuned", str(tmp_path / "motion")), ("untrained", None)):
-        generator = ToyGenerator(str(TOY_BASE), motion, ClipSampling(steps=10, clip_frames=4))
-        clips = sample_clips(generator, "right", 2, 4, shapes=("triangle",))
-        direction[name] = group_scores(clips, ("triangle",))["held out"]["direction"]
-    assert direction["tuned"] >= 0.5 and direction["tuned"] - direction["untrained"] >= 0.15, direction
 
 
 def test_a_short_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp_path):

@@ -17,7 +17,7 @@ def build_optimizer(params: list[torch.nn.Parameter], name: str, lr: float, weig
     if not params:
         raise LdmVideoError("nothing to train: the model has no trainable parameters")
     if name == "adamw":
-        # not fused: ~4 % of a demo step, and it moved the learning test's model (RESULTS, "The demo in parallel")
+        # not fused: ~4 % of a demo step, inside run-to-run spread (RESULTS, "The demo in parallel")
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw8bit":
         try:
