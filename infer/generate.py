@@ -47,7 +47,8 @@ from ldm_video.video_file import to_uint8
 logger = logging.getLogger("ldm_video.generate")
 
 VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # VidRD's released settings; overlap M = clip_frames // 2
-# --extend context samples the given frames at this share of the noise level they were trained up to
+# --extend context samples the given frames at this share of the noise level they were trained up to: as good
+# as 0.25, better than 1 (benchmarks/RESULTS.md, "How much noise on the given frames", 2026-12-07)
 CONTEXT_NOISE_SHARE = 0.5
 DEFAULT_CONTEXT_INIT = "fresh"
 # --prompt-edit with --prompt-at: on the toy world 0.5 kept position across a colour switch (0.3 did not; README)

@@ -93,6 +93,18 @@ def test_the_demo_picks_speed_and_context_share_by_motion():
     assert (mine.world.min_speed, mine.world.max_speed, mine.training.context_prob) == (0.75, 0.8, 0.5)
 
 
+def test_the_demo_noises_given_frames_for_pacing_only_and_only_when_frames_are_given():
+    assert DemoConfig().training.context_noise == 100
+    assert DemoConfig(world=DemoWorld(motion="right")).training.context_noise == 0
+    assert DemoConfig(sampling=DemoSampling(extend="vidrd")).training.context_noise == 0
+    assert DemoConfig(training=DemoTraining(context_noise=0)).training.context_noise == 0
+    assert DemoConfig(world=DemoWorld(motion="right"), training=DemoTraining(context_noise=50)).training.context_noise == 50
+    with pytest.raises(LdmVideoError, match="--extend vidrd gives none"):
+        DemoConfig(sampling=DemoSampling(extend="vidrd"), training=DemoTraining(context_noise=50))
+    with pytest.raises(LdmVideoError, match=r"timestep in \[0, 1000\), got -1"):
+        DemoTraining(context_noise=-1)
+
+
 def test_a_short_recipe_prefers_the_learnt_direction_on_held_out_shapes(tmp_path):
     """About a minute on one core: the demo's data and training shrunk to 500 steps of 4-frame clips (lr 4e-3,
     iid noise, 2-4 px per frame), triangles held out. Sampled, such a model still moves at chance, but it already

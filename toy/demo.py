@@ -42,6 +42,9 @@ DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
 # than 0.5-1 px and a quarter (benchmarks/RESULTS.md, "Faster pacing, more clips with context", 2026-12-06)
 DEMO_SPEEDS = {"pacing": (1.0, 2.0)}  # the others (0.5, 1.0)
 DEMO_CONTEXT_PROBS = {"pacing": 0.75}  # the others 0.25
+# Pacing: given frames noised up to timestep 100 in training, which paced 1,024-frame videos the most of 0 / 100 /
+# 200 / 400 (benchmarks/RESULTS.md, "How much noise on the given frames", 2026-12-07); the others 0 (not measured)
+DEMO_CONTEXT_NOISE = {"pacing": 100}
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class DemoTraining:
     noise_prior: str = "iid"
     noise_alpha: float = 0.0  # ignored by iid; the correlation of mixed / progressive
     # train --timestep-bias: off. "later" x3 on the noisiest half measured +0.11 held-out direction at 1500 steps
-    # (two training seeds) but broke the small 4-frame recipe (0.29 vs 0.33 untrained): benchmarks/RESULTS.md
+    # (two training seeds), not confirmed since (its small-recipe check measured noise: benchmarks/RESULTS.md)
     timestep_bias: str = "none"
     timestep_bias_multiplier: float = 1.0
     timestep_bias_portion: float = 0.25
@@ -106,10 +109,9 @@ class DemoTraining:
     # motion, else 0.25, which kept the short clips of "moving right" closer to training without: held out 0.85
     # against 0.83 at 0.5, with long videos as good, 0.91 / 0.93)
     context_prob: float | None = None
-    # train --context-noise: given frames noised to a random timestep up to this; 200 paced 1,024-frame videos more
-    # (0.64-0.69 against 0.60-0.63) but cost the short clips the demo reports (held out 0.52 against 0.62-0.68):
-    # benchmarks/RESULTS.md, "Where long videos lose the motion"
-    context_noise: int = 0
+    # train --context-noise: given frames noised to a random timestep up to this (with extend "context"; None:
+    # `DEMO_CONTEXT_NOISE` for the motion, else 0)
+    context_noise: int | None = None
     # train --context-slowdown: a share of the context clips' given frames replayed slower; 0.3 and 0.5 helped the
     # layers leave a margin after a turn, not long videos, and cost short clips (benchmarks/RESULTS.md, "Where long
     # videos lose the motion")
@@ -121,6 +123,8 @@ class DemoTraining:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise LdmVideoError(f"--steps must be >= 1, got {self.steps}")
+        if self.context_noise is not None and not 0 <= self.context_noise < 1000:
+            raise LdmVideoError(f"--context-noise must be a timestep in [0, 1000), got {self.context_noise}")
 
 
 @dataclass(frozen=True)
@@ -171,10 +175,16 @@ class DemoConfig:
         if self.training.context_prob is None:
             prob = DEMO_CONTEXT_PROBS.get(self.world.motion, 0.25)
             object.__setattr__(self, "training", replace(self.training, context_prob=prob))
+        if self.training.context_noise is None:
+            noise = DEMO_CONTEXT_NOISE.get(self.world.motion, 0) if self.sampling.extend == "context" else 0
+            object.__setattr__(self, "training", replace(self.training, context_noise=noise))
         s = self.sampling
         if s.extend == "context" and not 0 < s.overlap < self.world.frames:
             raise LdmVideoError(f"--extend context gives each clip {s.overlap} frames of the last: that needs "
                                 f"clips of more than {s.overlap} frames, got {self.world.frames}")
+        if self.training.context_noise and s.extend != "context":
+            raise LdmVideoError("--context-noise noises the frames given by --extend context; --extend "
+                                f"{s.extend} gives none")
         if self.training.context_causal and s.extend != "context":
             raise LdmVideoError("--context-causal trains the frames given by --extend context; --extend "
                                 f"{s.extend} gives none")
@@ -350,8 +360,9 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     lap("data", t0)
 
     t0 = time.perf_counter()
-    context = (f", {cfg.context_frames} context frames in {cfg.training.context_prob:g} of the clips" if cfg.context_frames
-               else "")
+    noise = f", noised up to timestep {cfg.training.context_noise}" if cfg.training.context_noise else ""
+    context = (f", {cfg.context_frames} context frames in {cfg.training.context_prob:g} of the clips{noise}"
+               if cfg.context_frames else "")
     print(f"[demo] 2/4 fine-tuning the temporal layers ({cfg.training.steps} steps, {cfg.training.noise_prior} prior, "
           f"alpha {cfg.training.noise_alpha}{context})", flush=True)
     result = train_motion(cfg, base, out / "data", out / "motion", progress)
@@ -422,13 +433,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         f"Steps: write {d.world.videos} toy videos of one motion ({motion_label(d.world.motion)}), one shape held out (OUT/data) "
         f"-> fine-tune the temporal layers of the shipped toy base ({d.training.steps} steps, {d.training.noise_prior} noise, "
-        f"{d.sampling.overlap} context frames in {d.training.context_prob:g} of the clips; OUT/motion) -> score short clips of every "
+        f"{d.sampling.overlap} context frames in {d.training.context_prob:g} of the clips, noised up to timestep "
+        f"{d.training.context_noise}; OUT/motion) -> score short clips of every "
         "colour x shape, fine-tuned and untrained (OUT/clips_*.mp4) -> generate a long video of a seen and of the "
         f"held-out shape clip by clip ({d.sampling.long_frames} frames, each clip continuing the last {d.sampling.overlap} frames; "
         "OUT/video_*.mp4) -> export a diffusers MotionAdapter (OUT/motion_adapter) -> report the toy world's ground "
         "truth per group, and the long videos' drift segment by segment and start against end (OUT/report.json, "
-        "OUT/report.md). About 9 minutes (7 of them training) and 0.65 GB of memory per process on a 2-core CPU "
-        "with --workers 2 (2026-12-06); other 2-core VMs trained 1.6x faster or 1.3x slower.")
+        "OUT/report.md). About 10 minutes (7 of them training) and 0.65 GB of memory per process on a 2-core CPU "
+        "with --workers 2 (2026-12-07); other 2-core VMs trained 1.6x faster or 1.3x slower.")
     parser.add_argument("--output-dir", dest="out", default="ldm-video-demo",
                         help="run folder for everything the demo writes (default: ./ldm-video-demo)")
     add_deprecated(parser, "--out", "--output-dir", "out")
@@ -453,6 +465,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"train with {d.sampling.overlap} context frames and give each clip the previous one's last "
                              f"{d.sampling.overlap} frames; vidrd: train without, and tie clips by VidRD's FNR / PNS / DSG, "
                              "which measured far worse across seams, see README)")
+    parser.add_argument("--context-noise", type=int, default=None, metavar="T",
+                        help="train with the given frames noised to a random timestep up to T (train --context-noise; "
+                             f"default {DEMO_CONTEXT_NOISE['pacing']} for pacing, 0 for the others; --extend context "
+                             "only): long videos pace more, short clips a little less; 0 turns it off")
     parser.add_argument("--context-causal", action=argparse.BooleanOptionalAction, default=d.training.context_causal,
                         help="train the given frames block-causal (they attend only to each other; motion modules "
                              "normalised per frame), so that long videos run them once per clip instead of at every "
@@ -479,7 +495,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(base=args.base, seed=args.seed,
                      world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos),
                      training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank,
-                                           context_causal=args.context_causal),
+                                           context_noise=args.context_noise, context_causal=args.context_causal),
                      sampling=DemoSampling(long_frames=args.long_frames, reuse_order=args.reuse_order,
                                            extend=args.extend))
     if args.no_progress:
