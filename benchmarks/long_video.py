@@ -117,8 +117,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
     parser.add_argument("--clip-frames", type=int, default=None,
                         help="frames per clip / FreeNoise window (default: what the --motion was trained on)")
-    parser.add_argument("--overlap", type=int, default=4,
-                        help="given frames per context clip, VidRD prompt frames, FreeNoise window overlap (default 4)")
+    parser.add_argument("--overlap", type=int,
+                        help="given frames per context clip, VidRD prompt frames, FreeNoise window overlap (default: "
+                             "the frames the --motion was trained to continue, train --context-frames, else half a "
+                             "clip)")
     parser.add_argument("--prompts", nargs="+", default=["a red square pacing", "a blue circle pacing"],
                         help="toy captions (default: a seen and the held-out shape of the demo's motion)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -159,6 +161,11 @@ def main() -> None:
         from ldm_video.checkpoint import trained_clip
 
         clip_frames = trained_clip(args.motion)[0] or 8
+    overlap = args.overlap
+    if overlap is None:
+        from ldm_video.checkpoint import trained_context_frames
+
+        overlap = trained_context_frames(args.motion) or clip_frames // 2
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[str, int, int], list[dict]] = {}
@@ -172,7 +179,7 @@ def main() -> None:
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
                             "steps": steps, "guidance": args.guidance, "context_noise": context_noise,
-                            "clip_frames": clip_frames, "overlap": args.overlap}
+                            "clip_frames": clip_frames, "overlap": overlap}
                     child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], check=True,
                                            capture_output=True, text=True)
                     timing = json.loads(child.stdout.strip().splitlines()[-1])
