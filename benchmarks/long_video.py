@@ -106,6 +106,24 @@ COLUMNS = ("motion", "last_motion", "background", "present", "colour", "identity
            "passes")
 
 
+def defaults(args: argparse.Namespace) -> tuple[int, int, int]:
+    """The given frames' noise, the clip length and the overlap where not given: as `generate` takes them from the
+    --motion (the overlap: its trained --context-frames where a context method runs, else half a clip), checked as
+    `generate` checks them."""
+    from ldm_video.checkpoint import trained_clip, trained_context_noise
+    from ldm_video.infer.generate import CONTEXT_NOISE_SHARE, context_overlap
+
+    context_noise = args.context_noise
+    if context_noise is None:
+        context_noise = round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
+    clip_frames = args.clip_frames if args.clip_frames is not None else trained_clip(args.motion)[0] or 8
+    if any(m.startswith("context") for m in args.methods):  # checked as generate checks it
+        overlap = context_overlap(argparse.Namespace(motion=args.motion, overlap=args.overlap, clip_frames=clip_frames))
+    else:
+        overlap = args.overlap if args.overlap is not None else clip_frames // 2
+    return context_noise, clip_frames, overlap
+
+
 def main() -> None:
     from ldm_video.toy import TOY_BASE
 
@@ -118,9 +136,9 @@ def main() -> None:
     parser.add_argument("--clip-frames", type=int, default=None,
                         help="frames per clip / FreeNoise window (default: what the --motion was trained on)")
     parser.add_argument("--overlap", type=int,
-                        help="given frames per context clip, VidRD prompt frames, FreeNoise window overlap (default: "
-                             "the frames the --motion was trained to continue, train --context-frames, else half a "
-                             "clip)")
+                        help="given frames per context clip, VidRD prompt frames, FreeNoise window overlap (default, "
+                             "with a context method: the frames the --motion was trained to continue, as generate "
+                             "takes them; else half a clip)")
     parser.add_argument("--prompts", nargs="+", default=["a red square pacing", "a blue circle pacing"],
                         help="toy captions (default: a seen and the held-out shape of the demo's motion)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -150,22 +168,12 @@ def main() -> None:
         return print_table(rows, row["context_noise"])
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
-    context_noise = args.context_noise
-    if context_noise is None:
-        from ldm_video.checkpoint import trained_context_noise
-        from ldm_video.infer.generate import CONTEXT_NOISE_SHARE
+    from ldm_video.errors import LdmVideoError
 
-        context_noise = round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
-    clip_frames = args.clip_frames
-    if clip_frames is None:
-        from ldm_video.checkpoint import trained_clip
-
-        clip_frames = trained_clip(args.motion)[0] or 8
-    overlap = args.overlap
-    if overlap is None:
-        from ldm_video.checkpoint import trained_context_frames
-
-        overlap = trained_context_frames(args.motion) or clip_frames // 2
+    try:
+        context_noise, clip_frames, overlap = defaults(args)
+    except LdmVideoError as e:  # a --motion that is not a temporal-layer folder, or not one context can run
+        parser.error(str(e))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[str, int, int], list[dict]] = {}
