@@ -85,6 +85,27 @@ def test_demo_refuses_a_non_empty_output_a_missing_base_and_a_bad_motion(tmp_pat
         DemoConfig(world=DemoWorld(frames=4), sampling=DemoSampling(clip_frames=4))  # context frames need frames left to denoise
 
 
+def test_the_demo_world_takes_more_shapes_only_from_a_base_that_draws_them(tmp_path, capsys):
+    """`--shapes` adds the five-shape world's diamond and bar to the training data, all but the held-out shape;
+    the shipped base (three shapes) is refused with a one-line error that says how to make one that draws them."""
+    from ldm_video.toy import TOY_BASE
+    from ldm_video.toy.demo import _check_base_shapes
+
+    world = DemoWorld(shapes=("circle", "square", "triangle", "diamond", "bar"))
+    assert world.seen_shapes == ("square", "triangle", "diamond", "bar") and world.held_out == "circle"
+    assert DemoWorld().seen_shapes == ("square", "triangle")
+    with pytest.raises(LdmVideoError, match="--held-out 'circle'"):
+        DemoWorld(shapes=("square", "bar"))
+    with pytest.raises(LdmVideoError, match="two or more"):
+        DemoWorld(shapes=("circle",), held_out="circle")
+    _check_base_shapes(str(TOY_BASE), ("circle", "square", "triangle"))
+    with pytest.raises(LdmVideoError, match="pretrained on circle, square, triangle, not diamond"):
+        _check_base_shapes(str(TOY_BASE), ("circle", "square", "diamond"))
+    assert main(["demo", "--output-dir", str(tmp_path / "new"), "--shapes", "circle", "square", "bar"]) == 2
+    assert "toy pretrain --shapes circle square bar" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_the_demo_picks_speed_and_context_share_by_motion():
     pacing, right = DemoConfig(), DemoConfig(world=DemoWorld(motion="right"))
     assert (pacing.world.min_speed, pacing.world.max_speed, pacing.training.context_prob) == (1.0, 2.0, 0.75)

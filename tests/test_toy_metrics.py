@@ -29,6 +29,14 @@ def test_frame_analysis_reads_every_colour_and_shape():
                 assert np.abs(np.array(a.centroid) - centre).max() < 0.1
 
 
+def test_frame_analysis_reads_the_extra_shapes():
+    config = world.WorldConfig(shapes=world.EXTRA_SHAPES)
+    for seed in range(40):
+        item = world.sample(seed, 2, config)
+        a = metrics.analyse_frame(item.frames[0])
+        assert a.present and a.shape == item.spec.shape, (item.spec, a)
+
+
 def test_shapes_are_read_as_the_toy_vae_reconstructs_them():
     """What a model can draw is what its VAE decodes: a blurred square's corners round off until its bounding-box
     fill overlaps a circle's. The shape is read from soft coverage, so the shipped toy VAE's reconstructions

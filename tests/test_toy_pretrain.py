@@ -79,6 +79,26 @@ def test_reusing_the_vae_of_an_earlier_run_changes_nothing(tmp_path):
                  reuse_vae=tmp_path / "a")
 
 
+def test_a_recipe_names_the_shapes_its_base_draws(tmp_path):
+    """The five-shape recipe draws and captions diamonds and bars; its VAE cannot stand in for a three-shape one."""
+    from ldm_video.errors import LdmVideoError
+    from ldm_video.toy import world
+    from ldm_video.toy.pretrain import pretrain, render_frames
+
+    with pytest.raises(ValueError, match="hexagon"):
+        ToyRecipe(shapes=("circle", "hexagon"))
+    frames, captions = render_frames(np.random.default_rng(0), 40, world.ALL_SHAPES)
+    assert frames.shape == (40, 64, 64, 3)
+    assert {world.parse_caption(c)[1] for c in captions} == set(world.ALL_SHAPES)
+    assert render_frames(np.random.default_rng(0), 4)[1] == render_frames(np.random.default_rng(0), 4, world.SHAPES)[1]
+    five = ToyRecipe(**{**TINY, "shapes": world.ALL_SHAPES})
+    five.save(tmp_path / "recipe.yaml")
+    assert ToyRecipe.load(tmp_path / "recipe.yaml") == five
+    pretrain(tmp_path / "three", ToyRecipe(**TINY), progress=False, evaluate_after=False)
+    with pytest.raises(LdmVideoError, match="shapes"):
+        pretrain(tmp_path / "five", five, progress=False, evaluate_after=False, reuse_vae=tmp_path / "three")
+
+
 def test_word_tokens_make_every_caption_word_one_token(tmp_path):
     """The word-level toy vocabulary: each caption word is one BPE token; other text still splits into
     characters; without words the tokenizer is the character-level one."""

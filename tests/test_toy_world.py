@@ -101,6 +101,24 @@ def test_a_restricted_world_draws_only_what_it_is_given():
         world.WorldConfig(shapes=())
 
 
+def test_the_extra_shapes_are_drawn_only_when_named_and_cover_what_they_should():
+    """Diamond and bar (for a five-shape base) cover half the square of their extent, centred on the ground truth;
+    the full world never draws them, so every seed draws what it always did."""
+    assert not {world.sample(seed, 2).spec.shape for seed in range(200)} & set(world.EXTRA_SHAPES)
+    config = world.WorldConfig(shapes=world.ALL_SHAPES)
+    assert {world.sample(seed, 2, config).spec.shape for seed in range(200)} == set(world.ALL_SHAPES)
+    for shape in world.EXTRA_SHAPES:
+        cov = world._coverage(shape, 30.3, 33.7, 20.0, config)
+        assert cov.sum() == pytest.approx(200.0, rel=0.01)  # 20 * 20 / 2
+        ys, xs = np.mgrid[0:64, 0:64] + 0.5
+        assert (cov * xs).sum() / cov.sum() == pytest.approx(30.3, abs=0.1)
+        assert (cov * ys).sum() / cov.sum() == pytest.approx(33.7, abs=0.1)
+    bar = world._coverage("bar", 32, 32, 20.0, config) > 0.5
+    assert bar.any(axis=0).sum() == 20 and bar.any(axis=1).sum() == 10
+    assert world.parse_caption("a green diamond pacing") == ("green", "diamond", "pacing")
+    assert len(world.all_captions(world.ALL_SHAPES)) == 100 and len(world.all_captions()) == 60
+
+
 @pytest.mark.parametrize("motion", world.LASTING_MOTIONS)
 def test_lasting_motions_go_on_inside_the_frame_with_their_velocity(motion):
     """Orbiting and pacing never leave the frame however long the video; `velocities` is each frame's motion."""

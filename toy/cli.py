@@ -12,6 +12,8 @@ from ldm_video.flags import add_deprecated, add_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ldm_video.toy.world import ALL_SHAPES
+
     sub = parser.add_subparsers(dest="toy_command", metavar="TOY_COMMAND", required=True)
 
     p = sub.add_parser("world", help="write toy videos (mp4) with captions as a training data folder",
@@ -54,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--vae-steps", type=int, default=None, help="override the recipe's VAE steps")
     p.add_argument("--unet-steps", type=int, default=None, help="override the recipe's U-Net steps")
+    p.add_argument("--shapes", nargs="+", choices=ALL_SHAPES, default=None, metavar="SHAPE",
+                   help="override the recipe's shapes: the base learns to draw these (default: circle square "
+                        "triangle; diamond and bar for a demo trained on more shapes, `demo --shapes`)")
     p.add_argument("--reuse-vae", default=None, metavar="BASE",
                    help="load the VAE and text encoder of an earlier toy base whose recipe has the same seed, "
                         "text and VAE fields instead of retraining them (stage 2 runs as from scratch)")
@@ -109,7 +114,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         recipe = ToyRecipe.load(args.recipe) if args.recipe else ToyRecipe()
     except (OSError, ValueError, TypeError) as err:
         raise LdmVideoError(f"{args.recipe}: not a toy recipe ({err})") from None
-    overrides = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps}
+    overrides = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
+                 "shapes": tuple(dict.fromkeys(args.shapes)) if args.shapes else None}
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     if recipe.vae_steps < 1 or recipe.unet_steps < 1:
         raise LdmVideoError("--vae-steps and --unet-steps must be >= 1")

@@ -61,29 +61,33 @@ class DemoWorld:
     # squares it reaches held-out triangles more slowly (0.69); benchmarks/RESULTS.md, "Which shape to hold out"
     held_out: str = "circle"
     videos: int = 480  # toy training videos written to OUT/data, one clip each, every colour, the other shapes
+    # the shapes of the world: trained on all but the held-out one, scored on all. More than the full world's three
+    # (world.EXTRA_SHAPES) need a base pretrained on them (`toy pretrain --shapes`); benchmarks/RESULTS.md, "Five shapes"
+    shapes: tuple[str, ...] = ("circle", "square", "triangle")
     frames: int = 8  # frames per training video and clip
     # the world's speed range, px per frame (None: `DEMO_SPEEDS` for the motion)
     min_speed: float | None = None
     max_speed: float | None = None
 
     def __post_init__(self) -> None:
-        from ldm_video.toy.world import SHAPES
+        from ldm_video.toy.world import ALL_SHAPES
 
         if self.motion not in DEMO_MOTIONS:
             raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
         low, high = DEMO_SPEEDS.get(self.motion, (0.5, 1.0))
         object.__setattr__(self, "min_speed", low if self.min_speed is None else self.min_speed)
         object.__setattr__(self, "max_speed", high if self.max_speed is None else self.max_speed)
-        if self.held_out not in SHAPES:
-            raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of {', '.join(SHAPES)}")
+        unknown = [s for s in self.shapes if s not in ALL_SHAPES]
+        if unknown or len(set(self.shapes)) < 2:
+            raise LdmVideoError(f"--shapes {' '.join(self.shapes)}: name two or more of {', '.join(ALL_SHAPES)}")
+        if self.held_out not in self.shapes:
+            raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of --shapes {', '.join(self.shapes)}")
         if self.videos < 1:
             raise LdmVideoError(f"--videos must be >= 1, got {self.videos}")
 
     @property
     def seen_shapes(self) -> tuple[str, ...]:
-        from ldm_video.toy.world import SHAPES
-
-        return tuple(s for s in SHAPES if s != self.held_out)
+        return tuple(s for s in self.shapes if s != self.held_out)
 
 
 @dataclass(frozen=True)
@@ -205,11 +209,11 @@ class DemoConfig:
 
 
 def _mosaic(clips: list, cfg: DemoConfig) -> np.ndarray:
-    """uint8 (f, 4*64, 3*64, 3): the first seed's clip of every colour (rows) x shape (columns)."""
-    from ldm_video.toy.world import COLOURS, SHAPES
+    """uint8 (f, 4*64, shapes*64, 3): the first seed's clip of every colour (rows) x shape (columns)."""
+    from ldm_video.toy.world import COLOURS
 
     first = {(c.colour, c.shape): c.frames for c in clips if c.seed == cfg.seed}
-    rows = [np.concatenate([first[(colour, shape)] for shape in SHAPES], axis=2) for colour in COLOURS]
+    rows = [np.concatenate([first[(colour, shape)] for shape in cfg.world.shapes], axis=2) for colour in COLOURS]
     return np.concatenate(rows, axis=1)
 
 
@@ -244,6 +248,23 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
     return result
 
 
+def _check_base_shapes(base: str, shapes: tuple[str, ...]) -> None:
+    """A one-line error when the base's recipe says it was not pretrained on every shape of the demo's world."""
+    from ldm_video.toy.pretrain import ToyRecipe
+
+    recipe_file = Path(base) / "recipe.yaml"
+    if not recipe_file.is_file():
+        return  # not a toy base of ours: nothing says which shapes it draws
+    try:
+        known = ToyRecipe.load(recipe_file).shapes
+    except (OSError, ValueError, TypeError) as err:
+        raise LdmVideoError(f"{recipe_file}: not a toy recipe ({err})") from None
+    missing = [s for s in shapes if s not in known]
+    if missing:
+        raise LdmVideoError(f"{base}: the base was pretrained on {', '.join(known)}, not {', '.join(missing)}; "
+                            f"pretrain one with `ldm-video toy pretrain --shapes {' '.join(shapes)}` and pass --base")
+
+
 def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True, workers: int = 1) -> dict:
     """Run every step of the demo into `out`; returns the report (also written as report.json / report.md).
 
@@ -260,6 +281,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     if not (Path(base) / "model_index.json").exists():
         raise LdmVideoError(f"{base}: no toy base model there; run `ldm-video toy pretrain --out DIR` and pass "
                             "--base DIR")
+    _check_base_shapes(base, cfg.world.shapes)
     start = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -288,7 +310,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     runs = (("tuned", str(out / "motion"), s.clip_seeds), ("untrained", None, s.untrained_clip_seeds))
     sampling = ClipSampling(clip_frames=s.clip_frames, steps=s.sample_steps, guidance=s.guidance,
                             noise_prior=cfg.training.noise_prior, noise_alpha=cfg.training.noise_alpha)
-    clip_jobs = [(name, ClipJob(base, motion, cfg.world.motion, seed, sampling))
+    clip_jobs = [(name, ClipJob(base, motion, cfg.world.motion, seed, sampling, cfg.world.shapes))
                  for name, motion, seeds in runs for seed in range(cfg.seed, cfg.seed + seeds)]
     flags = ("--frames", str(s.long_frames), "--clip-frames", str(s.clip_frames), "--overlap", str(s.overlap),
              "--steps", str(s.sample_steps), "--guidance", str(s.guidance), "--height", "64", "--width", "64",
@@ -343,6 +365,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ldm_video.toy.world import ALL_SHAPES, EXTRA_SHAPES
+
     d = DemoConfig()
     parser.epilog = (
         f"Steps: write {d.world.videos} toy videos of one motion ({motion_label(d.world.motion)}), one shape held out (OUT/data) "
@@ -364,8 +388,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "long videos never run into the frame edge; the straight ones run out of frame after "
                              "a few dozen frames at the learnt speed; orbiting was not learnt in the demo's budget)")
     add_deprecated(parser, "--direction", "--motion", "motion", choices=DEMO_MOTIONS)
-    parser.add_argument("--held-out", choices=("circle", "square", "triangle"), default=d.world.held_out,
+    parser.add_argument("--held-out", choices=ALL_SHAPES, default=d.world.held_out,
                         help=f"shape left out of training, to test transfer (default {d.world.held_out})")
+    parser.add_argument("--shapes", nargs="+", choices=ALL_SHAPES, default=list(d.world.shapes), metavar="SHAPE",
+                        help=f"the world's shapes, trained on all but --held-out and scored on all (default "
+                             f"{' '.join(d.world.shapes)}; {' and '.join(EXTRA_SHAPES)} need a base pretrained on them: "
+                             "`ldm-video toy pretrain --shapes ...`, then --base)")
     parser.add_argument("--steps", type=int, default=d.training.steps, help=f"fine-tuning steps (default {d.training.steps})")
     parser.add_argument("--videos", type=int, default=d.world.videos, help=f"toy training videos (default {d.world.videos})")
     parser.add_argument("--long-frames", type=int, default=d.sampling.long_frames,
@@ -407,7 +435,8 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --output-dir")
     cfg = DemoConfig(base=args.base, seed=args.seed,
-                     world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos),
+                     world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos,
+                                     shapes=tuple(dict.fromkeys(args.shapes))),
                      training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank,
                                            context_noise=args.context_noise, context_causal=args.context_causal),
                      sampling=DemoSampling(long_frames=args.long_frames, reuse_order=args.reuse_order,

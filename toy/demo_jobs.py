@@ -37,12 +37,14 @@ class ClipJob:
     world_motion: str  # the motion in the captions
     seed: int
     sampling: ClipSampling
+    shapes: tuple[str, ...] = ("circle", "square", "triangle")  # the shapes clipped, every colour each
 
     def __call__(self) -> list[ScoredClip]:
         from ldm_video.toy.motion_eval import ToyGenerator, sample_clips
 
         generator = ToyGenerator(self.base, self.motion, self.sampling)
-        return sample_clips(generator, self.world_motion, 1, self.sampling.clip_frames, seed_offset=self.seed)
+        return sample_clips(generator, self.world_motion, 1, self.sampling.clip_frames, seed_offset=self.seed,
+                            shapes=self.shapes)
 
 
 @dataclass(frozen=True)

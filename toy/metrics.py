@@ -5,7 +5,8 @@ are object pixels (the backgrounds are neutral), each is assigned the nearest pa
 is the object's colour, and its largest 4-connected component is the object. Its shape is read from its soft
 coverage (chroma over the object's own chroma, 0-1 per pixel, so the blurred edge a VAE leaves counts for what it
 covers): an upright triangle's mass is skewed towards its base (row skewness ~-0.57, circle and square 0), and a
-square's chord along its diagonals is sqrt(2) times its chord along the axes (a circle's 1). Both are measured on
+square's chord along its diagonals is sqrt(2) times its chord along the axes (a circle's 1, a diamond's 1/sqrt(2)), and
+a bar is twice as wide as it is tall (the others as wide as tall). They are measured on
 the frames a model can make, the toy VAE's reconstructions, where a blurred square's bounding-box fill overlaps a
 circle's; its position is the coverage-weighted centroid. Per video: presence, colour and shape as captioned,
 identity and background persistence, motion direction as captioned, speed consistency, and the seam jump ratio
@@ -32,6 +33,10 @@ MIN_AREA = 30  # fewer object pixels than this: the object is absent
 # circle 1.02..1.13, square 1.09..1.31 (2 % of those frames are on the wrong side: the VAE itself blurs them)
 TRIANGLE_SKEW = -0.15  # row skewness of the coverage below this: triangle (rendered -0.57)
 SQUARE_DIAGONAL = 1.11  # diagonal / axis chord at or above this: square (rendered 1.37), else circle (1.0)
+# the two shapes only a five-shape base draws (world.EXTRA_SHAPES), set between them and the three as a five-shape toy
+# VAE reconstructs them (benchmarks/RESULTS.md, "Five shapes")
+BAR_ASPECT = 1.5  # horizontal / vertical chord at or above this: bar (rendered 2.0, the others 1.0)
+DIAMOND_DIAGONAL = 0.85  # diagonal / axis chord below this: diamond (rendered 0.71)
 MIN_STEP = 0.1  # pixels; a centroid step shorter than this has no direction
 BACKGROUND_TOLERANCE = 30.0  # RGB distance within which a frame's background counts as the video's usual one
 
@@ -103,7 +108,7 @@ def _chord(coverage: np.ndarray, centre: tuple[float, float], angle: float, step
 
 
 def _shape(coverage: np.ndarray, centroid: tuple[float, float]) -> str:
-    """Triangle, square or circle from the soft coverage (h, w) and its centroid (x, y)."""
+    """Triangle, bar, square, diamond or circle from the soft coverage (h, w) and its centroid (x, y)."""
     rows = coverage.sum(axis=1)  # (h,) mass per row
     y = np.arange(len(rows)) + 0.5
     mean = (rows @ y) / rows.sum()
@@ -111,9 +116,13 @@ def _shape(coverage: np.ndarray, centroid: tuple[float, float]) -> str:
     skew = (rows @ (y - mean) ** 3) / rows.sum() / max(var, 1e-9) ** 1.5  # upright triangle ~-0.57
     if skew < TRIANGLE_SKEW:
         return "triangle"
-    axes = _chord(coverage, centroid, 0.0) + _chord(coverage, centroid, np.pi / 2)
+    across, down = _chord(coverage, centroid, 0.0), _chord(coverage, centroid, np.pi / 2)
+    if across >= BAR_ASPECT * down:
+        return "bar"
     diagonals = _chord(coverage, centroid, np.pi / 4) + _chord(coverage, centroid, 3 * np.pi / 4)
-    return "square" if diagonals >= SQUARE_DIAGONAL * axes else "circle"
+    if diagonals >= SQUARE_DIAGONAL * (across + down):
+        return "square"
+    return "diamond" if diagonals < DIAMOND_DIAGONAL * (across + down) else "circle"
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ class FrameAnalysis:
 
     present: bool  # an object of at least MIN_AREA pixels was found
     colour: str | None  # nearest palette colour of the object's pixels
-    shape: str | None  # "circle" | "square" | "triangle", from the soft coverage (`_shape`)
+    shape: str | None  # one of world.ALL_SHAPES, from the soft coverage (`_shape`)
     centroid: tuple[float, float] | None  # coverage-weighted centre (x, y) in pixels (pixel centres at +0.5)
     area: float  # object pixels
     fill: float  # object pixels / bounding-box pixels

@@ -34,6 +34,9 @@ class ToyRecipe:
     """Everything that determines the toy base; with the seed, the run is reproducible on one CPU thread."""
 
     seed: int = 0  # seeds the weights, the rendered data and the noise
+    # the shapes the base draws (world.ALL_SHAPES); more than the full world's three only for a base that the demo
+    # trains on more shapes (benchmarks/RESULTS.md, "Five shapes")
+    shapes: tuple[str, ...] = world.SHAPES
     # text encoder (frozen, random): SD 2.1's OpenCLIP tower in miniature
     text_hidden: int = 64  # hidden size = the U-Net's cross_attention_dim
     text_layers: int = 2  # transformer layers
@@ -65,6 +68,9 @@ class ToyRecipe:
     eval_steps: int = 25  # DDIM steps
     eval_guidance: float = 5.0  # classifier-free guidance scale
 
+    def __post_init__(self) -> None:
+        world.WorldConfig(shapes=self.shapes)  # a ValueError naming the choices for an unknown shape
+
     def save(self, path: Path) -> None:
         _atomic_write(path, yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v
                                             for k, v in asdict(self).items()}, sort_keys=False))
@@ -91,7 +97,7 @@ def build_models(recipe: ToyRecipe, tokenizer_dir: Path):
     from ldm_video.testing import write_tiny_tokenizer
 
     torch.manual_seed(recipe.seed)
-    words = tuple(sorted({w for c in world.all_captions() for w in c.split()})) if recipe.word_tokens else ()
+    words = tuple(sorted({w for c in world.all_captions(recipe.shapes) for w in c.split()})) if recipe.word_tokens else ()
     tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tokenizer_dir, words))
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=recipe.text_hidden, intermediate_size=4 * recipe.text_hidden,
@@ -123,11 +129,13 @@ def build_models(recipe: ToyRecipe, tokenizer_dir: Path):
     return tokenizer, text_encoder, vae, unet, scheduler
 
 
-def render_frames(rng: np.random.Generator, count: int) -> tuple[np.ndarray, list[str]]:
-    """`count` random single frames of toy videos with their captions: uint8 (n, h, w, 3)."""
+def render_frames(rng: np.random.Generator, count: int,
+                  shapes: tuple[str, ...] = world.SHAPES) -> tuple[np.ndarray, list[str]]:
+    """`count` random single frames of toy videos of these shapes with their captions: uint8 (n, h, w, 3)."""
+    config = world.WorldConfig(shapes=shapes)
     frames, captions = [], []
     for _ in range(count):
-        spec = world.sample_spec(rng, num_frames=16)
+        spec = world.sample_spec(rng, num_frames=16, config=config)
         frames.append(world.render_frame(spec, int(rng.integers(0, spec.num_frames))))
         captions.append(spec.caption)
     return np.stack(frames), captions
@@ -169,7 +177,7 @@ def train_vae(vae, recipe: ToyRecipe, rng: np.random.Generator, progress: bool =
     ema = None
     bar = tqdm(range(recipe.vae_steps), desc="toy VAE", disable=not progress)
     for _ in bar:
-        frames, _ = render_frames(rng, recipe.vae_batch)
+        frames, _ = render_frames(rng, recipe.vae_batch, recipe.shapes)
         x = to_pixels(frames)  # (b, 3, 64, 64)
         chroma = x.amax(dim=1, keepdim=True) - x.amin(dim=1, keepdim=True)  # (b, 1, 64, 64), 0 on background
         weight = 1 + recipe.vae_object_weight * (chroma > 0).float()  # (b, 1, 64, 64)
@@ -194,7 +202,7 @@ def cache_latents(vae, recipe: ToyRecipe, rng: np.random.Generator) -> tuple[tor
     """Encode `latent_cache` rendered frames once: posterior mean and std (n, 4, 8, 8), and captions."""
     means, stds, captions = [], [], []
     for start in range(0, recipe.latent_cache, 256):
-        frames, caps = render_frames(rng, min(256, recipe.latent_cache - start))
+        frames, caps = render_frames(rng, min(256, recipe.latent_cache - start), recipe.shapes)
         dist = vae.encode(to_pixels(frames)).latent_dist
         means.append(dist.mean)  # (b, 4, 8, 8)
         stds.append(dist.std)
@@ -268,7 +276,9 @@ def evaluate(path: str | os.PathLike, per_caption: int = 2, steps: int = 25, gui
     from ldm_video.toy.metrics import analyse_frame
 
     base = load_base(str(path))
-    captions = [c for c in world.all_captions() for _ in range(per_caption)]
+    recipe_file = Path(path) / "recipe.yaml"
+    shapes = ToyRecipe.load(recipe_file).shapes if recipe_file.is_file() else world.SHAPES
+    captions = [c for c in world.all_captions(shapes) for _ in range(per_caption)]
     images = sample_images(base, captions, steps, guidance, torch.Generator().manual_seed(seed))
     rows = []
     for caption, image in zip(captions, images):
@@ -283,7 +293,7 @@ def evaluate(path: str | os.PathLike, per_caption: int = 2, steps: int = 25, gui
     }
 
 
-STAGE1_FIELDS = ("seed", "text_hidden", "text_layers", "text_heads", "word_tokens", "vae_channels",
+STAGE1_FIELDS = ("seed", "shapes", "text_hidden", "text_layers", "text_heads", "word_tokens", "vae_channels",
                  "vae_norm_groups", "vae_steps", "vae_batch", "vae_lr", "vae_kl_weight", "vae_object_weight",
                  "vae_gradient_weight", "vae_init_logvar")  # what determines the text encoder and the trained VAE
 
@@ -308,7 +318,7 @@ def _reuse_stage1(path: Path, recipe: ToyRecipe, text_encoder, vae, rng: np.rand
     text_encoder.load_state_dict(CLIPTextModel.from_pretrained(path, subfolder="text_encoder").state_dict())
     vae.eval()
     for _ in range(recipe.vae_steps):
-        render_frames(rng, recipe.vae_batch)  # the frames stage 1 drew
+        render_frames(rng, recipe.vae_batch, recipe.shapes)  # the frames stage 1 drew
 
 
 def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: bool = True,
@@ -339,8 +349,8 @@ def pretrain(out: str | os.PathLike, recipe: ToyRecipe = ToyRecipe(), progress: 
     means, stds, captions = cache_latents(vae, recipe, rng)
     scale = float(1.0 / means.std())  # like SD's 0.18215: latents of unit variance for the U-Net
     vae.register_to_config(scaling_factor=scale)
-    table_captions = world.all_captions() + [""]  # the last row is the empty caption
-    text_table = encode_prompts(tokenizer, text_encoder, table_captions)  # (61, seq, dim)
+    table_captions = world.all_captions(recipe.shapes) + [""]  # the last row is the empty caption
+    text_table = encode_prompts(tokenizer, text_encoder, table_captions)  # (61, seq, dim) with the three shapes
     caption_index = torch.tensor([table_captions.index(c) for c in captions])  # (n,)
     unet_loss = train_unet(unet, scheduler, means, stds, scale, text_table, caption_index, recipe, progress)
     pipe = StableDiffusionPipeline(

@@ -7,7 +7,9 @@ speed along the captioned direction and stays fully inside the frame; "bouncing"
 speed and reflects off the top and bottom margins (a triangle wave that reverses on frame boundaries).
 Two motions can last for ever inside the frame, for long videos (not drawn by the default world):
 "orbiting" circles the frame centre clockwise (on screen) at constant speed and radius, "pacing" moves
-horizontally and reflects off the left and right margins. Per frame the ground truth is the object's centre
+horizontally and reflects off the left and right margins. Two more shapes are drawn only when a WorldConfig names
+them (for a base that knows more shapes than the shipped one): "diamond" (a square turned 45 degrees, its diagonals
+the extent) and "bar" (a rectangle as wide as the extent and half as tall). Per frame the ground truth is the object's centre
 (`centres`) and velocity (`velocities`).
 Shapes are drawn with 8x8 super-sampled coverage, so sub-pixel motion is smooth.
 """
@@ -24,7 +26,9 @@ import numpy as np
 
 from ldm_video.checkpoint import atomic_write
 
-SHAPES = ("circle", "square", "triangle")
+SHAPES = ("circle", "square", "triangle")  # what the full world draws
+EXTRA_SHAPES = ("diamond", "bar")  # drawn only when a WorldConfig names them, so every seed draws what it always drew
+ALL_SHAPES = SHAPES + EXTRA_SHAPES
 # colour name -> RGB; hues 0/60/120/240 degrees, far apart and far from the neutral backgrounds
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -62,7 +66,7 @@ class WorldConfig:
     motions: tuple[str, ...] = MOTIONS
 
     def __post_init__(self) -> None:
-        for kind, chosen, names in (("shapes", self.shapes, SHAPES), ("colours", self.colours, tuple(COLOURS)),
+        for kind, chosen, names in (("shapes", self.shapes, ALL_SHAPES), ("colours", self.colours, tuple(COLOURS)),
                                     ("motions", self.motions, ALL_MOTIONS)):
             unknown = [c for c in chosen if c not in names]
             if not chosen or unknown:
@@ -75,7 +79,7 @@ class WorldConfig:
 class ToySpec:
     """One video of the world: everything needed to draw it, and its caption."""
 
-    shape: str  # one of SHAPES
+    shape: str  # one of ALL_SHAPES
     colour: str  # one of COLOURS
     motion: str  # one of MOTIONS
     background: str  # one of BACKGROUNDS
@@ -95,16 +99,16 @@ def caption_for(colour: str, shape: str, motion: str) -> str:
     return f"a {colour} {shape} moving {motion}" if motion in DIRECTIONS else f"a {colour} {shape} {motion}"
 
 
-def all_captions() -> list[str]:
-    """Every caption the world can produce (4 colours x 3 shapes x 5 motions = 60)."""
-    return [caption_for(c, s, m) for c in COLOURS for s in SHAPES for m in MOTIONS]
+def all_captions(shapes: tuple[str, ...] = SHAPES) -> list[str]:
+    """Every caption the world can produce with these shapes (4 colours x 3 shapes x 5 motions = 60 by default)."""
+    return [caption_for(c, s, m) for c in COLOURS for s in shapes for m in MOTIONS]
 
 
 def parse_caption(caption: str) -> tuple[str, str, str]:
     """(colour, shape, motion) named in a toy caption; raises ValueError when one is missing."""
     words = caption.lower().replace(",", " ").split()
     found = {}
-    for kind, names in (("colour", COLOURS), ("shape", SHAPES), ("motion", ALL_MOTIONS)):
+    for kind, names in (("colour", COLOURS), ("shape", ALL_SHAPES), ("motion", ALL_MOTIONS)):
         hits = [w for w in words if w in names]
         if len(hits) != 1:
             raise ValueError(f"caption {caption!r} must name exactly one {kind} of {', '.join(names)}")
@@ -239,8 +243,12 @@ def _coverage(shape: str, cx: float, cy: float, extent: float, config: WorldConf
         top, bottom = cy - r, cy + r
         half_width = (gy - top) / extent * r  # widens linearly from the apex
         inside = (gy >= top) & (gy <= bottom) & (np.abs(gx - cx) <= half_width)
+    elif shape == "diamond":  # a square turned 45 degrees, corner to corner = extent
+        inside = np.abs(gx - cx) + np.abs(gy - cy) <= r
+    elif shape == "bar":  # a horizontal rectangle, extent wide and extent / 2 tall
+        inside = (np.abs(gx - cx) <= r) & (np.abs(gy - cy) <= r / 2)
     else:
-        raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+        raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(ALL_SHAPES)}")
     inside = np.broadcast_to(inside, (config.size * s, config.size * s)).astype(np.float32)
     return inside.reshape(config.size, s, config.size, s).mean(axis=(1, 3))  # box-average the sub-pixels
 
