@@ -95,6 +95,11 @@ def test_a_recipe_names_the_shapes_its_base_draws(tmp_path):
     five.save(tmp_path / "recipe.yaml")
     assert ToyRecipe.load(tmp_path / "recipe.yaml") == five
     pretrain(tmp_path / "three", ToyRecipe(**TINY), progress=False, evaluate_after=False)
+    from ldm_video.cli import main
+
+    assert main(["toy", "pretrain", "--output-dir", str(tmp_path / "two"), "--recipe", str(tmp_path / "recipe.yaml"),
+                 "--shapes", "bar", "diamond", "bar", "--no-eval"]) == 0
+    assert ToyRecipe.load(tmp_path / "two" / "recipe.yaml").shapes == ("bar", "diamond")
     with pytest.raises(LdmVideoError, match="shapes"):
         pretrain(tmp_path / "five", five, progress=False, evaluate_after=False, reuse_vae=tmp_path / "three")
 
