@@ -85,6 +85,9 @@ def test_cli_world(tmp_path, capsys):
     assert len(list((tmp_path / "w").glob("*.mp4"))) == 2 and (tmp_path / "w" / "metadata.jsonl").exists()
     assert main(["toy", "world", str(tmp_path / "x"), "--count", "0"]) == 2
     assert "--count" in capsys.readouterr().err
+    assert main(["toy", "world", str(tmp_path / "b"), "--count", "3", "--frames", "2", "--shapes", "bar", "diamond"]) == 0
+    captions = [t.read_text() for t in sorted((tmp_path / "b").glob("*.txt"))]
+    assert len(captions) == 3 and all(world.parse_caption(c)[1] in ("bar", "diamond") for c in captions)
 
 
 def test_a_restricted_world_draws_only_what_it_is_given():

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="world seed; the same seed writes the same videos")
     p.add_argument("--captions", choices=("txt", "jsonl"), default="txt",
                    help="same-stem .txt sidecars (default) or one metadata.jsonl with file_name and text")
+    p.add_argument("--shapes", nargs="+", choices=ALL_SHAPES, default=None, metavar="SHAPE",
+                   help="draw only these shapes (default: circle square triangle; diamond and bar only when named)")
     p.set_defaults(_toy=_run_world)
 
     p = sub.add_parser("metrics", help="score a video against a toy caption (prints JSON)",
@@ -72,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_world(args: argparse.Namespace) -> int:
-    from ldm_video.toy.world import write_folder
+    from ldm_video.toy.world import WorldConfig, write_folder
 
     if args.count < 1 or args.frames < 2 or args.fps < 1:
         raise LdmVideoError("--count must be >= 1, --frames >= 2 and --fps >= 1")
-    out = write_folder(args.out, args.count, args.frames, args.seed, args.fps, args.captions)
+    config = WorldConfig(shapes=tuple(dict.fromkeys(args.shapes))) if args.shapes else WorldConfig()
+    out = write_folder(args.out, args.count, args.frames, args.seed, args.fps, args.captions, config=config)
     print(f"wrote {args.count} toy videos of {args.frames} frames to {out}")
     return 0
 
