@@ -94,15 +94,17 @@ def test_the_demo_world_takes_more_shapes_only_from_a_base_that_draws_them(tmp_p
     world = DemoWorld(shapes=("circle", "square", "triangle", "diamond", "bar"))
     assert world.seen_shapes == ("square", "triangle", "diamond", "bar") and world.held_out == "circle"
     assert DemoWorld().seen_shapes == ("square", "triangle")
+    assert DemoWorld(shapes=("triangle", "square", "circle", "square")).shapes == ("circle", "square", "triangle")
     with pytest.raises(LdmVideoError, match="--held-out 'circle'"):
         DemoWorld(shapes=("square", "bar"))
-    with pytest.raises(LdmVideoError, match="two or more"):
-        DemoWorld(shapes=("circle",), held_out="circle")
+    for shapes in (("circle",), ("circle", "hexagon")):
+        with pytest.raises(LdmVideoError, match="two or more"):
+            DemoWorld(shapes=shapes, held_out="circle")
     _check_base_shapes(str(TOY_BASE), ("circle", "square", "triangle"))
     with pytest.raises(LdmVideoError, match="pretrained on circle, square, triangle, not diamond"):
         _check_base_shapes(str(TOY_BASE), ("circle", "square", "diamond"))
     assert main(["demo", "--output-dir", str(tmp_path / "new"), "--shapes", "circle", "square", "bar"]) == 2
-    assert "toy pretrain --shapes circle square bar" in capsys.readouterr().err
+    assert "toy pretrain --output-dir DIR --shapes circle square bar" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 

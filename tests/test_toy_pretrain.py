@@ -90,7 +90,12 @@ def test_a_recipe_names_the_shapes_its_base_draws(tmp_path):
     frames, captions = render_frames(np.random.default_rng(0), 40, world.ALL_SHAPES)
     assert frames.shape == (40, 64, 64, 3)
     assert {world.parse_caption(c)[1] for c in captions} == set(world.ALL_SHAPES)
-    assert render_frames(np.random.default_rng(0), 4)[1] == render_frames(np.random.default_rng(0), 4, world.SHAPES)[1]
+    # the three-shape recipe draws the frames it drew before the extra shapes existed (pinned then)
+    frames, captions = render_frames(np.random.default_rng(0), 4)
+    assert captions == ["a blue square moving up", "a green triangle moving down", "a green circle moving down",
+                        "a yellow square moving left"]
+    assert np.allclose([int(f.astype(np.int64).sum()) for f in frames], [2812914, 1547821, 285835, 2797586],
+                       rtol=1e-6, atol=0)
     five = ToyRecipe(**{**TINY, "shapes": world.ALL_SHAPES})
     five.save(tmp_path / "recipe.yaml")
     assert ToyRecipe.load(tmp_path / "recipe.yaml") == five
@@ -99,7 +104,8 @@ def test_a_recipe_names_the_shapes_its_base_draws(tmp_path):
 
     assert main(["toy", "pretrain", "--output-dir", str(tmp_path / "two"), "--recipe", str(tmp_path / "recipe.yaml"),
                  "--shapes", "bar", "diamond", "bar", "--no-eval"]) == 0
-    assert ToyRecipe.load(tmp_path / "two" / "recipe.yaml").shapes == ("bar", "diamond")
+    assert ToyRecipe.load(tmp_path / "two" / "recipe.yaml").shapes == ("diamond", "bar")  # once each, in order
+    assert ToyRecipe(shapes=("triangle", "circle", "circle")).shapes == ("circle", "triangle")
     with pytest.raises(LdmVideoError, match="shapes"):
         pretrain(tmp_path / "five", five, progress=False, evaluate_after=False, reuse_vae=tmp_path / "three")
 

@@ -108,6 +108,11 @@ def test_the_extra_shapes_are_drawn_only_when_named_and_cover_what_they_should()
     """Diamond and bar (for a five-shape base) cover half the square of their extent, centred on the ground truth;
     the full world never draws them, so every seed draws what it always did."""
     assert not {world.sample(seed, 2).spec.shape for seed in range(200)} & set(world.EXTRA_SHAPES)
+    # what the full world drew before the extra shapes existed (captions and pixel sums of seeds 0-2, pinned then)
+    assert [world.sample(seed, 4).caption for seed in range(3)] == [
+        "a blue square moving up", "a yellow square moving down", "a blue circle moving left"]
+    sums = [int(world.sample(seed, 4).frames.astype(np.int64).sum()) for seed in range(3)]
+    assert np.allclose(sums, [11252310, 1355181, 11068105], rtol=1e-6, atol=0), sums
     config = world.WorldConfig(shapes=world.ALL_SHAPES)
     assert {world.sample(seed, 2, config).spec.shape for seed in range(200)} == set(world.ALL_SHAPES)
     for shape in world.EXTRA_SHAPES:

@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_world(args: argparse.Namespace) -> int:
-    from ldm_video.toy.world import WorldConfig, write_folder
+    from ldm_video.toy.world import WorldConfig, canonical_shapes, write_folder
 
     if args.count < 1 or args.frames < 2 or args.fps < 1:
         raise LdmVideoError("--count must be >= 1, --frames >= 2 and --fps >= 1")
-    config = WorldConfig(shapes=tuple(dict.fromkeys(args.shapes))) if args.shapes else WorldConfig()
+    config = WorldConfig(shapes=canonical_shapes(args.shapes)) if args.shapes else WorldConfig()
     out = write_folder(args.out, args.count, args.frames, args.seed, args.fps, args.captions, config=config)
     print(f"wrote {args.count} toy videos of {args.frames} frames to {out}")
     return 0
@@ -118,7 +118,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError) as err:
         raise LdmVideoError(f"{args.recipe}: not a toy recipe ({err})") from None
     overrides = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
-                 "shapes": tuple(dict.fromkeys(args.shapes)) if args.shapes else None}
+                 "shapes": tuple(args.shapes) if args.shapes else None}  # the recipe puts them in order
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     if recipe.vae_steps < 1 or recipe.unet_steps < 1:
         raise LdmVideoError("--vae-steps and --unet-steps must be >= 1")

@@ -32,6 +32,7 @@ from ldm_video.errors import LdmVideoError
 from ldm_video.flags import add_deprecated, add_threads
 from ldm_video.infer.vidrd import REUSE_ORDERS
 from ldm_video.toy.demo_report import motion_label, table
+from ldm_video.toy.world import SHAPES
 
 # the motions the demo can teach: the straight ones, and the toy world's lasting ones (never out of the frame)
 DEMO_MOTIONS = ("orbiting", "pacing", "left", "right", "up", "down")
@@ -63,23 +64,27 @@ class DemoWorld:
     videos: int = 480  # toy training videos written to OUT/data, one clip each, every colour, the other shapes
     # the shapes of the world: trained on all but the held-out one, scored on all. More than the full world's three
     # (world.EXTRA_SHAPES) need a base pretrained on them (`toy pretrain --shapes`); benchmarks/RESULTS.md, "Five shapes"
-    shapes: tuple[str, ...] = ("circle", "square", "triangle")
+    shapes: tuple[str, ...] = SHAPES
     frames: int = 8  # frames per training video and clip
     # the world's speed range, px per frame (None: `DEMO_SPEEDS` for the motion)
     min_speed: float | None = None
     max_speed: float | None = None
 
     def __post_init__(self) -> None:
-        from ldm_video.toy.world import ALL_SHAPES
+        from ldm_video.toy.world import ALL_SHAPES, canonical_shapes
 
         if self.motion not in DEMO_MOTIONS:
             raise LdmVideoError(f"--motion {self.motion!r}: choose one of {', '.join(DEMO_MOTIONS)}")
         low, high = DEMO_SPEEDS.get(self.motion, (0.5, 1.0))
         object.__setattr__(self, "min_speed", low if self.min_speed is None else self.min_speed)
         object.__setattr__(self, "max_speed", high if self.max_speed is None else self.max_speed)
-        unknown = [s for s in self.shapes if s not in ALL_SHAPES]
-        if unknown or len(set(self.shapes)) < 2:
+        try:  # once each, in one order: the data, the long videos' seen shape and the mosaic do not hang on it
+            shapes = canonical_shapes(self.shapes)
+        except ValueError:
+            shapes = ()
+        if len(shapes) < 2:
             raise LdmVideoError(f"--shapes {' '.join(self.shapes)}: name two or more of {', '.join(ALL_SHAPES)}")
+        object.__setattr__(self, "shapes", shapes)
         if self.held_out not in self.shapes:
             raise LdmVideoError(f"--held-out {self.held_out!r}: choose one of --shapes {', '.join(self.shapes)}")
         if self.videos < 1:
@@ -136,7 +141,7 @@ class DemoTraining:
 class DemoSampling:
     """What the demo samples and scores: short clips of every colour x shape, and long videos."""
 
-    # short clips scored per colour x shape (x 4 colours x 3 shapes). A clip's direction is close to all or
+    # short clips scored per colour x shape (x 4 colours x the world's 3 shapes). A clip's direction is close to all or
     # nothing, so 2 seeds (8 held-out clips) put the same model anywhere in 0.66-0.93 held out; 6 seeds give 24
     # held-out and 18 per-colour clips (benchmarks/RESULTS.md, "How noisy the demo's report is")
     clip_seeds: int = 6
@@ -249,20 +254,23 @@ def train_motion(cfg: DemoConfig, base: str, data: Path, out: Path, progress: bo
 
 
 def _check_base_shapes(base: str, shapes: tuple[str, ...]) -> None:
-    """A one-line error when the base's recipe says it was not pretrained on every shape of the demo's world."""
-    from ldm_video.toy.pretrain import ToyRecipe
+    """A one-line error when the base's recipe says it was not pretrained on every shape of the demo's world (a
+    recipe without `shapes` is one of the full world's three)."""
+    import yaml
 
     recipe_file = Path(base) / "recipe.yaml"
     if not recipe_file.is_file():
         return  # not a toy base of ours: nothing says which shapes it draws
     try:
-        known = ToyRecipe.load(recipe_file).shapes
-    except (OSError, ValueError, TypeError) as err:
+        recipe = yaml.safe_load(recipe_file.read_text()) or {}
+        known = tuple(recipe.get("shapes", SHAPES))
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as err:
         raise LdmVideoError(f"{recipe_file}: not a toy recipe ({err})") from None
     missing = [s for s in shapes if s not in known]
     if missing:
         raise LdmVideoError(f"{base}: the base was pretrained on {', '.join(known)}, not {', '.join(missing)}; "
-                            f"pretrain one with `ldm-video toy pretrain --shapes {' '.join(shapes)}` and pass --base")
+                            f"pretrain one with `ldm-video toy pretrain --output-dir DIR --shapes {' '.join(shapes)}` "
+                            "and pass --base DIR")
 
 
 def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True, workers: int = 1) -> dict:
@@ -436,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
         raise LdmVideoError(f"{args.out}: folder exists and is not empty; pick a new --output-dir")
     cfg = DemoConfig(base=args.base, seed=args.seed,
                      world=DemoWorld(motion=args.motion, held_out=args.held_out, videos=args.videos,
-                                     shapes=tuple(dict.fromkeys(args.shapes))),
+                                     shapes=tuple(args.shapes)),
                      training=DemoTraining(steps=args.steps, lr=args.lr, lora_rank=args.lora_rank,
                                            context_noise=args.context_noise, context_causal=args.context_causal),
                      sampling=DemoSampling(long_frames=args.long_frames, reuse_order=args.reuse_order,

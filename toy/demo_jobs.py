@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ldm_video.errors import LdmVideoError
 from ldm_video.toy.motion_eval import ClipSampling, ScoredClip
+from ldm_video.toy.world import SHAPES
 
 
 def default_workers() -> int:
@@ -37,7 +38,7 @@ class ClipJob:
     world_motion: str  # the motion in the captions
     seed: int
     sampling: ClipSampling
-    shapes: tuple[str, ...] = ("circle", "square", "triangle")  # the shapes clipped, every colour each
+    shapes: tuple[str, ...] = SHAPES  # the shapes clipped, every colour each
 
     def __call__(self) -> list[ScoredClip]:
         from ldm_video.toy.motion_eval import ToyGenerator, sample_clips

@@ -35,7 +35,8 @@ TRIANGLE_SKEW = -0.15  # row skewness of the coverage below this: triangle (rend
 SQUARE_DIAGONAL = 1.11  # diagonal / axis chord at or above this: square (rendered 1.37), else circle (1.0)
 # the two shapes only a five-shape base draws (world.EXTRA_SHAPES; benchmarks/RESULTS.md, "Five shapes"). Through the
 # five-shape toy VAE (1,024 frames) 0.92 of its bars read 1.35 or more across against down, 0-1.2 % of the others
-BAR_ASPECT = 1.35  # horizontal / vertical chord at or above this: bar (rendered 2.0, the others 1.0)
+BAR_ASPECT = 1.35  # horizontal / vertical chord at or above this: bar (rendered 2.0, circle / square / diamond 1.0;
+# a triangle reads 0.7, and is told by its skew first)
 # halfway from a circle's 1.0 to a rendered diamond's 0.71; that VAE blurs diamonds to 0.90-1.06 (a circle's 0.94-1.07),
 # so a diamond a model draws through it reads as a circle
 DIAMOND_DIAGONAL = 0.85  # diagonal / axis chord below this: diamond

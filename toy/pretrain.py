@@ -64,12 +64,13 @@ class ToyRecipe:
     caption_dropout: float = 0.1  # probability of training on the empty caption (for guidance)
     latent_cache: int = 8192  # rendered frames encoded once for U-Net training
     # evaluation of the finished model (the ">= 80% draw the captioned colour and shape" check)
-    eval_per_caption: int = 2  # samples per caption (60 captions)
+    eval_per_caption: int = 2  # samples per caption (60 captions with three shapes)
     eval_steps: int = 25  # DDIM steps
     eval_guidance: float = 5.0  # classifier-free guidance scale
 
     def __post_init__(self) -> None:
-        world.WorldConfig(shapes=self.shapes)  # a ValueError naming the choices for an unknown shape
+        # once each, in one order (so two recipes of the same shapes draw the same data); ValueError for an unknown one
+        object.__setattr__(self, "shapes", world.canonical_shapes(self.shapes))
 
     def save(self, path: Path) -> None:
         _atomic_write(path, yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v

@@ -99,6 +99,15 @@ def caption_for(colour: str, shape: str, motion: str) -> str:
     return f"a {colour} {shape} moving {motion}" if motion in DIRECTIONS else f"a {colour} {shape} {motion}"
 
 
+def canonical_shapes(names) -> tuple[str, ...]:
+    """The named shapes once each, in ALL_SHAPES order: the order a config draws from (and so its data) does not
+    hang on the order they were named in. ValueError for an unknown name."""
+    unknown = [n for n in names if n not in ALL_SHAPES]
+    if unknown:
+        raise ValueError(f"unknown shapes {unknown}; choose from {', '.join(ALL_SHAPES)}")
+    return tuple(s for s in ALL_SHAPES if s in names)
+
+
 def all_captions(shapes: tuple[str, ...] = SHAPES) -> list[str]:
     """Every caption the world can produce with these shapes (4 colours x 3 shapes x 5 motions = 60 by default)."""
     return [caption_for(c, s, m) for c in COLOURS for s in shapes for m in MOTIONS]
