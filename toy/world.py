@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,7 +99,7 @@ def caption_for(colour: str, shape: str, motion: str) -> str:
     return f"a {colour} {shape} moving {motion}" if motion in DIRECTIONS else f"a {colour} {shape} {motion}"
 
 
-def canonical_shapes(names) -> tuple[str, ...]:
+def canonical_shapes(names: Iterable[str]) -> tuple[str, ...]:
     """The named shapes once each, in ALL_SHAPES order: the order a config draws from (and so its data) does not
     hang on the order they were named in. ValueError for an unknown name."""
     unknown = [n for n in names if n not in ALL_SHAPES]
