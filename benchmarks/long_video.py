@@ -1,6 +1,6 @@
-"""Long videos side by side on one model: `--extend context` (with and without history guidance and the anchor
-of the first clip's colours), VidRD (forward order) and diffusers' FreeNoise, scored for drift against the toy
-world's ground truth.
+"""Long videos side by side on one model: `--extend context` (with and without history guidance, weighed apart
+from the prompt with `--history-scale`, and the anchor of the first clip's colours), VidRD (forward order) and
+diffusers' FreeNoise, scored for drift against the toy world's ground truth.
 
 The same toy base, the same temporal attention (a demo run's `motion/`, attention only, and its MotionAdapter
 export for diffusers), prompts, seeds, DDIM schedule, steps and guidance (or, with `--context-steps`, fewer steps
@@ -36,6 +36,7 @@ import numpy as np
 METHODS = ("context", "context-noguide", "context-plain", "context-nocache", "vidrd-forward", "freenoise",
            "freenoise-split")
 DEFAULT_METHODS = ("context", "context-noguide", "vidrd-forward", "freenoise")
+HISTORY_METHODS = ("context", "context-nocache")  # the methods with history guidance, which --history-scale weighs
 
 
 def run_one(spec: dict) -> None:
@@ -55,7 +56,8 @@ def run_one(spec: dict) -> None:
             context_noise=spec["context_noise"] if extend == "context" else 0,
             context_anchor=method != "context-plain",
             context_guidance=method not in ("context-noguide", "context-plain"),
-            context_cache=method != "context-nocache"))
+            context_cache=method != "context-nocache",
+            history_scale=spec["history_scale"]))
         loaded = time.perf_counter()
         video = gen.video(spec["prompt"], frames, spec["seed"])
         seam_drop = gen.seam_drop()
@@ -150,6 +152,9 @@ def main() -> None:
     parser.add_argument("--context-noise", type=int, default=None,
                         help="context modes: the timestep of the given frames' noise (default: what generate "
                              "uses for this --motion)")
+    parser.add_argument("--history-scale", type=float, default=None,
+                        help="context: the given frames' guidance weight apart from the prompt's (generate "
+                             "--history-scale; default: both at --guidance, two U-Net rows)")
     parser.add_argument("--work", default="/tmp/long-video-bench", help="folder for the sampled videos")
     parser.add_argument("--rows", help="also append every run's row as a JSON line to this file")
     parser.add_argument("--table", nargs="+", metavar="ROWS", help="only print the table of earlier --rows files "
@@ -164,8 +169,11 @@ def main() -> None:
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
                 steps = row.get("steps", 20)  # rows written before steps were recorded ran at 20
-                rows.setdefault((row["method"], row["frames"], steps), []).append(row)
+                rows.setdefault((row["method"], row["frames"], steps, row.get("history_scale")), []).append(row)
         return print_table(rows, row["context_noise"])
+    if args.history_scale is not None and (args.guidance <= 1 or not set(args.methods) & set(HISTORY_METHODS)):
+        parser.error(f"--history-scale weighs history guidance's rows: it needs --guidance > 1 and one of the "
+                     f"methods {', '.join(HISTORY_METHODS)}")
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
     from ldm_video.errors import LdmVideoError
@@ -176,30 +184,32 @@ def main() -> None:
         parser.error(str(e))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    rows: dict[tuple[str, int, int], list[dict]] = {}
+    rows: dict[tuple[str, int, int, float | None], list[dict]] = {}
     for frames in args.frames:  # interleaved: every method at one length before the next length
         for prompt in args.prompts:
             for seed in args.seeds:
                 for method in args.methods:
                     # named by the prompt's words, so that runs side by side on other prompts or seeds may share --work
                     steps = steps_of(method, args)
-                    out = work / f"{method}-{frames}-{steps}-{'_'.join(prompt.split())}-{seed}.npy"
+                    scale = args.history_scale if method in HISTORY_METHODS else None
+                    tag = f"-w{scale:g}" if scale is not None else ""
+                    out = work / f"{method}{tag}-{frames}-{steps}-{'_'.join(prompt.split())}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
                             "steps": steps, "guidance": args.guidance, "context_noise": context_noise,
-                            "clip_frames": clip_frames, "overlap": overlap}
+                            "clip_frames": clip_frames, "overlap": overlap, "history_scale": scale}
                     child = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], check=True,
                                            capture_output=True, text=True)
                     timing = json.loads(child.stdout.strip().splitlines()[-1])
                     row = {"method": method, "frames": frames, "prompt": prompt, "seed": seed,
                            "context_noise": context_noise, "clip_frames": clip_frames, **timing,
                            **score(np.load(out), prompt, clip_frames, timing["seam_drop"])}
-                    row.update(steps=steps, guidance=args.guidance)
-                    rows.setdefault((method, frames, steps), []).append(row)
+                    row.update(steps=steps, guidance=args.guidance, history_scale=scale)
+                    rows.setdefault((method, frames, steps, scale), []).append(row)
                     if args.rows:
                         with open(args.rows, "a") as f:
                             f.write(json.dumps(row) + "\n")
-                    print(f"{method:>15} {frames:>5} frames, {steps} steps, {prompt!r} seed {seed}: "
+                    print(f"{method + tag:>15} {frames:>5} frames, {steps} steps, {prompt!r} seed {seed}: "
                           f"{row['seconds'] / frames:.3f} s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion "
                           f"{row['motion']:.2f} (last 15 % "
                           f"{row['last_motion']:.2f}), background {row['background']:.1f}, identity "
@@ -212,17 +222,18 @@ def steps_of(method: str, args: argparse.Namespace) -> int:
     return args.context_steps if method.startswith("context") and args.context_steps else args.steps
 
 
-def print_table(rows: dict[tuple[str, int, int], list[dict]], context_noise: int) -> None:
+def print_table(rows: dict[tuple[str, int, int, float | None], list[dict]], context_noise: int) -> None:
     """The markdown table of the runs: means over prompts x seeds per method and length."""
     print(f"\ncontext modes: given frames noised to timestep {context_noise}; means over prompts x seeds; the last "
           "7 columns are the last 15 % of each video against its first 15 %\n")
     print("| method | frames | steps | s / frame | peak RSS GiB | motion (all) | motion | background change | "
           "present | colour | identity | step ratio | seam jump | videos passing every bar |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (method, frames, steps), group in sorted(rows.items(),
-                                                 key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]), -kv[0][2])):
+    for (method, frames, steps, scale), group in sorted(
+            rows.items(), key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]), -kv[0][2], kv[0][3] or 0)):
         m = {k: statistics.fmean(r[k] for r in group) for k in ("seconds", "peak_rss_gib", *COLUMNS)}
-        print(f"| {method} | {frames} | {steps} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | "
+        label = method if scale is None else f"{method}, history scale {scale:g}"
+        print(f"| {label} | {frames} | {steps} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | "
               f"{m['motion']:.2f} | "
               f"{m['last_motion']:.2f} | {m['background']:.1f} | {m['present']:.2f} | {m['colour']:.2f} | "
               f"{m['identity']:.2f} | {m['speed_ratio']:.2f} | {m['seam_jump']:.2f} | "

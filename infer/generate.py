@@ -146,6 +146,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "M more frames per step for a --context-causal module). Default on "
                         "with --guidance > 1 (it kept the toy demo's motion in long videos, README), off for a "
                         "--motion trained with --context-prob 1, which never saw a clip without given frames")
+    g.add_argument("--history-scale", type=float, default=None, metavar="W",
+                   help="context, with --context-guidance: weigh the given frames by W apart from the prompt's "
+                        "--guidance (composite history guidance, Song et al. 2025: a third U-Net row, the prompt "
+                        "without the given frames; about 1.35x the seconds per frame on the toy model). Default: "
+                        "both at --guidance, two rows")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -262,13 +267,19 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
-    for flag in ("context_noise", "context_init", "context_anchor", "context_guidance"):
+    for flag in ("context_noise", "context_init", "context_anchor", "context_guidance", "history_scale"):
         if getattr(args, flag) is not None and args.extend != "context":
             raise LdmVideoError(f"--{flag.replace('_', '-')} applies to --extend context only (this video: --extend "
                                 f"{args.extend})")
     if args.context_guidance and args.guidance <= 1:
         raise LdmVideoError(f"--context-guidance needs --guidance > 1 (it shapes classifier-free guidance's "
                             f"unconditional branch), got --guidance {args.guidance:g}")
+    if args.history_scale is not None and not (math.isfinite(args.history_scale) and args.history_scale >= 0):
+        raise LdmVideoError(f"--history-scale must be a number >= 0, got {args.history_scale}")
+    if args.history_scale is not None and not context_guidance(args):
+        raise LdmVideoError("--history-scale weighs the given frames within history guidance, which is off for this "
+                            "video (--no-context-guidance, --guidance <= 1, or a --motion trained with given "
+                            "frames in every clip)")
     order = args.reuse_order or DEFAULT_REUSE_ORDER
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
@@ -293,7 +304,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                 context_init=(args.context_init or DEFAULT_CONTEXT_INIT) if args.extend == "context"
                                 else "fresh",
                                 context_anchor=args.extend == "context" and args.context_anchor is not False,
-                                context_guidance=args.extend == "context" and context_guidance(args))
+                                context_guidance=args.extend == "context" and context_guidance(args),
+                                history_scale=args.history_scale)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video
@@ -378,7 +390,7 @@ def write_sidecar(job: Job, src: VideoSource, sampling: SamplingConfig, video: L
         "sampling": {**vars(sampling), "seed": job.seed}, "clips": video.num_clips, "extend": video.extend,
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
         "context_init": video.context_init, "context_anchor": video.context_anchor,
-        "context_guidance": video.context_guidance,
+        "context_guidance": video.context_guidance, "history_scale": video.history_scale,
         "clip_starts": video.output_starts(frames_per_latent), "fps": src.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)

@@ -5,9 +5,9 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 its first M frames to the previous clip's trajectory for the first steps (DSG) — or, for temporal layers
 trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
 timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022), its guidance's
-unconditional branch optionally without them (history guidance, Song et al. 2025); each clip is denoised by the
-video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed
-on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
+unconditional branch optionally without them (history guidance, Song et al. 2025; optionally a third row weighs
+them apart from the prompt); each clip is denoised by the video U-Net with classifier-free guidance and a
+diffusers scheduler, then decoded in frame chunks and handed on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
 Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
 """
@@ -15,6 +15,7 @@ with the number of frames.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -94,6 +95,9 @@ class LongVideoConfig:
     # forward process of the previous clip's frames to each step's timestep, as in the clips trained without
     # context), so guidance pulls the new frames toward continuing them as well as toward the prompt
     context_guidance: bool = False
+    # extend "context", with context_guidance: the weight of the given frames apart from the prompt's (a third
+    # U-Net row, the prompt without the given frames); None weighs both by the guidance scale (two rows)
+    history_scale: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -115,6 +119,10 @@ class LongVideoConfig:
             raise ValueError(f"context_anchor applies to extend 'context' only, got extend {self.extend!r}")
         if self.context_guidance and self.extend != "context":
             raise ValueError(f"context_guidance applies to extend 'context' only, got extend {self.extend!r}")
+        if self.history_scale is not None and not (self.context_guidance and math.isfinite(self.history_scale)
+                                                   and self.history_scale >= 0):
+            raise ValueError(f"history_scale must be a number >= 0, with context_guidance; got {self.history_scale} "
+                             f"(context_guidance {self.context_guidance})")
         if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
             raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
                              f"with extend {self.extend!r}")
@@ -222,6 +230,9 @@ class VideoSampler:
         if self.video.extend == "freenoise":
             raise ValueError("FreeNoise runs in diffusers' AnimateDiffPipeline (ldm_video.infer.freenoise), "
                              "not in VideoSampler")
+        if self.video.history_scale is not None and self.sampling.guidance <= 1:
+            raise ValueError(f"history_scale weighs rows of classifier-free guidance, which guidance "
+                             f"{self.sampling.guidance:g} (<= 1) turns off")
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
         if not isinstance(self.vae, VideoVAE):
@@ -288,48 +299,62 @@ class VideoSampler:
         # (at the step's timestep, not full noise: the clips trained without context had every frame at one t)
         free = context is not None and cfg and v.context_guidance
         history_eps = torch.randn(context.shape, generator=generator).to(context) if free else None  # (1, 4, M, h, w)
+        split = free and v.history_scale is not None  # three rows: [no prompt, no history], [prompt, no history],
+        # [prompt, history]; the free rows are the first two
+        split_text: tuple = (None, None)  # (2, seq, dim) embedding -> its (3, seq, dim) rows
         causal = context is not None and self.model.config.context_causal  # block-causal given frames
         # (ldm_video.causal): they attend only to each other
         cached, cache, cache_text = causal and self.cache_context, None, None
-        rows = slice(1, 2) if free else slice(None)  # the rows whose first M frames are given
+        rows = slice(2 if split else 1, None) if free else slice(None)  # the rows whose first M frames are given
         given_mask = None
         if causal and not cached:  # the reference: every frame at every step, the given ones masked
-            given_mask = torch.zeros(2 if cfg else 1, noise.shape[2], dtype=torch.bool, device=self.device)
-            given_mask[rows, :m] = True  # (2|1, N)
+            given_mask = torch.zeros(3 if split else 2 if cfg else 1, noise.shape[2], dtype=torch.bool,
+                                     device=self.device)
+            given_mask[rows, :m] = True  # (3|2|1, N)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]
             if record is not None:
                 record.record(k, latents)  # kept for the next clip (after this step's replacement)
-            x = torch.cat([latents, latents]) if cfg else latents  # (2|1, 4, N, h, w)
+            x = torch.cat([latents] * (3 if split else 2)) if cfg else latents  # (3|2|1, 4, N, h, w)
             x = scheduler.scale_model_input(x, t).to(self.dtype)
             t_model = t
             if context is not None:  # the given frames: clean, at timestep 0 (as trained, train --context-frames)
                 x = x.clone()
                 x[:, :, :m] = given.to(self.dtype)
-                t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (2|1, N)
+                t_model = torch.as_tensor(t, device=self.device).expand(x.shape[0], x.shape[2]).clone()  # (3|2|1, N)
                 t_model[:, :m] = v.context_noise  # keeps t's dtype: Euler's linspace timesteps are fractional
                 # the unconditional row: the given frames at this step's timestep, to be denoised; once that is
                 # no noisier than their own (--context-noise), both rows keep them as given
                 if free and t > v.context_noise:
                     step_t = torch.as_tensor(t).round().long().reshape(1).cpu()  # (1,): the DDPM table's index
-                    x[0, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
-                    t_model[0, :m] = t  # (M,)
+                    free_rows = slice(0, 2 if split else 1)
+                    x[free_rows, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
+                    t_model[free_rows, :m] = t  # (M,)
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
+            if split:  # rows [negative, prompt, prompt], built once per embedding (the given frames' cache keys on it)
+                if emb is not split_text[0]:
+                    split_text = (emb, torch.cat([emb[:1], emb[1:], emb[1:]]))  # (3, seq, dim)
+                emb = split_text[1]
             if cached:  # only the new frames run; the given ones ran once (again only if the prompt changes)
                 if cache is None or emb is not cache_text:
                     cache, cache_text = self.model.cache_context(x[rows, :, :m], t_model[rows, :m], emb[rows]), emb
                 pred = self.model(x[rows, :, m:], t_model[rows, m:], emb[rows], cache=cache).sample.float()
-                # (2|1, 4, N-M, h, w): both rows, or only the conditional one (history guidance)
+                # (2|1, 4, N-M, h, w): both rows, or only the one with given frames (history guidance)
                 pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
                 # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
-                if free:  # the unconditional row has no given frames: all N run, unmasked
-                    pred = torch.cat([self.model(x[:1], t_model[:1], emb[:1]).sample.float(), pred])  # (2, 4, N, h, w)
+                if free:  # the rows without given frames: all N run, unmasked
+                    free_n = 2 if split else 1
+                    pred = torch.cat([self.model(x[:free_n], t_model[:free_n], emb[:free_n]).sample.float(), pred])
+                    # (3|2, 4, N, h, w)
             elif given_mask is not None:
-                pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (2|1, 4, N, h, w)
+                pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (3|2|1, 4, N, h, w)
             else:
-                pred = self.model(x, t_model, emb).sample.float()  # (2|1, 4, N, h, w)
-            if cfg:
+                pred = self.model(x, t_model, emb).sample.float()  # (3|2|1, 4, N, h, w)
+            if split:  # the prompt and the given frames weighed apart (composite guidance, after Song et al. 2025)
+                uncond, prompt_only, cond = pred.chunk(3)
+                pred = uncond + s.guidance * (prompt_only - uncond) + v.history_scale * (cond - prompt_only)
+            elif cfg:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + s.guidance * (cond - uncond)  # classifier-free guidance
             latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample  # (1, 4, N, h, w)

@@ -127,10 +127,11 @@ class _Recorder(torch.nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.inner, self.calls, self.config = model, [], model.config
+        self.inner, self.calls, self.texts, self.config = model, [], [], model.config
 
     def forward(self, x, t, text):
         self.calls.append((x.clone(), torch.as_tensor(t).clone()))
+        self.texts.append(text.clone())
         return self.inner(x, t, text)
 
 
@@ -406,6 +407,48 @@ def test_history_guidance_runs_the_unconditional_row_without_the_given_frames(ti
         LongVideoConfig(extend="vidrd", context_guidance=True)
 
 
+def test_history_scale_weighs_the_given_frames_apart_from_the_prompt(tiny_base):
+    """history_scale: a third row, the prompt without the given frames; eps = e(-, -) + g (e(p, -) - e(-, -))
+    + w (e(p, h) - e(p, -)), which at w = g is history guidance's two rows again."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    model = inflate_unet(parts.unet).eval()
+    randomise_temporal(model)
+    text = torch.randn(2, 77, 32)
+    out, calls, texts = {}, {}, {}
+    for scale in (None, 3.0, 6.0):
+        rec = _Recorder(model)
+        video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
+                                seam_drop=2, context_guidance=True, context_noise=50, history_scale=scale)
+        sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                               sampling=SamplingConfig(steps=3, guidance=3.0, height=16, width=16), video=video,
+                               progress=False)
+        out[scale] = torch.cat([c.latents for c in sampler(text)], dim=2)  # (1, 4, 10, h, w)
+        calls[scale], texts[scale] = rec.calls, rec.texts
+    assert torch.allclose(out[None], out[3.0], atol=1e-4)  # w = g: the two-row guidance
+    assert not torch.allclose(out[None][:, :, 6:], out[6.0][:, :, 6:], atol=1e-3)
+    assert torch.equal(out[None][:, :, :6], out[6.0][:, :, :6])  # the first clip has no given frames: two rows
+    assert [x.shape[0] for x, _ in calls[6.0]] == [2] * 3 + [3] * 3
+    given = out[6.0][:, :, 4:6]
+    later = 0
+    for x, t in calls[6.0][3:]:  # clip 2: rows 0 and 1 without the given frames (noised to t), row 2 with them
+        assert torch.equal(x[0, :, :2], x[1, :, :2]) and torch.equal(t[0], t[1]) and (t[2, :2] == 50).all()
+        if t[1, -1] > 50:
+            assert (t[1] == t[1, -1]).all() and not torch.equal(x[2, :, :2], x[1, :, :2])
+        else:  # no noisier than their own noise: every row keeps them as given
+            later += 1
+            assert (t[:, :2] == 50).all() and torch.equal(x[2, :, :2], x[1, :, :2])
+    assert later >= 1
+    # rows [negative, prompt, prompt]: the middle row is the prompt without the given frames
+    assert all(torch.equal(e, torch.stack([text[0], text[1], text[1]])) for e in texts[6.0][3:])
+    assert not torch.equal(calls[6.0][3][0][2, :, :2], given[0])  # noised to --context-noise, not clean
+    with pytest.raises(ValueError, match="guidance 1 .<= 1. turns off"):
+        VideoSampler(model=model, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                     sampling=SamplingConfig(steps=3, guidance=1.0, height=16, width=16), video=video)
+    with pytest.raises(ValueError, match="with context_guidance"):
+        LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,
+                        history_scale=6.0)
+
+
 def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motion, tmp_path):
     """On by default, except for a module trained with given frames in every clip (context_motion): it never saw
     a clip without them, which is what the unconditional branch would be."""
@@ -436,6 +479,17 @@ def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motio
                          (["--guidance", "1", "--context-guidance"], "needs --guidance > 1")):
         with pytest.raises(LdmVideoError, match=message):
             build_configs(build_parser().parse_args([*common, *bad]))
+    assert build_configs(build_parser().parse_args([*common, "--history-scale", "6"]))[1].history_scale == 6.0
+    assert build_configs(build_parser().parse_args(common))[1].history_scale is None
+    for bad, message in ((["--history-scale", "-1"], "--history-scale must be a number >= 0"),
+                         (["--history-scale", "nan"], "--history-scale must be a number >= 0"),
+                         (["--history-scale", "6", "--no-context-guidance"], "history guidance, which is off"),
+                         (["--history-scale", "6", "--extend", "vidrd"], "applies to --extend context only")):
+        with pytest.raises(LdmVideoError, match=message):
+            build_configs(build_parser().parse_args([*common, *bad]))
+    with pytest.raises(LdmVideoError, match="history guidance, which is off"):  # trained with given frames always
+        build_configs(build_parser().parse_args([*always, "--history-scale", "6"]))
     out = tmp_path / "v.mp4"
-    assert main([*common[:-1], str(out), "--no-progress"]) == 0
-    assert json.loads(out.with_suffix(".json").read_text())["context_guidance"] is True
+    assert main([*common[:-1], str(out), "--history-scale", "6", "--no-progress"]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["context_guidance"] is True and record["history_scale"] == 6.0
