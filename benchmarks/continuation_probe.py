@@ -76,9 +76,9 @@ def probe(motion: str, base: str, prompt: str, clips: int, steps: int, guidance:
     """Continue `clips` world clips of `prompt` with the module at `motion`; the outcome shares and timing."""
     from ldm_video import load_base
     from ldm_video.checkpoint import trained_clip, trained_context_noise
-    from ldm_video.infer.generate import CONTEXT_NOISE_SHARE
     from ldm_video.infer.model import load_video_model
     from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler, encode_prompt
+    from ldm_video.infer.run_defaults import CONTEXT_NOISE_SHARE
     from ldm_video.infer.vidrd import VidRDConfig
     from ldm_video.toy.demo import DEMO_SPEEDS
     from ldm_video.toy.metrics import analyse_video, centroid_track

@@ -113,7 +113,7 @@ def defaults(args: argparse.Namespace) -> tuple[int, int, int]:
     --motion (the overlap: its trained --context-frames where a context method runs, else half a clip), checked as
     `generate` checks them."""
     from ldm_video.checkpoint import trained_clip, trained_context_noise
-    from ldm_video.infer.generate import CONTEXT_NOISE_SHARE, context_overlap
+    from ldm_video.infer.run_defaults import CONTEXT_NOISE_SHARE, context_overlap
 
     context_noise = args.context_noise
     if context_noise is None:

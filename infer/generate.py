@@ -47,9 +47,6 @@ from ldm_video.video_file import to_uint8
 logger = logging.getLogger("ldm_video.generate")
 
 VIDRD_DEFAULTS = {"pns_alpha": 4.0, "dsg_beta": 0.4}  # VidRD's released settings; overlap M = clip_frames // 2
-# --extend context samples the given frames at this share of the noise level they were trained up to: as good
-# as 0.25, better than 1 (benchmarks/RESULTS.md, "How much noise on the given frames", 2026-12-07)
-CONTEXT_NOISE_SHARE = 0.5
 DEFAULT_CONTEXT_INIT = "fresh"
 # --prompt-edit with --prompt-at: on the toy world 0.5 kept position across a colour switch (0.3 did not; README)
 DEFAULT_PROMPT_EDIT = 0.5
@@ -178,64 +175,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_deprecated(g, "--quiet", "--no-progress", "quiet", switch=True)
 
 
-def default_extend(args: argparse.Namespace) -> str:
-    """"context" for a --motion trained to continue given frames (measured far better across seams on the toy
-    world, README), unless a VidRD-only flag asks for VidRD; else "vidrd"."""
-    from ldm_video.checkpoint import trained_context_frames
-
-    vidrd_only = any(getattr(args, k) is not None for k in ("pns_alpha", "dsg_beta", "reuse_order", "seam_drop"))
-    if args.motion and not vidrd_only and Path(args.motion).exists() and trained_context_frames(args.motion):
-        return "context"
-    return "vidrd"
-
-
-def context_overlap(args: argparse.Namespace) -> int:
-    """--extend context: M given frames, the --motion's trained --context-frames unless --overlap says otherwise."""
-    from ldm_video.checkpoint import trained_context_frames
-
-    trained = trained_context_frames(args.motion) if args.motion else 0
-    if not trained:
-        raise LdmVideoError(f"--extend context needs temporal layers trained with `ldm-video train --context-frames N`; "
-                            f"{args.motion or 'the fresh temporal layers (no --motion)'} "
-                            f"{'were not' if args.motion else 'are untrained'} (use --extend vidrd)")
-    m = trained if args.overlap is None else args.overlap
-    if not 0 < m < args.clip_frames:
-        source = "--overlap" if args.overlap is not None else f"{args.motion} was trained with --context-frames {m}"
-        raise LdmVideoError(f"--extend context gives each clip {m} frames of the last ({source}); --clip-frames "
-                            f"{args.clip_frames} must be larger, and --overlap at least 1")
-    if m != trained:
-        logger.warning("--overlap %d: %s was trained to continue from %d given frames", m, args.motion, trained)
-    return m
-
-
-def context_noise(args: argparse.Namespace) -> int:
-    """--extend context: the timestep the given frames are noised to; by default a share of what the --motion was
-    trained with (train --context-noise)."""
-    from ldm_video.checkpoint import trained_context_noise
-
-    if args.context_noise is not None:
-        if not 0 <= args.context_noise < 1000:
-            raise LdmVideoError(f"--context-noise must be a timestep in [0, 1000), got {args.context_noise}")
-        return args.context_noise
-    return round(trained_context_noise(args.motion) * CONTEXT_NOISE_SHARE)
-
-
-def context_guidance(args: argparse.Namespace) -> bool:
-    """--extend context: history guidance, by default on where guidance is, unless the --motion was trained with
-    context frames in every clip (its unconditional branch, without them, would be outside its training)."""
-    from ldm_video.checkpoint import trained_context_prob
-
-    if args.context_guidance is not None:
-        return args.context_guidance
-    return args.guidance > 1 and (trained_context_prob(args.motion) or 0.0) < 1
-
-
 def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoConfig]:
     """Flags -> configs; errors name the flag."""
     run_defaults.fill_clip(args)  # --clip-frames / --fps as the --motion was trained, unless given
     vidrd_flags = {"overlap": args.overlap, "pns_alpha": args.pns_alpha, "dsg_beta": args.dsg_beta}
     if args.extend is None:
-        args.extend = default_extend(args)
+        args.extend = run_defaults.default_extend(args)
     if args.negative_prompt and args.guidance <= 1:
         raise LdmVideoError(f"--negative-prompt needs classifier-free guidance; --guidance {args.guidance} (<= 1) "
                             "turns it off")
@@ -276,7 +221,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                             f"unconditional branch), got --guidance {args.guidance:g}")
     if args.history_scale is not None and not (math.isfinite(args.history_scale) and args.history_scale >= 0):
         raise LdmVideoError(f"--history-scale must be a number >= 0, got {args.history_scale}")
-    if args.history_scale is not None and not context_guidance(args):
+    if args.history_scale is not None and not run_defaults.context_guidance(args):
         raise LdmVideoError("--history-scale weighs the given frames within history guidance, which is off for this "
                             "video (--no-context-guidance, --guidance <= 1, or a --motion trained with given "
                             "frames in every clip)")
@@ -285,7 +230,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
     if args.extend == "independent":
         defaults = {"overlap": 0, "pns_alpha": 0.0, "dsg_beta": 0.0}  # clips are not tied
     if args.extend == "context":
-        defaults = {"overlap": context_overlap(args), "pns_alpha": 0.0, "dsg_beta": 0.0}
+        defaults = {"overlap": run_defaults.context_overlap(args), "pns_alpha": 0.0, "dsg_beta": 0.0}
     values = {k: defaults[k] if v is None else v for k, v in vidrd_flags.items()}
     if args.height % 8 or args.width % 8 or args.height < 8 or args.width < 8:
         raise LdmVideoError(f"--height/--width must be positive multiples of 8 (the VAE down-samples by 8), "
@@ -300,11 +245,11 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
             if args.seam_drop is None else args.seam_drop
         video = LongVideoConfig(num_frames=args.frames, extend=args.extend, vidrd=vidrd, seam_drop=seam_drop,
                                 decode_chunk=args.decode_chunk,
-                                context_noise=context_noise(args) if args.extend == "context" else 0,
+                                context_noise=run_defaults.context_noise(args) if args.extend == "context" else 0,
                                 context_init=(args.context_init or DEFAULT_CONTEXT_INIT) if args.extend == "context"
                                 else "fresh",
                                 context_anchor=args.extend == "context" and args.context_anchor is not False,
-                                context_guidance=args.extend == "context" and context_guidance(args),
+                                context_guidance=args.extend == "context" and run_defaults.context_guidance(args),
                                 history_scale=args.history_scale)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None

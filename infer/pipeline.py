@@ -300,23 +300,24 @@ class VideoSampler:
         free = context is not None and cfg and v.context_guidance
         history_eps = torch.randn(context.shape, generator=generator).to(context) if free else None  # (1, 4, M, h, w)
         split = free and v.history_scale is not None  # three rows: [no prompt, no history], [prompt, no history],
-        # [prompt, history]; the free rows are the first two
+        # [prompt, history] (--history-scale)
+        n_rows = 3 if split else 2 if cfg else 1
+        n_free = (2 if split else 1) if free else 0  # the first rows: without the given frames
         split_text: tuple = (None, None)  # (2, seq, dim) embedding -> its (3, seq, dim) rows
         causal = context is not None and self.model.config.context_causal  # block-causal given frames
         # (ldm_video.causal): they attend only to each other
         cached, cache, cache_text = causal and self.cache_context, None, None
-        rows = slice(2 if split else 1, None) if free else slice(None)  # the rows whose first M frames are given
+        rows = slice(n_free, None)  # the rows whose first M frames are given
         given_mask = None
         if causal and not cached:  # the reference: every frame at every step, the given ones masked
-            given_mask = torch.zeros(3 if split else 2 if cfg else 1, noise.shape[2], dtype=torch.bool,
-                                     device=self.device)
+            given_mask = torch.zeros(n_rows, noise.shape[2], dtype=torch.bool, device=self.device)
             given_mask[rows, :m] = True  # (3|2|1, N)
         for k, t in enumerate(tqdm(timesteps, desc=f"clip {clip + 1} steps", leave=False, disable=not self.progress)):
             if self.dsg is not None:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]
             if record is not None:
                 record.record(k, latents)  # kept for the next clip (after this step's replacement)
-            x = torch.cat([latents] * (3 if split else 2)) if cfg else latents  # (3|2|1, 4, N, h, w)
+            x = torch.cat([latents] * n_rows)  # (3|2|1, 4, N, h, w)
             x = scheduler.scale_model_input(x, t).to(self.dtype)
             t_model = t
             if context is not None:  # the given frames: clean, at timestep 0 (as trained, train --context-frames)
@@ -328,9 +329,8 @@ class VideoSampler:
                 # no noisier than their own (--context-noise), both rows keep them as given
                 if free and t > v.context_noise:
                     step_t = torch.as_tensor(t).round().long().reshape(1).cpu()  # (1,): the DDPM table's index
-                    free_rows = slice(0, 2 if split else 1)
-                    x[free_rows, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
-                    t_model[free_rows, :m] = t  # (M,)
+                    x[:n_free, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
+                    t_model[:n_free, :m] = t  # (M,)
             emb = text(k / len(timesteps)) if callable(text) else text  # prompt editing: by denoising progress
             if split:  # rows [negative, prompt, prompt], built once per embedding (the given frames' cache keys on it)
                 if emb is not split_text[0]:
@@ -344,8 +344,7 @@ class VideoSampler:
                 pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
                 # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
                 if free:  # the rows without given frames: all N run, unmasked
-                    free_n = 2 if split else 1
-                    pred = torch.cat([self.model(x[:free_n], t_model[:free_n], emb[:free_n]).sample.float(), pred])
+                    pred = torch.cat([self.model(x[:n_free], t_model[:n_free], emb[:n_free]).sample.float(), pred])
                     # (3|2, 4, N, h, w)
             elif given_mask is not None:
                 pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (3|2|1, 4, N, h, w)

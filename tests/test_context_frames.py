@@ -248,7 +248,8 @@ def test_noised_given_frames_at_sampling(tiny_base):
 
 
 def test_generate_samples_noised_context_as_trained(tiny_base, toy_data, tmp_path_factory, capsys):
-    from ldm_video.infer.generate import CONTEXT_NOISE_SHARE, build_configs
+    from ldm_video.infer.generate import build_configs
+    from ldm_video.infer.run_defaults import CONTEXT_NOISE_SHARE
 
     run = tmp_path_factory.mktemp("ctxn") / "run"
     assert main(_train_args(tiny_base, toy_data, run, "--context-frames", "2", "--context-noise", "200")) == 0
