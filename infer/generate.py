@@ -26,6 +26,7 @@ from ldm_video.infer.model import load_video_model
 from ldm_video.infer.pipeline import (
     CONTEXT_INITS,
     EXTEND_MODES,
+    HISTORY_FREE,
     SCHEDULERS,
     LongVideoConfig,
     PromptEmbeddings,
@@ -148,6 +149,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--guidance (composite history guidance, Song et al. 2025: a third U-Net row, the prompt "
                         "without the given frames; about 1.35x the seconds per frame on the toy model). Default: "
                         "both at --guidance, two rows")
+    g.add_argument("--history-free", choices=HISTORY_FREE, default=None,
+                   help="context, with --context-guidance: how guidance's rows without the given frames go without "
+                        "them: noised (their places hold the previous clip's frames noised to each step's timestep) "
+                        "or dropped (the new frames run alone, a clip with no history: M fewer frames in those rows, "
+                        "a second U-Net call per step). Default noised")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -212,7 +218,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
         given += ["--seam-drop"] if args.extend == "context" and args.seam_drop is not None else []
         if given:
             raise LdmVideoError(f"{', '.join(given)} only apply to --extend vidrd")
-    for flag in ("context_noise", "context_init", "context_anchor", "context_guidance", "history_scale"):
+    for flag in ("context_noise", "context_init", "context_anchor", "context_guidance", "history_scale",
+                 "history_free"):
         if getattr(args, flag) is not None and args.extend != "context":
             raise LdmVideoError(f"--{flag.replace('_', '-')} applies to --extend context only (this video: --extend "
                                 f"{args.extend})")
@@ -221,10 +228,11 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                             f"unconditional branch), got --guidance {args.guidance:g}")
     if args.history_scale is not None and not (math.isfinite(args.history_scale) and args.history_scale >= 0):
         raise LdmVideoError(f"--history-scale must be a number >= 0, got {args.history_scale}")
-    if args.history_scale is not None and not run_defaults.context_guidance(args):
-        raise LdmVideoError("--history-scale weighs the given frames within history guidance, which is off for this "
-                            "video (--no-context-guidance, --guidance <= 1, or a --motion trained with given "
-                            "frames in every clip)")
+    for flag in ("history_scale", "history_free"):
+        if getattr(args, flag) is not None and not run_defaults.context_guidance(args):
+            raise LdmVideoError(f"--{flag.replace('_', '-')} shapes history guidance, which is off for this video "
+                                "(--no-context-guidance, --guidance <= 1, or a --motion trained with given frames "
+                                "in every clip)")
     order = args.reuse_order or DEFAULT_REUSE_ORDER
     defaults = {**VIDRD_DEFAULTS, "overlap": args.clip_frames // 2}
     if args.extend == "independent":
@@ -250,7 +258,7 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                 else "fresh",
                                 context_anchor=args.extend == "context" and args.context_anchor is not False,
                                 context_guidance=args.extend == "context" and run_defaults.context_guidance(args),
-                                history_scale=args.history_scale)
+                                history_scale=args.history_scale, history_free=args.history_free or "noised")
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video
@@ -336,6 +344,7 @@ def write_sidecar(job: Job, src: VideoSource, sampling: SamplingConfig, video: L
         "vidrd": vars(video.vidrd), "seam_drop": video.seam_drop, "context_noise": video.context_noise,
         "context_init": video.context_init, "context_anchor": video.context_anchor,
         "context_guidance": video.context_guidance, "history_scale": video.history_scale,
+        "history_free": video.history_free if video.context_guidance else None,
         "clip_starts": video.output_starts(frames_per_latent), "fps": src.fps, "ldm_video_version": __version__,
     }
     path = sidecar_path(job.out)

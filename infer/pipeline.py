@@ -46,6 +46,7 @@ SCHEDULERS: dict[str, tuple[type, dict]] = {
 # freenoise: diffusers' pipeline (ldm_video.infer.freenoise); context: a model trained with train --context-frames
 EXTEND_MODES = ("vidrd", "context", "independent", "freenoise")
 CONTEXT_INITS = ("fresh", "last-frame")  # where a context clip's new frames start (LongVideoConfig.context_init)
+HISTORY_FREE = ("noised", "dropped")  # how history guidance's rows go without the given frames (LongVideoConfig)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class LongVideoConfig:
     # extend "context", with context_guidance: the weight of the given frames apart from the prompt's (a third
     # U-Net row, the prompt without the given frames); None weighs both by the guidance scale (two rows)
     history_scale: float | None = None
+    # extend "context", with context_guidance: the rows without the given frames hold their places noised to each
+    # step's timestep ("noised"), or run the new frames alone, a clip without history ("dropped": fewer frames)
+    history_free: str = "noised"
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -123,6 +127,9 @@ class LongVideoConfig:
                                                    and self.history_scale >= 0):
             raise ValueError(f"history_scale must be a number >= 0, with context_guidance; got {self.history_scale} "
                              f"(context_guidance {self.context_guidance})")
+        if self.history_free not in HISTORY_FREE or (self.history_free != "noised" and not self.context_guidance):
+            raise ValueError(f"history_free is one of {HISTORY_FREE} (not 'noised' only with context_guidance), got "
+                             f"{self.history_free!r} (context_guidance {self.context_guidance})")
         if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
             raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
                              f"with extend {self.extend!r}")
@@ -317,6 +324,9 @@ class VideoSampler:
                 latents = self.dsg.apply(k, latents)  # VidRD DSG: z[c+1, j, k] = z[c, source(j), k]
             if record is not None:
                 record.record(k, latents)  # kept for the next clip (after this step's replacement)
+            # the rows without the given frames run the new frames alone (history_free "dropped"), while the given
+            # frames are noisier than trained; after that every row keeps them, as with "noised"
+            drop = free and v.history_free == "dropped" and t > v.context_noise
             x = torch.cat([latents] * n_rows)  # (3|2|1, 4, N, h, w)
             x = scheduler.scale_model_input(x, t).to(self.dtype)
             t_model = t
@@ -327,7 +337,7 @@ class VideoSampler:
                 t_model[:, :m] = v.context_noise  # keeps t's dtype: Euler's linspace timesteps are fractional
                 # the unconditional row: the given frames at this step's timestep, to be denoised; once that is
                 # no noisier than their own (--context-noise), both rows keep them as given
-                if free and t > v.context_noise:
+                if free and t > v.context_noise and not drop:
                     step_t = torch.as_tensor(t).round().long().reshape(1).cpu()  # (1,): the DDPM table's index
                     x[:n_free, :, :m] = self.noise_schedule.add_noise(context, history_eps, step_t)[0].to(self.dtype)
                     t_model[:n_free, :m] = t  # (M,)
@@ -343,9 +353,12 @@ class VideoSampler:
                 # (2|1, 4, N-M, h, w): both rows, or only the one with given frames (history guidance)
                 pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
                 # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
-                if free:  # the rows without given frames: all N run, unmasked
-                    pred = torch.cat([self.model(x[:n_free], t_model[:n_free], emb[:n_free]).sample.float(), pred])
-                    # (3|2, 4, N, h, w)
+                if free:  # the rows without given frames: all N run, unmasked (or the new ones alone, dropped)
+                    pred = torch.cat([self._free_rows(x, t_model, emb, n_free, m, drop), pred])  # (3|2, 4, N, h, w)
+            elif drop:  # the row with the given frames, then the rows without them on the new frames alone
+                masked = {} if given_mask is None else {"given": given_mask[n_free:]}  # (1, N): block-causal
+                pred = self.model(x[n_free:], t_model[n_free:], emb[n_free:], **masked).sample.float()  # (1,4,N,h,w)
+                pred = torch.cat([self._free_rows(x, t_model, emb, n_free, m, drop), pred])  # (3|2, 4, N, h, w)
             elif given_mask is not None:
                 pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (3|2|1, 4, N, h, w)
             else:
@@ -367,6 +380,16 @@ class VideoSampler:
             self.context = latents[:, :, latents.shape[2] - v.vidrd.overlap:].clone()  # (1, 4, M, h, w)
         self.dsg = record
         return latents
+
+    def _free_rows(self, x: torch.Tensor, t_model: torch.Tensor, emb: torch.Tensor, n_free: int, m: int,
+                   drop: bool) -> torch.Tensor:
+        """The guidance rows without the given frames (the first n_free of x (rows, 4, N, h, w)): all N frames, their
+        first M noised to the step, or (drop) the N - M new frames alone, a clip without history, its prediction
+        for the M given places zero (never used: they are put back after the loop) -> (n_free, 4, N, h, w)."""
+        if not drop:
+            return self.model(x[:n_free], t_model[:n_free], emb[:n_free]).sample.float()  # (n_free, 4, N, h, w)
+        pred = self.model(x[:n_free, :, m:], t_model[:n_free, m:], emb[:n_free]).sample.float()  # (n_free,4,N-M,h,w)
+        return torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

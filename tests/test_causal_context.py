@@ -135,17 +135,19 @@ class _Counter(torch.nn.Module):
         return self.inner.cache_context(x, t, text)
 
 
-@pytest.mark.parametrize("scheduler,guidance,noise,free,history", [
-    ("ddim", 1.0, 0, False, None), ("euler", 3.0, 0, False, None), ("dpm++", 3.0, 50, False, None),
-    ("ddim", 3.0, 50, True, None), ("ddim", 3.0, 50, True, 6.0)])
-def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, scheduler, guidance, noise, free, history):
+@pytest.mark.parametrize("scheduler,guidance,noise,free,history,dropped", [
+    ("ddim", 1.0, 0, False, None, False), ("euler", 3.0, 0, False, None, False), ("dpm++", 3.0, 50, False, None, False),
+    ("ddim", 3.0, 50, True, None, False), ("ddim", 3.0, 50, True, 6.0, False), ("ddim", 3.0, 50, True, None, True),
+    ("ddim", 3.0, 50, True, 6.0, True)])
+def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, scheduler, guidance, noise, free, history,
+                                                  dropped):
     from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler
     from ldm_video.infer.vidrd import VidRDConfig
 
     parts = load_base(tiny_base, components=("vae", "scheduler"))
     video = LongVideoConfig(num_frames=14, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
                             seam_drop=2, context_noise=noise, context_anchor=True, context_guidance=free,
-                            history_scale=history)
+                            history_scale=history, history_free="dropped" if dropped else "noised")
     out, runs = {}, {}
     for cache in (True, False):
         counter = _Counter(causal_model)
@@ -159,6 +161,11 @@ def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, sched
     assert torch.allclose(out[True], out[False], atol=1e-3), (out[True] - out[False]).abs().max()  # float noise
     # clips 2 and 3: the 2 given frames run once per clip, then only the 4 new frames at each of the 3 steps (and,
     # with history guidance, the rows without them: their 6 frames unmasked, in one call)
+    # (history_free "dropped": the new frames alone, except at the last step, t = 1, no noisier than the given ones)
+    if dropped:
+        assert runs[True] == [6] * 3 + ([("cache", 2)] + [4, 4] * 2 + [4, 6]) * 2
+        assert runs[False] == [6] * 3 + ([6, 4] * 2 + [6]) * 2
+        return
     assert runs[True] == [6] * 3 + ([("cache", 2)] + ([4, 6] if free else [4]) * 3) * 2
     assert runs[False] == [6] * 9
 

@@ -482,15 +482,65 @@ def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motio
             build_configs(build_parser().parse_args([*common, *bad]))
     assert build_configs(build_parser().parse_args([*common, "--history-scale", "6"]))[1].history_scale == 6.0
     assert build_configs(build_parser().parse_args(common))[1].history_scale is None
+    assert build_configs(build_parser().parse_args([*common, "--history-free", "dropped"]))[1].history_free == "dropped"
     for bad, message in ((["--history-scale", "-1"], "--history-scale must be a number >= 0"),
                          (["--history-scale", "nan"], "--history-scale must be a number >= 0"),
                          (["--history-scale", "6", "--no-context-guidance"], "history guidance, which is off"),
-                         (["--history-scale", "6", "--extend", "vidrd"], "applies to --extend context only")):
+                         (["--history-scale", "6", "--extend", "vidrd"], "applies to --extend context only"),
+                         (["--history-free", "dropped", "--no-context-guidance"], "--history-free shapes history"),
+                         (["--history-free", "dropped", "--extend", "vidrd"], "--history-free applies to --extend")):
         with pytest.raises(LdmVideoError, match=message):
             build_configs(build_parser().parse_args([*common, *bad]))
     with pytest.raises(LdmVideoError, match="history guidance, which is off"):  # trained with given frames always
         build_configs(build_parser().parse_args([*always, "--history-scale", "6"]))
     out = tmp_path / "v.mp4"
-    assert main([*common[:-1], str(out), "--history-scale", "6", "--no-progress"]) == 0
+    assert main([*common[:-1], str(out), "--history-scale", "6", "--history-free", "dropped", "--no-progress"]) == 0
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["context_guidance"] is True and record["history_scale"] == 6.0
+    assert record["context_guidance"] is True and record["history_scale"] == 6.0 and record["history_free"] == "dropped"
+
+
+def test_history_free_dropped_runs_the_rows_without_history_on_the_new_frames_alone(tiny_base):
+    """history_free "dropped": the rows without the given frames are a clip of the new frames alone (all at the
+    step's t, the negative and, with history_scale, the prompt), the row with them runs all N as before; once a
+    step is no noisier than the given frames' own noise every row keeps them (as "noised" does). An image model
+    (temporal layers at their zero init) predicts each frame alone, so there dropping them changes nothing."""
+    parts = load_base(tiny_base, components=("unet", "vae", "scheduler"))
+    text = torch.randn(2, 77, 32)
+
+    def sample(model, free, scale=None):
+        rec = _Recorder(model)
+        video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
+                                seam_drop=2, context_guidance=True, context_noise=50, history_scale=scale,
+                                history_free=free)
+        sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
+                               sampling=SamplingConfig(steps=3, guidance=3.0, height=16, width=16), video=video,
+                               progress=False)
+        return torch.cat([c.latents for c in sampler(text)], dim=2), rec  # (1, 4, 10, h, w)
+
+    image = inflate_unet(parts.unet).eval()
+    assert torch.allclose(sample(image, "noised")[0], sample(image, "dropped")[0], atol=1e-5)
+    model = inflate_unet(load_base(tiny_base, components=("unet",)).unet).eval()
+    randomise_temporal(model)
+    noised, _ = sample(model, "noised")
+    for scale, n_free in ((None, 1), (6.0, 2)):
+        dropped, rec = sample(model, "dropped", scale)
+        assert torch.equal(dropped[:, :, :6], noised[:, :, :6])  # the first clip has nothing to drop
+        if scale is None:
+            assert not torch.allclose(dropped[:, :, 6:], noised[:, :, 6:], atol=1e-4)
+        later = list(zip(rec.calls[3:], rec.texts[3:]))  # clip 2
+        steps = 0
+        while later:
+            (x, t), emb = later.pop(0)
+            if x.shape[2] == 6 and x.shape[0] == n_free + 1:  # a step at t <= 50: one call, every row given them
+                assert (t[:, :2] == 50).all() and all(torch.equal(x[0, :, :2], x[r, :, :2]) for r in range(n_free))
+                continue
+            steps += 1
+            assert x.shape[:3] == (1, 4, 6) and (t[0, :2] == 50).all() and (t[0, 2:] > 50).all()  # with history
+            assert torch.equal(emb, text[1:])
+            (x, t_free), emb = later.pop(0)  # then the rows without it: the 4 new frames alone, at the step's t
+            assert x.shape[:3] == (n_free, 4, 4) and (t_free == t[0, -1]).all()
+            assert torch.equal(emb, text[:1] if scale is None else torch.stack([text[0], text[1]]))
+        assert steps == 2
+    with pytest.raises(ValueError, match="history_free"):
+        LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,
+                        history_free="dropped")
