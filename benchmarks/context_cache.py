@@ -11,6 +11,10 @@ batch of 2, then per new frame at --steps denoising steps:
     context, uncached:  steps x a call on all N frames under the block-causal mask / (N - M)
     FreeNoise:          steps x a call on F frames (context windows of N frames, N - M apart) / F
 
+and with history guidance (generate's default for such layers), whose unconditional row goes without the given
+frames: one row with them (all N, or the N - M new ones against the cache) plus one row without them, either all N
+frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`).
+
     python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
 """
 
@@ -65,14 +69,21 @@ def main() -> None:
     t = torch.full((2, n), 500)
     t[:, :m] = 0
     cache = ours.cache_context(clip[:, :, :m], t[:, :m], text)
+    cache_one = ours.cache_context(clip[1:, :, :m], t[1:, :m], text[1:])
     long = torch.randn(2, 4, f, h, h)
     text_per_frame = text.repeat_interleave(f, dim=0)  # (2 F, 77, 1024)
+    one = slice(1, 2)  # one guidance row
 
     calls = {
         "record M given frames": lambda: ours.cache_context(clip[:, :, :m], t[:, :m], text),
         "N - M new frames, cached": lambda: ours(clip[:, :, m:], t[:, m:], text, cache=cache),
         "N frames, masked": lambda: ours(clip, t, text, given=given),
         "FreeNoise, F frames": lambda: pipe.unet(long, 500, text_per_frame),  # text per frame, as the pipeline
+        "2 rows: N frames": lambda: spare(clip, t, text),
+        "1 row: record M given frames": lambda: ours.cache_context(clip[one, :, :m], t[one, :m], text[one]),
+        "1 row: N frames": lambda: spare(clip[one], t[one], text[one]),
+        "1 row: N - M new frames, cached": lambda: ours(clip[one, :, m:], t[one, m:], text[one], cache=cache_one),
+        "1 row: N - M frames": lambda: spare(clip[one, :, m:], t[one, m:], text[one]),
     }
     seconds: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.repeats):  # interleaved
@@ -84,6 +95,15 @@ def main() -> None:
         "context, given frames cached (train --context-causal)":
             (med["record M given frames"] + args.steps * med["N - M new frames, cached"]) / new,
         "context, given frames run at every step": args.steps * med["N frames, masked"] / new,
+        "history guidance, noised: both rows all N frames (one call)": args.steps * med["2 rows: N frames"] / new,
+        "history guidance, dropped: N frames + N - M frames":
+            args.steps * (med["1 row: N frames"] + med["1 row: N - M frames"]) / new,
+        "history guidance, cached (--context-causal), noised: N - M cached + N frames":
+            (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
+                                                              + med["1 row: N frames"])) / new,
+        "history guidance, cached (--context-causal), dropped: N - M cached + N - M frames":
+            (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
+                                                              + med["1 row: N - M frames"])) / new,
         "FreeNoise (diffusers)": args.steps * med["FreeNoise, F frames"] / f,
     }
     print(f"SD 2.1-shaped U-Net, {args.size} px, N={n}, M={m}, F={f}, {args.steps} steps, guidance batch 2, "

@@ -57,7 +57,7 @@ def run_one(spec: dict) -> None:
             context_anchor=method != "context-plain",
             context_guidance=method not in ("context-noguide", "context-plain"),
             context_cache=method != "context-nocache",
-            history_scale=spec["history_scale"], history_free=spec.get("history_free", "noised")))
+            history_scale=spec["history_scale"], history_free=spec["history_free"]))
         loaded = time.perf_counter()
         video = gen.video(spec["prompt"], frames, spec["seed"])
         seam_drop = gen.seam_drop()
@@ -155,9 +155,9 @@ def main() -> None:
     parser.add_argument("--history-scale", type=float, default=None,
                         help="context: the given frames' guidance weight apart from the prompt's (generate "
                              "--history-scale; default: both at --guidance, two U-Net rows)")
-    parser.add_argument("--history-free", choices=("noised", "dropped"), default="noised",
-                        help="context: history guidance's rows without the given frames hold their places noised "
-                             "(default) or run the new frames alone (generate --history-free)")
+    parser.add_argument("--history-free", choices=("noised", "dropped"), default=None,
+                        help="context: history guidance's rows without the given frames run the new frames alone "
+                             "(dropped) or hold their places noised (generate --history-free; default: generate's)")
     parser.add_argument("--work", default="/tmp/long-video-bench", help="folder for the sampled videos")
     parser.add_argument("--rows", help="also append every run's row as a JSON line to this file")
     parser.add_argument("--table", nargs="+", metavar="ROWS", help="only print the table of earlier --rows files "
@@ -172,15 +172,17 @@ def main() -> None:
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
                 steps = row.get("steps", 20)  # rows written before steps were recorded ran at 20
-                key = (row["method"], row["frames"], steps, row.get("history_scale"), row.get("history_free", "noised"))
+                free = row.get("history_free", "noised" if row["method"] in HISTORY_METHODS else None)  # older rows
+                key = (row["method"], row["frames"], steps, row.get("history_scale"), free)
                 rows.setdefault(key, []).append(row)
         return print_table(rows, row["context_noise"])
-    if (args.history_scale is not None or args.history_free != "noised") and (args.guidance <= 1 or not set(args.methods) & set(HISTORY_METHODS)):
+    if (args.history_scale is not None or args.history_free is not None) and (args.guidance <= 1 or not set(args.methods) & set(HISTORY_METHODS)):
         parser.error(f"--history-scale and --history-free shape history guidance's rows: they need --guidance > 1 and one of the "
                      f"methods {', '.join(HISTORY_METHODS)}")
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
     from ldm_video.errors import LdmVideoError
+    from ldm_video.infer.pipeline import DEFAULT_HISTORY_FREE
 
     try:
         context_noise, clip_frames, overlap = defaults(args)
@@ -188,7 +190,7 @@ def main() -> None:
         parser.error(str(e))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    rows: dict[tuple[str, int, int, float | None, str], list[dict]] = {}
+    rows: dict[tuple[str, int, int, float | None, str | None], list[dict]] = {}
     for frames in args.frames:  # interleaved: every method at one length before the next length
         for prompt in args.prompts:
             for seed in args.seeds:
@@ -196,8 +198,8 @@ def main() -> None:
                     # named by the prompt's words, so that runs side by side on other prompts or seeds may share --work
                     steps = steps_of(method, args)
                     scale = args.history_scale if method in HISTORY_METHODS else None
-                    free = args.history_free if method in HISTORY_METHODS else "noised"
-                    tag = (f"-w{scale:g}" if scale is not None else "") + ("-dropped" if free == "dropped" else "")
+                    free = (args.history_free or DEFAULT_HISTORY_FREE) if method in HISTORY_METHODS else None
+                    tag = (f"-w{scale:g}" if scale is not None else "") + (f"-{free}" if free else "")
                     out = work / f"{method}{tag}-{frames}-{steps}-{'_'.join(prompt.split())}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),
                             "base": args.base, "motion": args.motion, "adapter": args.adapter,
@@ -228,7 +230,7 @@ def steps_of(method: str, args: argparse.Namespace) -> int:
     return args.context_steps if method.startswith("context") and args.context_steps else args.steps
 
 
-def print_table(rows: dict[tuple[str, int, int, float | None, str], list[dict]], context_noise: int) -> None:
+def print_table(rows: dict[tuple[str, int, int, float | None, str | None], list[dict]], context_noise: int) -> None:
     """The markdown table of the runs: means over prompts x seeds per method and length."""
     print(f"\ncontext modes: given frames noised to timestep {context_noise}; means over prompts x seeds; the last "
           "7 columns are the last 15 % of each video against its first 15 %\n")
@@ -236,10 +238,10 @@ def print_table(rows: dict[tuple[str, int, int, float | None, str], list[dict]],
           "present | colour | identity | step ratio | seam jump | videos passing every bar |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (method, frames, steps, scale, free), group in sorted(
-            rows.items(), key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]), -kv[0][2], kv[0][3] or 0, kv[0][4])):
+            rows.items(), key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]), -kv[0][2], kv[0][3] or 0, kv[0][4] or "")):
         m = {k: statistics.fmean(r[k] for r in group) for k in ("seconds", "peak_rss_gib", *COLUMNS)}
         label = method + (f", history scale {scale:g}" if scale is not None else "") \
-            + (", history dropped" if free == "dropped" else "")
+            + (f", history {free}" if free else "")
         print(f"| {label} | {frames} | {steps} | {m['seconds'] / frames:.3f} | {m['peak_rss_gib']:.2f} | "
               f"{m['motion']:.2f} | "
               f"{m['last_motion']:.2f} | {m['background']:.1f} | {m['present']:.2f} | {m['colour']:.2f} | "

@@ -47,6 +47,9 @@ SCHEDULERS: dict[str, tuple[type, dict]] = {
 EXTEND_MODES = ("vidrd", "context", "independent", "freenoise")
 CONTEXT_INITS = ("fresh", "last-frame")  # where a context clip's new frames start (LongVideoConfig.context_init)
 HISTORY_FREE = ("noised", "dropped")  # how history guidance's rows go without the given frames (LongVideoConfig)
+# the new frames alone paced the held-out shape more, at equal steps (benchmarks/RESULTS.md, "History guidance
+# without the given frames at all", 2026-12-07)
+DEFAULT_HISTORY_FREE = "dropped"
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,10 @@ class LongVideoConfig:
     # extend "context", with context_guidance: the weight of the given frames apart from the prompt's (a third
     # U-Net row, the prompt without the given frames); None weighs both by the guidance scale (two rows)
     history_scale: float | None = None
-    # extend "context", with context_guidance: the rows without the given frames hold their places noised to each
-    # step's timestep ("noised"), or run the new frames alone, a clip without history ("dropped": fewer frames)
-    history_free: str = "noised"
+    # extend "context", with context_guidance (else unused): the rows without the given frames run the new frames
+    # alone, a clip without history ("dropped": M fewer frames), or hold the given frames' places noised to each
+    # step's timestep ("noised")
+    history_free: str = DEFAULT_HISTORY_FREE
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
@@ -127,9 +131,8 @@ class LongVideoConfig:
                                                    and self.history_scale >= 0):
             raise ValueError(f"history_scale must be a number >= 0, with context_guidance; got {self.history_scale} "
                              f"(context_guidance {self.context_guidance})")
-        if self.history_free not in HISTORY_FREE or (self.history_free != "noised" and not self.context_guidance):
-            raise ValueError(f"history_free is one of {HISTORY_FREE} (not 'noised' only with context_guidance), got "
-                             f"{self.history_free!r} (context_guidance {self.context_guidance})")
+        if self.history_free not in HISTORY_FREE:
+            raise ValueError(f"history_free is one of {HISTORY_FREE}, got {self.history_free!r}")
         if self.context_noise < 0 or (self.context_noise and self.extend != "context"):
             raise ValueError(f"context_noise is a timestep >= 0 for extend 'context' only, got {self.context_noise} "
                              f"with extend {self.extend!r}")

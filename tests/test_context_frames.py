@@ -374,7 +374,7 @@ def test_history_guidance_runs_the_unconditional_row_without_the_given_frames(ti
     for free in (False, True):
         rec = _Recorder(model)
         video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
-                                seam_drop=2, context_guidance=free)
+                                seam_drop=2, context_guidance=free, history_free="noised")
         sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=config, sampling=SamplingConfig(
             scheduler=scheduler, steps=3, guidance=3.0, height=16, width=16), video=video, progress=False)
         out[free] = torch.cat([c.latents for c in sampler(text)], dim=2)  # (1, 4, 10, h, w)
@@ -396,7 +396,7 @@ def test_history_guidance_runs_the_unconditional_row_without_the_given_frames(ti
     # given frames noised to their own timestep (--context-noise): once a step is no noisier, both rows keep them
     rec = _Recorder(model)
     video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,
-                            context_guidance=True, context_noise=400)
+                            context_guidance=True, context_noise=400, history_free="noised")
     list(VideoSampler(model=rec, vae=parts.vae, scheduler_config=config, sampling=SamplingConfig(
         scheduler=scheduler, steps=3, guidance=3.0, height=16, width=16), video=video, progress=False)(text))
     later = rec.calls[3:]
@@ -419,7 +419,8 @@ def test_history_scale_weighs_the_given_frames_apart_from_the_prompt(tiny_base):
     for scale in (None, 3.0, 6.0):
         rec = _Recorder(model)
         video = LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2),
-                                seam_drop=2, context_guidance=True, context_noise=50, history_scale=scale)
+                                seam_drop=2, context_guidance=True, context_noise=50, history_scale=scale,
+                                history_free="noised")
         sampler = VideoSampler(model=rec, vae=parts.vae, scheduler_config=dict(parts.scheduler.config),
                                sampling=SamplingConfig(steps=3, guidance=3.0, height=16, width=16), video=video,
                                progress=False)
@@ -482,7 +483,8 @@ def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motio
             build_configs(build_parser().parse_args([*common, *bad]))
     assert build_configs(build_parser().parse_args([*common, "--history-scale", "6"]))[1].history_scale == 6.0
     assert build_configs(build_parser().parse_args(common))[1].history_scale is None
-    assert build_configs(build_parser().parse_args([*common, "--history-free", "dropped"]))[1].history_free == "dropped"
+    assert build_configs(build_parser().parse_args(common))[1].history_free == "dropped"  # the default
+    assert build_configs(build_parser().parse_args([*common, "--history-free", "noised"]))[1].history_free == "noised"
     for bad, message in ((["--history-scale", "-1"], "--history-scale must be a number >= 0"),
                          (["--history-scale", "nan"], "--history-scale must be a number >= 0"),
                          (["--history-scale", "6", "--no-context-guidance"], "history guidance, which is off"),
@@ -494,9 +496,9 @@ def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motio
     with pytest.raises(LdmVideoError, match="history guidance, which is off"):  # trained with given frames always
         build_configs(build_parser().parse_args([*always, "--history-scale", "6"]))
     out = tmp_path / "v.mp4"
-    assert main([*common[:-1], str(out), "--history-scale", "6", "--history-free", "dropped", "--no-progress"]) == 0
+    assert main([*common[:-1], str(out), "--history-scale", "6", "--history-free", "noised", "--no-progress"]) == 0
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["context_guidance"] is True and record["history_scale"] == 6.0 and record["history_free"] == "dropped"
+    assert record["context_guidance"] is True and record["history_scale"] == 6.0 and record["history_free"] == "noised"
 
 
 def test_history_free_dropped_runs_the_rows_without_history_on_the_new_frames_alone(tiny_base):
@@ -543,4 +545,4 @@ def test_history_free_dropped_runs_the_rows_without_history_on_the_new_frames_al
         assert steps == 2
     with pytest.raises(ValueError, match="history_free"):
         LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,
-                        history_free="dropped")
+                        context_guidance=True, history_free="none")

@@ -45,7 +45,8 @@ class ClipSampling:
     context_anchor: bool = False  # long videos, extend "context": keep the first clip's latent channel means
     context_guidance: bool = False  # long videos, extend "context": guidance's unconditional branch without them
     history_scale: float | None = None  # long videos, with context_guidance: the given frames' own weight
-    history_free: str = "noised"  # long videos, with context_guidance: how its rows go without the given frames
+    # long videos, with context_guidance: how its rows go without the given frames (None: generate's default)
+    history_free: str | None = None
     # long videos, extend "context" with a block-causal model: the given frames run once per clip, their keys and
     # values cached (False: at every step under the block-causal mask; the same frames, more work)
     context_cache: bool = True
@@ -86,7 +87,12 @@ class ToyGenerator:
 
     def video(self, prompt: str, num_frames: int, seed: int) -> np.ndarray:
         """uint8 (f, H, W, 3): one clip, or clip by clip with VidRD when num_frames > clip_frames."""
-        from ldm_video.infer.pipeline import LongVideoConfig, SamplingConfig, VideoSampler
+        from ldm_video.infer.pipeline import (
+            DEFAULT_HISTORY_FREE,
+            LongVideoConfig,
+            SamplingConfig,
+            VideoSampler,
+        )
         from ldm_video.infer.vidrd import VidRDConfig
         from ldm_video.video_file import to_uint8
 
@@ -104,8 +110,7 @@ class ToyGenerator:
                                 context_anchor=s.context_anchor and extend == "context",
                                 context_guidance=s.context_guidance and extend == "context",
                                 history_scale=s.history_scale if extend == "context" else None,
-                                history_free=s.history_free if extend == "context" and s.context_guidance
-                                else "noised")
+                                history_free=s.history_free or DEFAULT_HISTORY_FREE)
         sampler = VideoSampler(model=self.model, vae=self.parts.vae, scheduler_config=dict(self.parts.scheduler.config),
                                sampling=sampling, video=video, progress=False, cache_context=s.context_cache)
         chunks = [to_uint8(chunk.frames).numpy() for chunk in sampler(self._embed(prompt))]  # (f, H, W, 3) each
