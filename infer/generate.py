@@ -141,21 +141,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--context-guidance", action=argparse.BooleanOptionalAction, default=None,
                    help="context: classifier-free guidance over the given frames as well as the prompt: the "
                         "unconditional branch also goes without them, so --guidance pulls each clip toward "
-                        "continuing the last (after history guidance, Song et al. 2025; no extra U-Net work, except "
-                        "M more frames per step for a --context-causal module). Default on "
+                        "continuing the last (after history guidance, Song et al. 2025; see --history-free for its "
+                        "cost). Default on "
                         "with --guidance > 1 (it kept the toy demo's motion in long videos, README), off for a "
                         "--motion trained with --context-prob 1, which never saw a clip without given frames")
     g.add_argument("--history-scale", type=float, default=None, metavar="W",
                    help="context, with --context-guidance: weigh the given frames by W apart from the prompt's "
                         "--guidance (composite history guidance, Song et al. 2025: a third U-Net row, the prompt "
-                        "without the given frames; about 1.35x the seconds per frame on the toy model). Default: "
-                        "both at --guidance, two rows")
+                        "without the given frames; about 1.35x the seconds per frame on the toy model, measured with "
+                        "--history-free noised). Default: both at --guidance, two rows")
     g.add_argument("--history-free", choices=HISTORY_FREE, default=None,
                    help="context, with --context-guidance: how guidance's rows without the given frames go without "
-                        "them: noised (their places hold the previous clip's frames noised to each step's timestep) "
-                        "or dropped (the new frames run alone, a clip with no history: M fewer frames in those rows, "
-                        f"a second U-Net call per step). Default {DEFAULT_HISTORY_FREE}: it paced the toy demo's "
-                        "held-out shape more at equal steps (README)")
+                        "them: dropped (the new frames run alone, a clip with no history: M fewer frames in those "
+                        "rows, in a second U-Net call per step, so less work at SD 2.1's size and more time on the "
+                        "toy model, whose calls are overhead-bound) or noised (their places hold the previous clip's "
+                        f"frames noised to each step's timestep, all rows in one call). Default {DEFAULT_HISTORY_FREE}:"
+                        " it paced the toy demo's held-out shape more at equal steps (README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
