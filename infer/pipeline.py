@@ -5,8 +5,8 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 its first M frames to the previous clip's trajectory for the first steps (DSG) — or, for temporal layers
 trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
 timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022), its guidance's
-unconditional branch optionally without them (history guidance, Song et al. 2025; optionally a third row weighs
-them apart from the prompt); each clip is denoised by the video U-Net with classifier-free guidance and a
+unconditional branch optionally without them (history guidance, Song et al. 2025: the new frames alone, or the
+given ones noised to the step; optionally a third row weighs them apart from the prompt); each clip is denoised by the video U-Net with classifier-free guidance and a
 diffusers scheduler, then decoded in frame chunks and handed on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
 Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
@@ -308,6 +308,7 @@ class VideoSampler:
         # the given frames too; they follow the previous clip's frames' forward process with one noise draw per clip
         # (at the step's timestep, not full noise: the clips trained without context had every frame at one t)
         free = context is not None and cfg and v.context_guidance
+        # (drawn for "dropped" too, which never uses it, so that both forms draw the same random stream)
         history_eps = torch.randn(context.shape, generator=generator).to(context) if free else None  # (1, 4, M, h, w)
         split = free and v.history_scale is not None  # three rows: [no prompt, no history], [prompt, no history],
         # [prompt, history] (--history-scale)
