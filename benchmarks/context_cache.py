@@ -13,7 +13,9 @@ batch of 2, then per new frame at --steps denoising steps:
 
 and with history guidance (generate's default for such layers), whose unconditional row goes without the given
 frames: one row with them (all N, or the N - M new ones against the cache) plus one row without them, either all N
-frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`).
+frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`). Every step is
+counted so; the sampler's last steps, no noisier than the given frames' `--context-noise`, run the rows without
+them on all N frames (1 step of 20 at the default noise 50).
 
     python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
 """
@@ -84,6 +86,9 @@ def main() -> None:
         "1 row: N frames": lambda: spare(clip[one], t[one], text[one]),
         "1 row: N - M new frames, cached": lambda: ours(clip[one, :, m:], t[one, m:], text[one], cache=cache_one),
         "1 row: N - M frames": lambda: spare(clip[one, :, m:], t[one, m:], text[one]),
+        # a block-causal module's rows without the given frames: the same U-Net, unmasked, no cache
+        "1 row: N frames, block-causal module": lambda: ours(clip[one], t[one], text[one]),
+        "1 row: N - M frames, block-causal module": lambda: ours(clip[one, :, m:], t[one, m:], text[one]),
     }
     seconds: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.repeats):  # interleaved
@@ -100,10 +105,10 @@ def main() -> None:
             args.steps * (med["1 row: N frames"] + med["1 row: N - M frames"]) / new,
         "history guidance, cached (--context-causal), noised: N - M cached + N frames":
             (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
-                                                              + med["1 row: N frames"])) / new,
+                                                              + med["1 row: N frames, block-causal module"])) / new,
         "history guidance, cached (--context-causal), dropped: N - M cached + N - M frames":
             (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
-                                                              + med["1 row: N - M frames"])) / new,
+                                                              + med["1 row: N - M frames, block-causal module"])) / new,
         "FreeNoise (diffusers)": args.steps * med["FreeNoise, F frames"] / f,
     }
     print(f"SD 2.1-shaped U-Net, {args.size} px, N={n}, M={m}, F={f}, {args.steps} steps, guidance batch 2, "

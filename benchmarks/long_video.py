@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--history-scale", type=float, default=None,
                         help="context: the given frames' guidance weight apart from the prompt's (generate "
                              "--history-scale; default: both at --guidance, two U-Net rows)")
-    parser.add_argument("--history-free", choices=("noised", "dropped"), default=None,
+    parser.add_argument("--history-free", choices=("noised", "dropped"), default=None,  # infer.pipeline.HISTORY_FREE
                         help="context: history guidance's rows without the given frames run the new frames alone "
                              "(dropped) or hold their places noised (generate --history-free; default: generate's)")
     parser.add_argument("--work", default="/tmp/long-video-bench", help="folder for the sampled videos")
@@ -172,13 +172,15 @@ def main() -> None:
             for line in Path(path).read_text().splitlines():
                 row = json.loads(line)
                 steps = row.get("steps", 20)  # rows written before steps were recorded ran at 20
-                free = row.get("history_free", "noised" if row["method"] in HISTORY_METHODS else None)  # older rows
+                guided = row["method"] in HISTORY_METHODS and row.get("guidance", 5.0) > 1
+                free = row.get("history_free", "noised" if guided else None)  # older rows: the form before
                 key = (row["method"], row["frames"], steps, row.get("history_scale"), free)
                 rows.setdefault(key, []).append(row)
         return print_table(rows, row["context_noise"])
-    if (args.history_scale is not None or args.history_free is not None) and (args.guidance <= 1 or not set(args.methods) & set(HISTORY_METHODS)):
-        parser.error(f"--history-scale and --history-free shape history guidance's rows: they need --guidance > 1 and one of the "
-                     f"methods {', '.join(HISTORY_METHODS)}")
+    if (args.history_scale is not None or args.history_free is not None) and (
+            args.guidance <= 1 or not set(args.methods) & set(HISTORY_METHODS)):
+        parser.error(f"--history-scale and --history-free shape history guidance's rows: they need --guidance > 1 "
+                     f"and one of the methods {', '.join(HISTORY_METHODS)}")
     if not (args.motion and args.adapter):
         parser.error("--motion and --adapter are needed (a demo run's motion/ and motion_adapter/)")
     from ldm_video.errors import LdmVideoError
@@ -198,7 +200,8 @@ def main() -> None:
                     # named by the prompt's words, so that runs side by side on other prompts or seeds may share --work
                     steps = steps_of(method, args)
                     scale = args.history_scale if method in HISTORY_METHODS else None
-                    free = (args.history_free or DEFAULT_HISTORY_FREE) if method in HISTORY_METHODS else None
+                    guided = method in HISTORY_METHODS and args.guidance > 1  # history guidance runs
+                    free = (args.history_free or DEFAULT_HISTORY_FREE) if guided else None
                     tag = (f"-w{scale:g}" if scale is not None else "") + (f"-{free}" if free else "")
                     out = work / f"{method}{tag}-{frames}-{steps}-{'_'.join(prompt.split())}-{seed}.npy"
                     spec = {"method": method, "frames": frames, "prompt": prompt, "seed": seed, "out": str(out),

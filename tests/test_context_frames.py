@@ -496,9 +496,9 @@ def test_generate_guides_by_the_given_frames_by_default(tiny_base, context_motio
     with pytest.raises(LdmVideoError, match="history guidance, which is off"):  # trained with given frames always
         build_configs(build_parser().parse_args([*always, "--history-scale", "6"]))
     out = tmp_path / "v.mp4"
-    assert main([*common[:-1], str(out), "--history-scale", "6", "--history-free", "noised", "--no-progress"]) == 0
+    assert main([*common[:-1], str(out), "--history-scale", "6", "--no-progress"]) == 0  # the default: dropped rows
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["context_guidance"] is True and record["history_scale"] == 6.0 and record["history_free"] == "noised"
+    assert record["context_guidance"] is True and record["history_scale"] == 6.0 and record["history_free"] == "dropped"
 
 
 def test_history_free_dropped_runs_the_rows_without_history_on_the_new_frames_alone(tiny_base):
