@@ -154,9 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context, with --context-guidance: how guidance's rows without the given frames go without "
                         "them: dropped (the new frames run alone, a clip with no history: M fewer frames in those "
                         "rows, in a second U-Net call per step: about the noised form's time at SD 2.1's size, "
-                        "more on the toy model, whose calls are overhead-bound) or noised (their places hold the previous clip's "
-                        f"frames noised to each step's timestep, all rows in one call). Default {DEFAULT_HISTORY_FREE}:"
-                        " it paced the toy demo's held-out shape more at equal steps (README)")
+                        "more on the toy model, whose calls are overhead-bound) or noised (their places hold the "
+                        "previous clip's frames noised to each step's timestep, all rows in one call). Default "
+                        f"{DEFAULT_HISTORY_FREE}: it paced the toy demo's held-out shape more at equal steps (README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")
     g.add_argument("--dsg-beta", type=float,
@@ -261,7 +261,8 @@ def build_configs(args: argparse.Namespace) -> tuple[SamplingConfig, LongVideoCo
                                 else "fresh",
                                 context_anchor=args.extend == "context" and args.context_anchor is not False,
                                 context_guidance=args.extend == "context" and run_defaults.context_guidance(args),
-                                history_scale=args.history_scale, history_free=args.history_free or DEFAULT_HISTORY_FREE)
+                                history_scale=args.history_scale,
+                                history_free=args.history_free or DEFAULT_HISTORY_FREE)
     except ValueError as err:
         raise LdmVideoError(str(err)) from None
     return sampling, video

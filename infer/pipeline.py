@@ -6,8 +6,9 @@ its first M frames to the previous clip's trajectory for the first steps (DSG) â
 trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
 timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022), its guidance's
 unconditional branch optionally without them (history guidance, Song et al. 2025: the new frames alone, or the
-given ones noised to the step; optionally a third row weighs them apart from the prompt); each clip is denoised by the video U-Net with classifier-free guidance and a
-diffusers scheduler, then decoded in frame chunks and handed on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
+given ones noised to the step; optionally a third row weighs them apart from the prompt); each clip is denoised by
+the video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed on
+at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
 Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
 with the number of frames.
 """
@@ -353,10 +354,9 @@ class VideoSampler:
             if cached:  # only the new frames run; the given ones ran once (again only if the prompt changes)
                 if cache is None or emb is not cache_text:
                     cache, cache_text = self.model.cache_context(x[rows, :, :m], t_model[rows, :m], emb[rows]), emb
-                pred = self.model(x[rows, :, m:], t_model[rows, m:], emb[rows], cache=cache).sample.float()
-                # (2|1, 4, N-M, h, w): both rows, or only the one with given frames (history guidance)
-                pred = torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
-                # (2|1, 4, N, h, w): the given frames' rows are never used (they are put back after the loop)
+                pred = _with_given_places(self.model(x[rows, :, m:], t_model[rows, m:], emb[rows],
+                                                     cache=cache).sample.float(), m)
+                # (2|1, 4, N, h, w): both rows, or only the one with given frames (history guidance)
                 if free:  # the rows without given frames: all N run, unmasked (or the new ones alone, dropped)
                     pred = torch.cat([self._free_rows(x, t_model, emb, n_free, m, drop), pred])  # (3|2, 4, N, h, w)
             elif drop:  # the row with the given frames, then the rows without them on the new frames alone
@@ -388,12 +388,11 @@ class VideoSampler:
     def _free_rows(self, x: torch.Tensor, t_model: torch.Tensor, emb: torch.Tensor, n_free: int, m: int,
                    drop: bool) -> torch.Tensor:
         """The guidance rows without the given frames (the first n_free of x (rows, 4, N, h, w)): all N frames, their
-        first M noised to the step, or (drop) the N - M new frames alone, a clip without history, its prediction
-        for the M given places zero (never used: they are put back after the loop) -> (n_free, 4, N, h, w)."""
+        first M noised to the step, or (drop) the N - M new frames alone, a clip without history -> (n_free, 4, N,
+        h, w)."""
         if not drop:
             return self.model(x[:n_free], t_model[:n_free], emb[:n_free]).sample.float()  # (n_free, 4, N, h, w)
-        pred = self.model(x[:n_free, :, m:], t_model[:n_free, m:], emb[:n_free]).sample.float()  # (n_free,4,N-M,h,w)
-        return torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
+        return _with_given_places(self.model(x[:n_free, :, m:], t_model[:n_free, m:], emb[:n_free]).sample.float(), m)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -425,6 +424,12 @@ class VideoSampler:
             for z, frames in self.decode(latents[:, :, start:end]):
                 yield VideoChunk(clip=clip, latents=z, frames=frames)
             del latents
+
+
+def _with_given_places(pred: torch.Tensor, m: int) -> torch.Tensor:
+    """A prediction for the new frames (rows, 4, N - M, h, w) -> (rows, 4, N, h, w), zero at the M given frames' places:
+    never used, since the given frames are put back after the denoising loop."""
+    return torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
 
 
 def _step_params(scheduler) -> set[str]:
