@@ -31,11 +31,13 @@ from diffusers import (
 from einops import rearrange
 from tqdm.auto import tqdm
 
+from ldm_video.causal import ContextCache
 from ldm_video.infer.prompts import PromptSchedule, clip_weights
 from ldm_video.infer.vidrd import DSGTrajectory, VidRDConfig, clip_starts, dsg_hold_steps, next_clip_noise
 from ldm_video.noise import NOISE_PRIORS, video_noise
 from ldm_video.text import encode_prompts
 from ldm_video.vae import ImageVAE, VideoVAE
+from ldm_video.video_unet import VideoClip
 
 # --scheduler name -> (diffusers class, config overrides); all deterministic
 SCHEDULERS: dict[str, tuple[type, dict]] = {
@@ -351,22 +353,11 @@ class VideoSampler:
                 if emb is not split_text[0]:
                     split_text = (emb, torch.cat([emb[:1], emb[1:], emb[1:]]))  # (3, seq, dim)
                 emb = split_text[1]
-            if cached:  # only the new frames run; the given ones ran once (again only if the prompt changes)
-                if cache is None or emb is not cache_text:
-                    cache, cache_text = self.model.cache_context(x[rows, :, :m], t_model[rows, :m], emb[rows]), emb
-                pred = _with_given_places(self.model(x[rows, :, m:], t_model[rows, m:], emb[rows],
-                                                     cache=cache).sample.float(), m)
-                # (2|1, 4, N, h, w): both rows, or only the one with given frames (history guidance)
-                if free:  # the rows without given frames: all N run, unmasked (or the new ones alone, dropped)
-                    pred = torch.cat([self._free_rows(x, t_model, emb, n_free, m, drop), pred])  # (3|2, 4, N, h, w)
-            elif drop:  # the row with the given frames, then the rows without them on the new frames alone
-                masked = {} if given_mask is None else {"given": given_mask[n_free:]}  # (1, N): block-causal
-                pred = self.model(x[n_free:], t_model[n_free:], emb[n_free:], **masked).sample.float()  # (1,4,N,h,w)
-                pred = torch.cat([self._free_rows(x, t_model, emb, n_free, m, drop), pred])  # (3|2, 4, N, h, w)
-            elif given_mask is not None:
-                pred = self.model(x, t_model, emb, given=given_mask).sample.float()  # (3|2|1, 4, N, h, w)
-            else:
-                pred = self.model(x, t_model, emb).sample.float()  # (3|2|1, 4, N, h, w)
+            if cached and (cache is None or emb is not cache_text):  # the given frames run once per clip (again
+                # only if the prompt changes), then only the new frames
+                cache, cache_text = self.model.cache_context(x[rows, :, :m], t_model[rows, :m], emb[rows]), emb
+            pred = self._predict(x, t_model, emb, n_free if free else 0, m, drop, cache if cached else None,
+                                 given_mask)  # (3|2|1, 4, N, h, w)
             if split:  # the prompt and the given frames weighed apart (composite guidance, after Song et al. 2025)
                 uncond, prompt_only, cond = pred.chunk(3)
                 pred = uncond + s.guidance * (prompt_only - uncond) + v.history_scale * (cond - prompt_only)
@@ -385,14 +376,29 @@ class VideoSampler:
         self.dsg = record
         return latents
 
-    def _free_rows(self, x: torch.Tensor, t_model: torch.Tensor, emb: torch.Tensor, n_free: int, m: int,
-                   drop: bool) -> torch.Tensor:
-        """The guidance rows without the given frames (the first n_free of x (rows, 4, N, h, w)): all N frames, their
-        first M noised to the step, or (drop) the N - M new frames alone, a clip without history -> (n_free, 4, N,
-        h, w)."""
-        if not drop:
-            return self.model(x[:n_free], t_model[:n_free], emb[:n_free]).sample.float()  # (n_free, 4, N, h, w)
-        return _with_given_places(self.model(x[:n_free, :, m:], t_model[:n_free, m:], emb[:n_free]).sample.float(), m)
+    def _predict(self, x: torch.Tensor, t_model: torch.Tensor, emb: torch.Tensor, n_free: int, m: int, drop: bool,
+                 cache: ContextCache | None, given_mask: torch.Tensor | None) -> torch.Tensor:
+        """The U-Net's prediction (rows, 4, N, h, w) for every row of x (rows, 4, N, h, w), in one call.
+
+        The first `n_free` rows (history guidance's rows without the given frames) run as a clip of their own where
+        their frames differ from the others': the N - M new frames alone (`drop`), or all N unmasked beside rows
+        that run only their new frames against `cache`. The other rows run all N frames (block-causal under
+        `given_mask`) or, with `cache`, the new ones. Several clips share one call (`VideoUNet.forward_clips`)."""
+        if n_free and not (drop or cache is not None):
+            n_free = 0  # the rows without the given frames hold them noised: the same frames, one clip
+        if not n_free and cache is None:  # every row runs all N frames
+            masked = {} if given_mask is None else {"given": given_mask}  # (rows, N): block-causal
+            return self.model(x, t_model, emb, **masked).sample.float()  # (rows, 4, N, h, w)
+        rest = slice(n_free, None)
+        clips = [VideoClip(x[rest, :, m:], t_model[rest, m:], emb[rest], cache=cache) if cache is not None else
+                 VideoClip(x[rest], t_model[rest], emb[rest], given=None if given_mask is None else given_mask[rest])]
+        if n_free:
+            new_only = m if drop else 0
+            clips.insert(0, VideoClip(x[:n_free, :, new_only:], t_model[:n_free, new_only:], emb[:n_free]))
+            preds = self.model.forward_clips(clips)
+        else:  # the new frames against the cache, every row
+            preds = [self.model(x[:, :, m:], t_model[:, m:], emb, cache=cache).sample]
+        return torch.cat([_with_given_places(p.float(), x.shape[2] - p.shape[2]) for p in preds])  # (rows,4,N,h,w)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -429,6 +435,8 @@ class VideoSampler:
 def _with_given_places(pred: torch.Tensor, m: int) -> torch.Tensor:
     """A prediction for the new frames (rows, 4, N - M, h, w) -> (rows, 4, N, h, w), zero at the M given frames' places:
     never used, since the given frames are put back after the denoising loop."""
+    if m == 0:
+        return pred
     return torch.cat([torch.zeros_like(pred[:, :, :1]).expand(-1, -1, m, -1, -1), pred], dim=2)
 
 

@@ -67,32 +67,53 @@ def set_motion_norm(adapter: nn.Module, mode: str) -> None:
             module.__class__ = cls
 
 
-@dataclass
-class FrameContext:
-    """What the video U-Net's forward tells its temporal layers: the frame count of the current call."""
+@dataclass(frozen=True)
+class ClipSpan:
+    """One clip of a U-Net call as its temporal layers see it: `rows` (b * f) consecutive rows of the call's
+    flattened ((b f), c, h, w) batch, `num_frames` f frames each."""
 
-    num_frames: int = 1  # 1 = image mode: every temporal layer is skipped
-    checkpointing: bool = False  # recompute each spatial+temporal unit in the backward pass
-    # keyword arguments for the motion modules' attention processors in this call (block-causal context frames,
+    rows: int
+    num_frames: int
+    # keyword arguments for the motion modules' attention processors (block-causal context frames,
     # ldm_video.causal), or None
     attention_kwargs: dict | None = None
+
+
+@dataclass
+class FrameContext:
+    """What the video U-Net's forward tells its temporal layers: the clips of the current call, in batch order.
+
+    One call may hold several clips of different lengths (`VideoUNet.forward_clips`): the spatial layers run on all
+    their frames at once, each temporal layer clip by clip."""
+
+    clips: tuple[ClipSpan, ...] = ()  # () = image mode: every temporal layer is skipped
+    checkpointing: bool = False  # recompute each spatial+temporal unit in the backward pass
     # strength of every temporal layer's branch, x + scale * branch(x) (`VideoUNet.set_motion_scale`): 1 as
     # trained, 0 the image model
     motion_scale: float = 1.0
 
 
-def run_temporal(layers: tuple, hidden: torch.Tensor, num_frames: int, attention_kwargs: dict | None,
-                 scale: float = 1.0) -> torch.Tensor:
-    """Apply a block's temporal layers in order; motion modules get `attention_kwargs` (when given). One frame
-    skips them (an image), unless it runs against cached context frames (`attention_kwargs`). Every layer is
-    residual, x + branch(x); `scale` != 1 makes it x + scale * branch(x)."""
-    if (num_frames == 1 and attention_kwargs is None) or scale == 0.0:  # scale 0: x + 0 * branch(x) = x,
-        return hidden  # so the branches' work is skipped
+def run_temporal(layers: tuple, hidden: torch.Tensor, clips: tuple[ClipSpan, ...], scale: float = 1.0) -> torch.Tensor:
+    """Apply a block's temporal layers in order to ((b f), c, h, w) `hidden`, clip by clip; motion modules get a
+    clip's `attention_kwargs` (when given). A one-frame clip skips them (an image), unless it runs against cached
+    context frames (`attention_kwargs`). Every layer is residual, x + branch(x); `scale` != 1 makes it
+    x + scale * branch(x)."""
+    if not clips or scale == 0.0:  # scale 0: x + 0 * branch(x) = x, so the branches' work is skipped
+        return hidden
+    if len(clips) == 1:
+        return _run_clip(layers, hidden, clips[0], scale)
+    parts = hidden.split([clip.rows for clip in clips])  # ((b_i f_i), c, h, w) each
+    return torch.cat([_run_clip(layers, part, clip, scale) for part, clip in zip(parts, clips)])
+
+
+def _run_clip(layers: tuple, hidden: torch.Tensor, clip: ClipSpan, scale: float) -> torch.Tensor:
+    if clip.num_frames == 1 and clip.attention_kwargs is None:
+        return hidden
     for layer in layers:
-        if attention_kwargs is not None and not isinstance(layer, TemporalConvStack):
-            out = layer(hidden, num_frames=num_frames, cross_attention_kwargs=attention_kwargs)
+        if clip.attention_kwargs is not None and not isinstance(layer, TemporalConvStack):
+            out = layer(hidden, num_frames=clip.num_frames, cross_attention_kwargs=clip.attention_kwargs)
         else:
-            out = layer(hidden, num_frames=num_frames)
+            out = layer(hidden, num_frames=clip.num_frames)
         hidden = out if scale == 1.0 else hidden + scale * (out - hidden)
     return hidden
 
@@ -103,19 +124,18 @@ class VideoResnetBlock2D(ResnetBlock2D):
     _ldm_frames: FrameContext
     _ldm_temporal: tuple  # (TemporalConvStack,) or (): held in a tuple so it is not registered here
 
-    def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, num_frames: int,
-                       attention_kwargs: dict | None) -> torch.Tensor:
+    def _video_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None,
+                       clips: tuple[ClipSpan, ...]) -> torch.Tensor:
         hidden = ResnetBlock2D.forward(self, input_tensor, temb)  # ((b f), c, h, w)
-        scale = self._ldm_frames.motion_scale
-        return run_temporal(self._ldm_temporal, hidden, num_frames, attention_kwargs, scale)
+        return run_temporal(self._ldm_temporal, hidden, clips, self._ldm_frames.motion_scale)
 
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         """What diffusers' U-Net blocks pass, `(hidden_states, temb)`; ResnetBlock2D's other arguments (the
         deprecated `scale`, which it ignores) are refused (TypeError) rather than dropped."""
-        n, kw = self._ldm_frames.num_frames, self._ldm_frames.attention_kwargs  # read now: a recomputation
-        if self._ldm_frames.checkpointing and torch.is_grad_enabled():  # in backward runs after forward reset them
-            return checkpoint(self._video_forward, input_tensor, temb, n, kw, use_reentrant=False)
-        return self._video_forward(input_tensor, temb, n, kw)
+        clips = self._ldm_frames.clips  # read now: a recomputation in backward runs after forward reset them
+        if self._ldm_frames.checkpointing and torch.is_grad_enabled():
+            return checkpoint(self._video_forward, input_tensor, temb, clips, use_reentrant=False)
+        return self._video_forward(input_tensor, temb, clips)
 
 
 class VideoTransformer2DModel(Transformer2DModel):
@@ -124,20 +144,18 @@ class VideoTransformer2DModel(Transformer2DModel):
     _ldm_frames: FrameContext
     _ldm_temporal: tuple  # (AnimateDiffTransformer3D,) or ()
 
-    def _video_forward(self, hidden_states: torch.Tensor, num_frames: int, kwargs: dict,
-                       attention_kwargs: dict | None) -> torch.Tensor:
+    def _video_forward(self, hidden_states: torch.Tensor, kwargs: dict, clips: tuple[ClipSpan, ...]) -> torch.Tensor:
         out = Transformer2DModel.forward(self, hidden_states, **kwargs, return_dict=False)[0]  # ((b f), c, h, w)
-        scale = self._ldm_frames.motion_scale
-        return run_temporal(self._ldm_temporal, out, num_frames, attention_kwargs, scale)
+        return run_temporal(self._ldm_temporal, out, clips, self._ldm_frames.motion_scale)
 
     def forward(self, hidden_states: torch.Tensor, *args, return_dict: bool = True, **kwargs):
         if args:
             raise TypeError("VideoTransformer2DModel takes its inputs after hidden_states by keyword")
-        n, kw = self._ldm_frames.num_frames, self._ldm_frames.attention_kwargs
+        clips = self._ldm_frames.clips
         if self._ldm_frames.checkpointing and torch.is_grad_enabled():
-            out = checkpoint(self._video_forward, hidden_states, n, kwargs, kw, use_reentrant=False)
+            out = checkpoint(self._video_forward, hidden_states, kwargs, clips, use_reentrant=False)
         else:
-            out = self._video_forward(hidden_states, n, kwargs, kw)
+            out = self._video_forward(hidden_states, kwargs, clips)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
 
 

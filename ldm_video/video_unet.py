@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel
@@ -25,7 +26,7 @@ from ldm_video import causal
 from ldm_video.causal import ContextCache
 from ldm_video.config import VideoUNetConfig
 from ldm_video.errors import LdmVideoError
-from ldm_video.temporal import FrameContext, TemporalConvStack, attach, detach, set_motion_norm
+from ldm_video.temporal import ClipSpan, FrameContext, TemporalConvStack, attach, detach, set_motion_norm
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # spatial attention projections only (SPEC §2)
 
@@ -64,6 +65,17 @@ def _blocks(unet: UNet2DConditionModel, adapter: MotionAdapter | None) -> Iterat
         yield "mid_block", unet.mid_block, adapter.mid_block if adapter is not None else None
     for i, block in enumerate(unet.up_blocks):
         yield f"up_blocks.{i}", block, adapter.up_blocks[i] if adapter is not None else None
+
+
+@dataclass
+class VideoClip:
+    """One clip of a `VideoUNet.forward_clips` call: what `VideoUNet.forward` takes for a clip."""
+
+    sample: torch.Tensor  # (b, c, f, h, w)
+    timestep: torch.Tensor | float  # a scalar, one per clip (b,) or one per frame (b, f)
+    encoder_hidden_states: torch.Tensor  # (b, seq, dim)
+    given: torch.Tensor | None = None  # (b, f) bool: frames given as context (block-causal models)
+    cache: ContextCache | None = None  # the given frames' keys and values (`VideoUNet.cache_context`)
 
 
 class VideoUNet(nn.Module):
@@ -184,6 +196,36 @@ class VideoUNet(nn.Module):
         """`given` (b, f) bool: frames given as context, which attend only to each other (block-causal models).
         `cache`: `sample` holds only the given frames (recording) or only the frames after them (see
         `cache_context`)."""
+        clip = VideoClip(sample, timestep, encoder_hidden_states, given, cache)
+        out = self._run((clip,), cross_attention_kwargs)[0]  # (b, c, f, h, w)
+        return UNetMotionOutput(sample=out) if return_dict else (out,)
+
+    def forward_clips(self, clips: Sequence[VideoClip]) -> list[torch.Tensor]:
+        """Several clips, of any batch sizes and frame counts, in one U-Net call -> each one's prediction (b, c, f,
+        h, w), as `forward` gives it for the clip alone (up to float rounding). The spatial layers run on all their
+        frames as one batch and the temporal layers clip by clip, so a sampler whose guidance rows differ in their
+        frames (history guidance without the given frames) pays one call's fixed cost, not one per clip."""
+        return self._run(tuple(clips))
+
+    def _run(self, clips: tuple[VideoClip, ...], cross_attention_kwargs: dict | None = None) -> list[torch.Tensor]:
+        parts = [self._flatten(clip) for clip in clips]  # (x, text, t, span) each
+        cat = (lambda xs: xs[0]) if len(parts) == 1 else torch.cat
+        x, text, t = (cat([p[i] for p in parts]) for i in range(3))  # ((sum b f), ...)
+        self.frames.clips = tuple(p[3] for p in parts)
+        try:
+            out = self.unet(x, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
+        finally:
+            self.frames.clips = ()  # the bare U-Net is an image model again between calls
+        outs = []
+        for clip, (*_, span), part in zip(clips, parts, out.split([p[3].rows for p in parts])):
+            if clip.cache is not None and clip.cache.recording:
+                clip.cache.frames, clip.cache.recording = span.num_frames, False  # later calls run new frames
+            outs.append(rearrange(part, "(b f) c h w -> b c f h w", f=span.num_frames))  # (b, c, f, h, w)
+        return outs
+
+    def _flatten(self, clip: VideoClip) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, ClipSpan]:
+        """A clip -> its frames ((b f), c, h, w), text ((b f), seq, dim), timesteps ((b f),) and ClipSpan."""
+        sample, given, cache = clip.sample, clip.given, clip.cache
         b, _, f, _, _ = sample.shape  # (b, c, f, h, w)
         if (given is not None or cache is not None) and not self.config.context_causal:
             raise ValueError("given frames and context caches need a block-causal model (context_causal)")
@@ -192,28 +234,20 @@ class VideoUNet(nn.Module):
             raise LdmVideoError(f"{positions} frames exceed the temporal attention's max_frames="
                                 f"{self.config.max_frames}")
         x = rearrange(sample, "b c f h w -> (b f) c h w")  # spatial layers run per frame
-        text = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=f)  # ((b f), seq, dim)
-        t = torch.as_tensor(timestep, device=sample.device)
+        text = repeat(clip.encoder_hidden_states, "b s d -> (b f) s d", f=f)  # ((b f), seq, dim)
+        t = torch.as_tensor(clip.timestep, device=sample.device)
         if t.ndim == 2:  # (b, f): a timestep per frame (clean context frames at t = 0, train --context-frames)
             if t.shape != (b, f):
                 raise ValueError(f"per-frame timesteps must be (batch, frames) = ({b}, {f}), got {tuple(t.shape)}")
             t = rearrange(t, "b f -> (b f)")  # ((b f),)
         elif t.ndim == 1 and t.shape[0] == b:
             t = repeat(t, "b -> (b f)", f=f)  # ((b f),)
-        self.frames.num_frames = f
+        else:
+            t = t.expand(b * f)  # ((b f),): one timestep for every frame
         if given is not None and not bool(given.any()):
             given = None  # no frame given: plain attention, no mask
-        if given is not None or cache is not None:
-            self.frames.attention_kwargs = {"given": given, "cache": cache}
-        try:
-            out = self.unet(x, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
-        finally:
-            self.frames.num_frames = 1  # the bare U-Net is an image model again between calls
-            self.frames.attention_kwargs = None
-        if cache is not None and cache.recording:
-            cache.frames, cache.recording = f, False  # recorded: later calls run new frames against it
-        out = rearrange(out, "(b f) c h w -> b c f h w", f=f)  # (b, c, f, h, w)
-        return UNetMotionOutput(sample=out) if return_dict else (out,)
+        kwargs = {"given": given, "cache": cache} if given is not None or cache is not None else None
+        return x, text, t, ClipSpan(b * f, f, kwargs)
 
     @torch.no_grad()
     def cache_context(self, sample: torch.Tensor, timestep: torch.Tensor | float,

@@ -117,6 +117,27 @@ def test_masked_training_backward_with_checkpointing(tiny_base):
     assert torch.allclose(grads[0], grads[1], atol=1e-6)  # recomputation sees the same mask
 
 
+def test_clips_with_and_without_a_cache_in_one_call(causal_model):
+    """forward_clips on a block-causal model: a clip of new frames against the given frames' cache and a clip
+    without history share one call, each as it runs alone."""
+    from ldm_video.video_unet import VideoClip
+
+    x, text = _inputs(b=1, f=6)
+    other, _ = _inputs(b=2, f=4, seed=1)
+    t = torch.tensor([[0, 0, 700, 700, 700, 700]])
+    with torch.no_grad():
+        cache = causal_model.cache_context(x[:, :, :2], t[:, :2], text)
+        against = VideoClip(x[:, :, 2:], t[:, 2:], text, cache=cache)
+        free = VideoClip(other, 700, text.expand(2, -1, -1))
+        joint = causal_model.forward_clips([free, against])
+        alone = [causal_model(other, 700, text.expand(2, -1, -1)).sample,
+                 causal_model(x[:, :, 2:], t[:, 2:], text, cache=cache).sample]
+        masked = causal_model(x, t, text, given=t == 0).sample[:, :, 2:]  # the reference of the cache
+    for j, a in zip(joint, alone):
+        torch.testing.assert_close(j, a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(joint[1], masked, atol=1e-4, rtol=1e-4)
+
+
 # -- the sampler ----------------------------------------------------------------------------------------------
 
 class _Counter(torch.nn.Module):
@@ -129,6 +150,10 @@ class _Counter(torch.nn.Module):
     def forward(self, x, t, text, **kwargs):
         self.frames_run.append(x.shape[2])
         return self.inner(x, t, text, **kwargs)
+
+    def forward_clips(self, clips):
+        self.frames_run.append(tuple(clip.sample.shape[2] for clip in clips))  # one call: a tuple
+        return self.inner.forward_clips(clips)
 
     def cache_context(self, x, t, text):
         self.frames_run.append(("cache", x.shape[2]))
@@ -160,13 +185,13 @@ def test_the_cached_sampler_equals_the_masked_one(tiny_base, causal_model, sched
     assert out[True].shape[2] == 14
     assert torch.allclose(out[True], out[False], atol=1e-3), (out[True] - out[False]).abs().max()  # float noise
     # clips 2 and 3: the 2 given frames run once per clip, then only the 4 new frames at each of the 3 steps (and,
-    # with history guidance, the rows without them: their 6 frames unmasked, in one call)
+    # with history guidance, the rows without them in the same call, a tuple: their 6 frames unmasked)
     # (history_free "dropped": the new frames alone, except at the last step, t = 1, no noisier than the given ones)
     if dropped:
-        assert runs[True] == [6] * 3 + ([("cache", 2)] + [4, 4] * 2 + [4, 6]) * 2
-        assert runs[False] == [6] * 3 + ([6, 4] * 2 + [6]) * 2
+        assert runs[True] == [6] * 3 + ([("cache", 2)] + [(4, 4)] * 2 + [(6, 4)]) * 2
+        assert runs[False] == [6] * 3 + ([(4, 6)] * 2 + [6]) * 2
         return
-    assert runs[True] == [6] * 3 + ([("cache", 2)] + ([4, 6] if free else [4]) * 3) * 2
+    assert runs[True] == [6] * 3 + ([("cache", 2)] + ([(6, 4)] if free else [4]) * 3) * 2
     assert runs[False] == [6] * 9
 
 

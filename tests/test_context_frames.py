@@ -127,12 +127,20 @@ class _Recorder(torch.nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.inner, self.calls, self.texts, self.config = model, [], [], model.config
+        self.inner, self.calls, self.texts, self.config, self.joint = model, [], [], model.config, []
 
     def forward(self, x, t, text):
         self.calls.append((x.clone(), torch.as_tensor(t).clone()))
         self.texts.append(text.clone())
         return self.inner(x, t, text)
+
+    def forward_clips(self, clips):
+        """Several clips in one U-Net call: kept as a call each, in batch order; `joint` holds where they start."""
+        self.joint.append(len(self.calls))
+        for clip in clips:
+            self.calls.append((clip.sample.clone(), torch.as_tensor(clip.timestep).clone()))
+            self.texts.append(clip.encoder_hidden_states.clone())
+        return self.inner.forward_clips(clips)
 
 
 @pytest.mark.parametrize("scheduler,guidance", [("ddim", 1.0), ("euler", 3.0), ("dpm++", 3.0)])

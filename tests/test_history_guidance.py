@@ -133,19 +133,21 @@ def test_history_free_dropped_runs_the_rows_without_history_on_the_new_frames_al
         assert torch.equal(dropped[:, :, :6], noised[:, :, :6])  # the first clip has nothing to drop
         if scale is None:
             assert not torch.allclose(dropped[:, :, 6:], noised[:, :, 6:], atol=1e-4)
-        later = list(zip(rec.calls[3:], rec.texts[3:]))  # clip 2
-        steps = 0
-        while later:
-            (x, t), emb = later.pop(0)
+        i, steps = 3, 0  # clip 2's calls
+        while i < len(rec.calls):
+            (x, t), emb = rec.calls[i], rec.texts[i]
             if x.shape[2] == 6 and x.shape[0] == n_free + 1:  # a step at t <= 50: one call, every row given them
                 assert (t[:, :2] == 50).all() and all(torch.equal(x[0, :, :2], x[r, :, :2]) for r in range(n_free))
+                i += 1
                 continue
-            steps += 1
-            assert x.shape[:3] == (1, 4, 6) and (t[0, :2] == 50).all() and (t[0, 2:] > 50).all()  # with history
-            assert torch.equal(emb, text[1:])
-            (x, t_free), emb = later.pop(0)  # then the rows without it: the 4 new frames alone, at the step's t
-            assert x.shape[:3] == (n_free, 4, 4) and (t_free == t[0, -1]).all()
+            steps += 1  # one U-Net call of two clips: the rows without the given frames, the 4 new frames alone at
+            assert i in rec.joint  # the step's t, then the row with them (all 6)
+            assert x.shape[:3] == (n_free, 4, 4) and (t == t.flatten()[0]).all() and (t > 50).all()
             assert torch.equal(emb, text[:1] if scale is None else torch.stack([text[0], text[1]]))
+            (x, t_given), emb = rec.calls[i + 1], rec.texts[i + 1]
+            assert x.shape[:3] == (1, 4, 6) and (t_given[0, :2] == 50).all() and (t_given[0, 2:] == t[0, 0]).all()
+            assert torch.equal(emb, text[1:])
+            i += 2
         assert steps == 2
     with pytest.raises(ValueError, match="history_free"):
         LongVideoConfig(num_frames=10, extend="context", vidrd=VidRDConfig(clip_frames=6, overlap=2), seam_drop=2,

@@ -68,10 +68,36 @@ def test_temporal_layers_mix_frames_once_trained(tiny_base):
     assert (others[:, :, 1:] - moved[:, :, 1:]).abs().max() > 1e-4  # frame 0 reaches frames 1..3
 
 
+def test_clips_of_different_lengths_in_one_call_equal_each_alone(tiny_base):
+    """forward_clips: the spatial layers run on every clip's frames at once, the temporal layers clip by clip, so
+    each prediction is the clip's own (per-frame timesteps, one per clip, or a scalar); the model is an image model
+    again afterwards, and a clip past max_frames is refused."""
+    from ldm_video.video_unet import VideoClip
+
+    model, (latents, t, text), _ = _trained_like(tiny_base)  # (2, 4, 4, 8, 8)
+    g = torch.Generator().manual_seed(3)
+    longer = torch.randn(1, 4, 7, 8, 8, generator=g)
+    per_frame = torch.randint(0, 1000, (1, 7), generator=g)
+    clips = [VideoClip(longer, per_frame, text[:1]), VideoClip(latents, t, text), VideoClip(latents[:1], 250, text[1:])]
+    with torch.no_grad():
+        joint = model.forward_clips(clips)
+        alone = [model(c.sample, c.timestep, c.encoder_hidden_states).sample for c in clips]
+        assert model.frames.clips == ()
+        image = model.unet(latents[:, :, 0], t, text).sample  # the bare U-Net between calls: no temporal layer
+    assert [j.shape for j in joint] == [a.shape for a in alone]
+    for j, a in zip(joint, alone):
+        torch.testing.assert_close(j, a, atol=1e-5, rtol=1e-5)
+    assert (alone[1] - alone[2][:1].expand(2, -1, -1, -1, -1)).abs().max() > 1e-3  # the clips differ
+    torch.testing.assert_close(image, _per_frame(model.unet, latents[:, :, :1], t, text)[:, :, 0])
+    with pytest.raises(LdmVideoError, match="max_frames"):
+        model.forward_clips([clips[1], VideoClip(torch.zeros(1, 4, 40, 8, 8), 10, text[:1])])
+    assert model.frames.clips == ()
+
+
 def test_motion_scale_scales_each_temporal_branch(tiny_base):
     """x + scale * branch(x) per temporal layer: 0 is the image model, 1 the model as it was, and on one layer the
     output moves linearly with the scale."""
-    from ldm_video.temporal import TemporalConvStack, run_temporal
+    from ldm_video.temporal import ClipSpan, TemporalConvStack, run_temporal
 
     model, (latents, t, text), expected = _trained_like(tiny_base)
     with torch.no_grad():
@@ -86,7 +112,7 @@ def test_motion_scale_scales_each_temporal_branch(tiny_base):
         torch.nn.init.normal_(layer.layers[-1].weight)
         x = torch.randn(2 * 3, 8, 4, 4)  # ((b f), c, h, w)
         branch = layer(x, 3) - x
-        scaled = run_temporal((layer,), x, 3, None, 2.5)
+        scaled = run_temporal((layer,), x, (ClipSpan(6, 3),), 2.5)
     assert (off - expected).abs().max() <= 1e-5
     assert torch.equal(again, trained) and (strong - trained).abs().max() > 1e-3
     torch.testing.assert_close(scaled, x + 2.5 * branch)
