@@ -13,8 +13,9 @@ batch of 2, then per new frame at --steps denoising steps:
 
 and with history guidance (generate's default for such layers), whose unconditional row goes without the given
 frames: one row with them (all N, or the N - M new ones against the cache) plus one row without them, either all N
-frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`). Every step is
-counted so; the sampler's last steps, no noisier than the given frames' `--context-noise`, run the rows without
+frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`). The sampler
+runs the two rows in one call where their frames differ (`VideoUNet.forward_clips`: the spatial layers on both rows'
+frames at once), timed so and, for comparison, as two calls. Every step is counted so; the sampler's last steps, no noisier than the given frames' `--context-noise`, run the rows without
 them on all N frames (1 step of 20 at the default noise 50).
 
     python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
@@ -42,6 +43,7 @@ def main() -> None:
 
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.sd2_configs import shipped_config
+    from ldm_video.video_unet import VideoClip
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=128, help="frame size in pixels (default 128)")
@@ -89,6 +91,14 @@ def main() -> None:
         # a block-causal module's rows without the given frames: the same U-Net, unmasked, no cache
         "1 row: N frames, block-causal module": lambda: ours(clip[one], t[one], text[one]),
         "1 row: N - M frames, block-causal module": lambda: ours(clip[one, :, m:], t[one, m:], text[one]),
+        # history guidance as the sampler runs it: both rows in one call (VideoUNet.forward_clips)
+        "dropped rows, one call: N - M frames + N frames": lambda: spare.forward_clips(
+            [VideoClip(clip[:1, :, m:], t[:1, m:], text[:1]), VideoClip(clip[one], t[one], text[one])]),
+        "cached, one call: N frames + N - M new frames": lambda: ours.forward_clips(
+            [VideoClip(clip[:1], t[:1], text[:1]), VideoClip(clip[one, :, m:], t[one, m:], text[one], cache=cache_one)]),
+        "cached dropped, one call: N - M frames + N - M new frames": lambda: ours.forward_clips(
+            [VideoClip(clip[:1, :, m:], t[:1, m:], text[:1]),
+             VideoClip(clip[one, :, m:], t[one, m:], text[one], cache=cache_one)]),
     }
     seconds: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.repeats):  # interleaved
@@ -101,12 +111,17 @@ def main() -> None:
             (med["record M given frames"] + args.steps * med["N - M new frames, cached"]) / new,
         "context, given frames run at every step": args.steps * med["N frames, masked"] / new,
         "history guidance, noised: both rows all N frames (one call)": args.steps * med["2 rows: N frames"] / new,
-        "history guidance, dropped: N frames + N - M frames":
+        "history guidance, dropped: N - M frames + N frames, one call":
+            args.steps * med["dropped rows, one call: N - M frames + N frames"] / new,
+        "history guidance, dropped, the same rows in two calls":
             args.steps * (med["1 row: N frames"] + med["1 row: N - M frames"]) / new,
-        "history guidance, cached (--context-causal), noised: N - M cached + N frames":
-            (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
-                                                              + med["1 row: N frames, block-causal module"])) / new,
-        "history guidance, cached (--context-causal), dropped: N - M cached + N - M frames":
+        "history guidance, cached (--context-causal), noised: N frames + N - M cached, one call":
+            (med["1 row: record M given frames"] + args.steps * med["cached, one call: N frames + N - M new frames"])
+            / new,
+        "history guidance, cached (--context-causal), dropped: N - M frames + N - M cached, one call":
+            (med["1 row: record M given frames"]
+             + args.steps * med["cached dropped, one call: N - M frames + N - M new frames"]) / new,
+        "history guidance, cached, dropped, the same rows in two calls":
             (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
                                                               + med["1 row: N - M frames, block-causal module"])) / new,
         "FreeNoise (diffusers)": args.steps * med["FreeNoise, F frames"] / f,

@@ -153,9 +153,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--history-free", choices=HISTORY_FREE, default=None,
                    help="context, with --context-guidance: how guidance's rows without the given frames go without "
                         "them: dropped (the new frames run alone, a clip with no history: M fewer frames in those "
-                        "rows, in a second U-Net call per step: about the noised form's time at SD 2.1's size, "
-                        "more on the toy model, whose calls are overhead-bound) or noised (their places hold the "
-                        "previous clip's frames noised to each step's timestep, all rows in one call). Default "
+                        "rows, run in the same U-Net call as the row with them: on the toy model about 1.1x the "
+                        "noised form's seconds per frame, 1.4-1.5x FreeNoise's at equal steps) or noised (their "
+                        "places hold the "
+                        "previous clip's frames noised to each step's timestep). Default "
                         f"{DEFAULT_HISTORY_FREE}: it paced the toy demo's held-out shape more at equal steps (README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")

@@ -5,12 +5,12 @@ The data path, top to bottom: the prompt is encoded once; the first clip starts 
 its first M frames to the previous clip's trajectory for the first steps (DSG) — or, for temporal layers
 trained with context frames (`extend="context"`), is given the previous clip's last M final latents clean at
 timestep 0 and denoises the rest from fresh noise (frame conditioning, LVDM, He et al. 2022), its guidance's
-unconditional branch optionally without them (history guidance, Song et al. 2025: the new frames alone, or the
-given ones noised to the step; optionally a third row weighs them apart from the prompt); each clip is denoised by
-the video U-Net with classifier-free guidance and a diffusers scheduler, then decoded in frame chunks and handed on
-at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with the chunk's true frame count).
-Only one clip, its initial noise and the DSG store are alive at a time, so memory does not grow
-with the number of frames.
+unconditional branch optionally without them (history guidance, Song et al. 2025: the new frames alone, run in the
+same U-Net call as the row with them, or the given ones noised to the step; optionally a third row weighs them apart
+from the prompt); each clip is denoised by the video U-Net with classifier-free guidance and a diffusers scheduler,
+then decoded in frame chunks and handed on at once (by the SD VAE per frame, or VidRD's temporal-aware decoder with
+the chunk's true frame count). Only one clip, its initial noise and the DSG store are alive at a time, so memory does
+not grow with the number of frames.
 """
 
 from __future__ import annotations
