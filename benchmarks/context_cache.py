@@ -43,6 +43,7 @@ def main() -> None:
 
     from ldm_video import VideoUNetConfig, inflate_unet
     from ldm_video.sd2_configs import shipped_config
+    from ldm_video.temporal import VIDEO_CLASSES
     from ldm_video.video_unet import VideoClip
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -60,11 +61,14 @@ def main() -> None:
 
     ours = inflate_unet(UNet2DConditionModel(**shipped_config("unet")).eval(),
                         VideoUNetConfig(motion_norm="per-frame", context_causal=True, max_frames=max(32, f)))
-    spare = inflate_unet(UNet2DConditionModel(**shipped_config("unet")).eval(),
-                         VideoUNetConfig(max_frames=max(32, f)))  # all-frames norm, as diffusers runs a module
-    adapter = spare.motion
-    pipe = AnimateDiffPipeline(vae=None, text_encoder=None, tokenizer=None, unet=spare.remove_temporal_layers(),
-                               motion_adapter=adapter, scheduler=DDIMScheduler())
+    # full attention with all-frames norm, as diffusers runs a module (history guidance's rows on such layers)
+    spare = inflate_unet(UNet2DConditionModel(**shipped_config("unet")).eval(), VideoUNetConfig(max_frames=max(32, f)))
+    # FreeNoise's UNetMotionModel is built from a U-Net of its own (diffusers copies it in), so that `spare` keeps its
+    # temporal layers: handing over `spare.remove_temporal_layers()` would leave it an image model
+    pipe = AnimateDiffPipeline(vae=None, text_encoder=None, tokenizer=None,
+                               unet=UNet2DConditionModel(**shipped_config("unet")).eval(), motion_adapter=spare.motion,
+                               scheduler=DDIMScheduler())
+    assert any(type(block) in VIDEO_CLASSES.values() for block in spare.unet.modules()), "spare lost its temporal layers"
     pipe.enable_free_noise(context_length=n, context_stride=n - m)
     text = torch.randn(2, 77, 1024)  # [negative, prompt]
     clip = torch.randn(2, 4, n, h, h)

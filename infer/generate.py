@@ -154,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context, with --context-guidance: how guidance's rows without the given frames go without "
                         "them: dropped (the new frames run alone, a clip with no history: M fewer frames in those "
                         "rows, run in the same U-Net call as the row with them: on the toy model about 1.1x the "
-                        "noised form's seconds per frame, 1.4-1.5x FreeNoise's at equal steps) or noised (their "
+                        "noised form's seconds per frame, 1.4-2.0x FreeNoise's at equal steps) or noised (their "
                         "places hold the "
                         "previous clip's frames noised to each step's timestep). Default "
                         f"{DEFAULT_HISTORY_FREE}: it paced the toy demo's held-out shape more at equal steps (README)")

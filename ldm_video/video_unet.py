@@ -200,12 +200,15 @@ class VideoUNet(nn.Module):
         out = self._run((clip,), cross_attention_kwargs)[0]  # (b, c, f, h, w)
         return UNetMotionOutput(sample=out) if return_dict else (out,)
 
-    def forward_clips(self, clips: Sequence[VideoClip]) -> list[torch.Tensor]:
+    def forward_clips(self, clips: Sequence[VideoClip], cross_attention_kwargs: dict | None = None) -> list[torch.Tensor]:
         """Several clips, of any batch sizes and frame counts, in one U-Net call -> each one's prediction (b, c, f,
         h, w), as `forward` gives it for the clip alone (up to float rounding). The spatial layers run on all their
         frames as one batch and the temporal layers clip by clip, so a sampler whose guidance rows differ in their
-        frames (history guidance without the given frames) pays one call's fixed cost, not one per clip."""
-        return self._run(tuple(clips))
+        frames (history guidance without the given frames) pays one call's fixed cost, not one per clip.
+        `cross_attention_kwargs` go to the spatial attention of every clip (a LoRA `scale`), as in `forward`."""
+        if not clips:
+            raise ValueError("forward_clips needs at least one clip")
+        return self._run(tuple(clips), cross_attention_kwargs)
 
     def _run(self, clips: tuple[VideoClip, ...], cross_attention_kwargs: dict | None = None) -> list[torch.Tensor]:
         parts = [self._flatten(clip) for clip in clips]  # (x, text, t, span) each

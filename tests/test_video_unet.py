@@ -91,7 +91,11 @@ def test_clips_of_different_lengths_in_one_call_equal_each_alone(tiny_base):
     torch.testing.assert_close(image, _per_frame(model.unet, latents[:, :, :1], t, text)[:, :, 0])
     with pytest.raises(LdmVideoError, match="max_frames"):
         model.forward_clips([clips[1], VideoClip(torch.zeros(1, 4, 40, 8, 8), 10, text[:1])])
-    assert model.frames.clips == ()
+    with pytest.raises(RuntimeError):  # fails inside the U-Net: text of the wrong width
+        model.forward_clips([VideoClip(latents[:1], 10, torch.zeros(1, 77, 16))] * 2)
+    assert model.frames.clips == ()  # an image model again, however the call ended
+    with pytest.raises(ValueError, match="at least one clip"):
+        model.forward_clips([])
 
 
 def test_motion_scale_scales_each_temporal_branch(tiny_base):
