@@ -149,7 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context, with --context-guidance: weigh the given frames by W apart from the prompt's "
                         "--guidance (composite history guidance, Song et al. 2025: a third U-Net row, the prompt "
                         "without the given frames; about 1.35x the seconds per frame on the toy model, measured with "
-                        "--history-free noised). Default: both at --guidance, two rows")
+                        "--history-free noised; with the default dropped rows it paced less: docs/generate.md). Default: both "
+                        "at --guidance, two rows")
     g.add_argument("--history-free", choices=HISTORY_FREE, default=None,
                    help="context, with --context-guidance: how guidance's rows without the given frames go without "
                         "them: dropped (the new frames run alone, a clip with no history: M fewer frames in those "
