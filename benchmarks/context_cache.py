@@ -15,8 +15,9 @@ and with history guidance (generate's default for such layers), whose unconditio
 frames: one row with them (all N, or the N - M new ones against the cache) plus one row without them, either all N
 frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`). The sampler
 runs the two rows in one call where their frames differ (`VideoUNet.forward_clips`: the spatial layers on both rows'
-frames at once), timed so and, for comparison, as two calls. Every step is counted so; the sampler's last steps, no noisier than the given frames' `--context-noise`, run the rows without
-them on all N frames (1 step of 20 at the default noise 50).
+frames at once), timed so and, for comparison, as two calls. Every step is counted so; the sampler's last steps, no
+noisier than the given frames' `--context-noise`, run the rows without them on all N frames (1 step of 20 at the
+default noise 50).
 
     python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
 """

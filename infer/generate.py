@@ -149,15 +149,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="context, with --context-guidance: weigh the given frames by W apart from the prompt's "
                         "--guidance (composite history guidance, Song et al. 2025: a third U-Net row, the prompt "
                         "without the given frames; about 1.35x the seconds per frame on the toy model, measured with "
-                        "--history-free noised; with the default dropped rows it paced less: docs/generate.md). Default: both "
-                        "at --guidance, two rows")
+                        "--history-free noised; with the default dropped rows it paced less: docs/generate.md). "
+                        "Default: both at --guidance, two rows")
     g.add_argument("--history-free", choices=HISTORY_FREE, default=None,
                    help="context, with --context-guidance: how guidance's rows without the given frames go without "
                         "them: dropped (the new frames run alone, a clip with no history: M fewer frames in those "
                         "rows, run in the same U-Net call as the row with them: on the toy model about 1.1x the "
                         "noised form's seconds per frame, 1.4-2.0x FreeNoise's at equal steps) or noised (their "
-                        "places hold the "
-                        "previous clip's frames noised to each step's timestep). Default "
+                        "places hold the previous clip's frames noised to each step's timestep). Default "
                         f"{DEFAULT_HISTORY_FREE}: it paced the toy demo's held-out shape more at equal steps (README)")
     g.add_argument("--pns-alpha", type=float,
                    help=f"vidrd: PNS weight of the old noise, a (default {VIDRD_DEFAULTS['pns_alpha']})")

@@ -389,15 +389,16 @@ class VideoSampler:
         if not n_free and cache is None:  # every row runs all N frames
             masked = {} if given_mask is None else {"given": given_mask}  # (rows, N): block-causal
             return self.model(x, t_model, emb, **masked).sample.float()  # (rows, 4, N, h, w)
+        new_only = m if cache is not None else 0  # rows against the cache run their new frames alone
         rest = slice(n_free, None)
-        clips = [VideoClip(x[rest, :, m:], t_model[rest, m:], emb[rest], cache=cache) if cache is not None else
-                 VideoClip(x[rest], t_model[rest], emb[rest], given=None if given_mask is None else given_mask[rest])]
-        if n_free:
-            new_only = m if drop else 0
-            clips.insert(0, VideoClip(x[:n_free, :, new_only:], t_model[:n_free, new_only:], emb[:n_free]))
-            preds = self.model.forward_clips(clips)
-        else:  # the new frames against the cache, every row
-            preds = [self.model(x[:, :, m:], t_model[:, m:], emb, cache=cache).sample]
+        mask = None if given_mask is None else given_mask[rest]  # (rows - n_free, N): block-causal, uncached
+        clip = VideoClip(x[rest, :, new_only:], t_model[rest, new_only:], emb[rest], given=mask, cache=cache)
+        if not n_free:  # the new frames against the cache, every row
+            preds = [self.model(clip.sample, clip.timestep, clip.encoder_hidden_states, cache=cache).sample]
+        else:
+            skip = m if drop else 0
+            free = VideoClip(x[:n_free, :, skip:], t_model[:n_free, skip:], emb[:n_free])
+            preds = self.model.forward_clips([free, clip])
         return torch.cat([_with_given_places(p.float(), x.shape[2] - p.shape[2]) for p in preds])  # (rows,4,N,h,w)
 
     @torch.no_grad()
