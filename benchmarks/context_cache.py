@@ -9,17 +9,22 @@ batch of 2, then per new frame at --steps denoising steps:
 
     context, cached:    (one call on the M given frames + steps x a call on the N - M new frames) / (N - M)
     context, uncached:  steps x a call on all N frames under the block-causal mask / (N - M)
-    FreeNoise:          steps x a call on F frames (context windows of N frames, N - M apart) / F
+    FreeNoise:          steps x a call on F frames (context windows of N frames, N - M apart) / F, and at a long
+                        video's windows: steps x (call on F frames - call on N frames) / (F - N), what each further
+                        N - M frames add (its spatial layers run once per frame, its motion modules once per window,
+                        (F - N) / (N - M) + 1 windows; at F = 16 it ran fewer windows per frame than a long video)
 
 and with history guidance (generate's default for such layers), whose unconditional row goes without the given
 frames: one row with them (all N, or the N - M new ones against the cache) plus one row without them, either all N
 frames with the given ones noised (`--history-free noised`) or the N - M new frames alone (`dropped`). The sampler
 runs the two rows in one call where their frames differ (`VideoUNet.forward_clips`: the spatial layers on both rows'
-frames at once), timed so and, for comparison, as two calls. Every step is counted so; the sampler's last steps, no
-noisier than the given frames' `--context-noise`, run the rows without them on all N frames (1 step of 20 at the
-default noise 50).
+frames at once), timed so and, for comparison, as two calls. The dropped forms' last steps, no noisier than the given
+frames (timestep <= --context-noise), run both rows on all N frames (or all N against the cache), as the sampler does
+(1 step of 20 at the default noise 50 with DDIM).
 
     python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
+    python benchmarks/context_cache.py --size 512 --calls guidance --repeats 2 --threads 2   # SD 2.1 base's size
+    python benchmarks/context_cache.py --size 256 --freenoise-scan 8,16,24,32 --repeats 1 --threads 2
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ def main() -> None:
     parser.add_argument("--given", type=int, default=4, help="M: given frames per clip / window overlap")
     parser.add_argument("--freenoise-frames", type=int, default=16, help="F: frames of the FreeNoise call")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip (default 20)")
+    parser.add_argument("--context-noise", type=int, default=50,
+                        help="timestep of the given frames (generate's default on the demo's layers: 50)")
+    parser.add_argument("--calls", choices=("all", "guidance"), default="all",
+                        help="guidance: only the calls of history guidance's default (dropped) rows and FreeNoise's")
+    parser.add_argument("--freenoise-scan", default=None, metavar="F1,F2,...",
+                        help="only time FreeNoise's call on these frame counts (is its cost linear in the windows?)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -81,6 +92,9 @@ def main() -> None:
     cache_one = ours.cache_context(clip[1:, :, :m], t[1:, :m], text[1:])
     long = torch.randn(2, 4, f, h, h)
     text_per_frame = text.repeat_interleave(f, dim=0)  # (2 F, 77, 1024)
+    if args.freenoise_scan:
+        scan_freenoise(pipe, [int(x) for x in args.freenoise_scan.split(",")], n, m, h, text, args.repeats)
+        return
     one = slice(1, 2)  # one guidance row
 
     calls = {
@@ -88,6 +102,7 @@ def main() -> None:
         "N - M new frames, cached": lambda: ours(clip[:, :, m:], t[:, m:], text, cache=cache),
         "N frames, masked": lambda: ours(clip, t, text, given=given),
         "FreeNoise, F frames": lambda: pipe.unet(long, 500, text_per_frame),  # text per frame, as the pipeline
+        "FreeNoise, N frames (one window)": lambda: pipe.unet(long[:, :, :n], 500, text.repeat_interleave(n, dim=0)),
         "2 rows: N frames": lambda: spare(clip, t, text),
         "1 row: record M given frames": lambda: ours.cache_context(clip[one, :, :m], t[one, :m], text[one]),
         "1 row: N frames": lambda: spare(clip[one], t[one], text[one]),
@@ -105,41 +120,80 @@ def main() -> None:
             [VideoClip(clip[:1, :, m:], t[:1, m:], text[:1]),
              VideoClip(clip[one, :, m:], t[one, m:], text[one], cache=cache_one)]),
     }
+    if args.calls == "guidance":
+        unused = ("record M given frames", "N - M new frames, cached", "N frames, masked",
+                  "1 row: N frames, block-causal module")  # the rows without history guidance
+        calls = {k: v for k, v in calls.items() if k not in unused}
     seconds: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.repeats):  # interleaved
         for name, call in calls.items():
             seconds[name].append(timed(call))
     med = {k: statistics.median(v) for k, v in seconds.items()}
     new = n - m
-    per_frame = {
+    scheduler = DDIMScheduler.from_config(shipped_config("scheduler"))  # SD 2.1-base's, as the sampler's
+    scheduler.set_timesteps(args.steps)
+    last = sum(int(step) <= args.context_noise for step in scheduler.timesteps)  # steps with every row given
+    drop = args.steps - last
+    rows = {  # name -> U-Net seconds per new frame, from the calls timed
         "context, given frames cached (train --context-causal)":
-            (med["record M given frames"] + args.steps * med["N - M new frames, cached"]) / new,
-        "context, given frames run at every step": args.steps * med["N frames, masked"] / new,
-        "history guidance, noised: both rows all N frames (one call)": args.steps * med["2 rows: N frames"] / new,
+            lambda: (med["record M given frames"] + args.steps * med["N - M new frames, cached"]) / new,
+        "context, given frames run at every step": lambda: args.steps * med["N frames, masked"] / new,
+        "history guidance, noised: both rows all N frames (one call)":
+            lambda: args.steps * med["2 rows: N frames"] / new,
         "history guidance, dropped: N - M frames + N frames, one call":
-            args.steps * med["dropped rows, one call: N - M frames + N frames"] / new,
+            lambda: (drop * med["dropped rows, one call: N - M frames + N frames"]
+                     + last * med["2 rows: N frames"]) / new,
         "history guidance, dropped, the same rows in two calls":
-            args.steps * (med["1 row: N frames"] + med["1 row: N - M frames"]) / new,
-        "history guidance, cached (--context-causal), noised: N frames + N - M cached, one call":
-            (med["1 row: record M given frames"] + args.steps * med["cached, one call: N frames + N - M new frames"])
+            lambda: (drop * (med["1 row: N frames"] + med["1 row: N - M frames"]) + last * med["2 rows: N frames"])
             / new,
+        "history guidance, cached (--context-causal), noised: N frames + N - M cached, one call":
+            lambda: (med["1 row: record M given frames"]
+                     + args.steps * med["cached, one call: N frames + N - M new frames"]) / new,
         "history guidance, cached (--context-causal), dropped: N - M frames + N - M cached, one call":
-            (med["1 row: record M given frames"]
-             + args.steps * med["cached dropped, one call: N - M frames + N - M new frames"]) / new,
+            lambda: (med["1 row: record M given frames"]
+                     + drop * med["cached dropped, one call: N - M frames + N - M new frames"]
+                     + last * med["cached, one call: N frames + N - M new frames"]) / new,
         "history guidance, cached, dropped, the same rows in two calls":
-            (med["1 row: record M given frames"] + args.steps * (med["1 row: N - M new frames, cached"]
-                                                              + med["1 row: N - M frames, block-causal module"])) / new,
-        "FreeNoise (diffusers)": args.steps * med["FreeNoise, F frames"] / f,
+            lambda: (med["1 row: record M given frames"]
+                     + drop * (med["1 row: N - M new frames, cached"] + med["1 row: N - M frames, block-causal module"])
+                     + last * med["cached, one call: N frames + N - M new frames"]) / new,
+        "FreeNoise (diffusers), F frames": lambda: args.steps * med["FreeNoise, F frames"] / f,
     }
+    per_frame = {}
+    for name, value in rows.items():
+        try:
+            per_frame[name] = value()
+        except KeyError:  # a call left out by --calls
+            pass
+    long_video = args.steps * (med["FreeNoise, F frames"] - med["FreeNoise, N frames (one window)"]) / (f - n)
     print(f"SD 2.1-shaped U-Net, {args.size} px, N={n}, M={m}, F={f}, {args.steps} steps, guidance batch 2, "
-          f"{args.threads} thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}")
+          f"{args.threads} thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}; "
+          f"the dropped forms' last {last} step(s) of {args.steps} with every row given (timestep <= "
+          f"{args.context_noise})")
     print("\n| U-Net call | median s | runs |\n|---|---|---|")
     for name, values in seconds.items():
         print(f"| {name} | {med[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
-    free = per_frame["FreeNoise (diffusers)"]
-    print("\n| method | U-Net s per new frame | x FreeNoise |\n|---|---|---|")
+    free = per_frame["FreeNoise (diffusers), F frames"]
+    print(f"\n| method | U-Net s per new frame | x FreeNoise, F frames | x FreeNoise, a long video's windows "
+          f"({long_video:.2f} s) |\n|---|---|---|---|")
     for name, value in per_frame.items():
-        print(f"| {name} | {value:.2f} | {value / free:.2f} |")
+        print(f"| {name} | {value:.2f} | {value / free:.2f} | {value / long_video:.2f} |")
+
+def scan_freenoise(pipe, lengths: list[int], n: int, m: int, h: int, text: torch.Tensor, repeats: int) -> None:
+    """FreeNoise's U-Net call on each frame count (interleaved, median of `repeats`): seconds, windows, and what
+    the frames since the previous count cost each."""
+    seconds: dict[int, list[float]] = {f: [] for f in lengths}
+    for _ in range(repeats):
+        for f in lengths:
+            x = torch.randn(2, 4, f, h, h)
+            seconds[f].append(timed(lambda x=x, f=f: pipe.unet(x, 500, text.repeat_interleave(f, dim=0))))
+    print("\n| frames | windows | median s | s per frame | s per frame since the previous |\n|---|---|---|---|---|")
+    previous = None
+    for f in lengths:
+        med = statistics.median(seconds[f])
+        step = "" if previous is None else f"{(med - previous[1]) / (f - previous[0]):.3f}"
+        print(f"| {f} | {(f - n) // (n - m) + 1} | {med:.2f} | {med / f:.3f} | {step} |")
+        previous = (f, med)
 
 
 if __name__ == "__main__":
