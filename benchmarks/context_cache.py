@@ -179,6 +179,7 @@ def main() -> None:
     for name, value in per_frame.items():
         print(f"| {name} | {value:.2f} | {value / free:.2f} | {value / long_video:.2f} |")
 
+
 def scan_freenoise(pipe, lengths: list[int], n: int, m: int, h: int, text: torch.Tensor, repeats: int) -> None:
     """FreeNoise's U-Net call on each frame count (interleaved, median of `repeats`): seconds, windows, and what
     the frames since the previous count cost each."""
