@@ -24,6 +24,7 @@ frames (timestep <= --context-noise), run both rows on all N frames (or all N ag
 
     python benchmarks/context_cache.py --size 128 --steps 20 --threads 1
     python benchmarks/context_cache.py --size 512 --calls guidance --repeats 2 --threads 2   # SD 2.1 base's size
+    python benchmarks/context_cache.py --size 512 --calls dropped --repeats 2 --threads 2    # generate's default
     python benchmarks/context_cache.py --size 256 --freenoise-scan 8,16,24,32 --repeats 1 --threads 2
 """
 
@@ -60,8 +61,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip (default 20)")
     parser.add_argument("--context-noise", type=int, default=50,
                         help="timestep of the given frames (generate's default on the demo's layers: 50)")
-    parser.add_argument("--calls", choices=("all", "guidance"), default="all",
-                        help="guidance: only the calls of history guidance's default (dropped) rows and FreeNoise's")
+    parser.add_argument("--calls", choices=("all", "guidance", "dropped"), default="all",
+                        help="guidance: only the calls of history guidance's rows and FreeNoise's; dropped: only those "
+                             "of generate's default (full attention, dropped rows) and FreeNoise's")
     parser.add_argument("--freenoise-scan", default=None, metavar="F1,F2,...",
                         help="only time FreeNoise's call on these frame counts (is its cost linear in the windows?)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -124,6 +126,10 @@ def main() -> None:
         unused = ("record M given frames", "N - M new frames, cached", "N frames, masked",
                   "1 row: N frames, block-causal module")  # the rows without history guidance
         calls = {k: v for k, v in calls.items() if k not in unused}
+    elif args.calls == "dropped":
+        keep = ("FreeNoise, F frames", "FreeNoise, N frames (one window)", "2 rows: N frames",
+                "dropped rows, one call: N - M frames + N frames")
+        calls = {k: v for k, v in calls.items() if k in keep}
     seconds: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.repeats):  # interleaved
         for name, call in calls.items():
