@@ -85,6 +85,9 @@ def main() -> None:
     assert any(type(block) in VIDEO_CLASSES.values() for block in spare.unet.modules()), "spare lost its temporal layers"
     pipe.enable_free_noise(context_length=n, context_stride=n - m)
     text = torch.randn(2, 77, 1024)  # [negative, prompt]
+    if args.freenoise_scan:
+        scan_freenoise(pipe, [int(x) for x in args.freenoise_scan.split(",")], n, m, h, text, args.repeats)
+        return
     clip = torch.randn(2, 4, n, h, h)
     given = torch.zeros(2, n, dtype=torch.bool)
     given[:, :m] = True
@@ -94,9 +97,6 @@ def main() -> None:
     cache_one = ours.cache_context(clip[1:, :, :m], t[1:, :m], text[1:])
     long = torch.randn(2, 4, f, h, h)
     text_per_frame = text.repeat_interleave(f, dim=0)  # (2 F, 77, 1024)
-    if args.freenoise_scan:
-        scan_freenoise(pipe, [int(x) for x in args.freenoise_scan.split(",")], n, m, h, text, args.repeats)
-        return
     one = slice(1, 2)  # one guidance row
 
     calls = {
