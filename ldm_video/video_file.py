@@ -43,7 +43,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: 
 
     Args:
         rotation: a display rotation (counter-clockwise degrees, what phones record for portrait video): the
-            frames are stored as given and players turn them by this much.
+            frames are stored as given and players turn them by this much (needs PyAV >= 18).
         ticks: per frame, its presentation time in 1/fps units (increasing; default 0, 1, 2, ...): gaps make a
             variable-frame-rate file.
     """
@@ -97,8 +97,10 @@ def add_video_stream(container, suffix: str, fps: float | Fraction, height: int,
 
 
 def _set_rotation(stream, degrees: int) -> None:
-    """A display matrix (PyAV with `set_display_rotation`), else the `rotate` tag (clockwise) that FFmpeg before 7 turned into one."""
-    if hasattr(stream, "set_display_rotation"):
-        stream.set_display_rotation(degrees)
-    else:
-        stream.metadata["rotate"] = str((-degrees) % 360)
+    """A display matrix; ValueError where PyAV cannot write one (before 18: the `rotate` tag it could write instead
+    is ignored by the FFmpeg it ships, so the file would play unturned)."""
+    if not hasattr(stream, "set_display_rotation"):
+        import av
+
+        raise ValueError(f"PyAV {av.__version__} cannot write a display rotation (PyAV >= 18 can)")
+    stream.set_display_rotation(degrees)

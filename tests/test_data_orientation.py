@@ -41,6 +41,10 @@ def _quadrants(frames: np.ndarray) -> list[int]:
 def _write_phone_clip(path: Path, rotation: int = 90, num_frames: int = 6) -> np.ndarray:
     """A portrait clip stored as a phone stores it: frames turned sideways plus a display rotation. Returns the
     upright frames a player shows."""
+    import av
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
     upright = _portrait_scene(num_frames)
     stored = np.ascontiguousarray(np.rot90(upright, k=-rotation // 90, axes=(1, 2)))  # undo the display turn
     write_video(path, stored, fps=8, crf=0, rotation=rotation)
@@ -92,6 +96,25 @@ def test_legacy_rotate_tag_and_no_rotation():
     assert display_orientation(frame, SimpleNamespace(metadata={"rotate": "90"})) == (270, False)
     assert display_orientation(frame, SimpleNamespace(metadata={"rotate": "270"})) == (90, False)
     assert display_orientation(frame, SimpleNamespace(metadata={})) == (0, False)
+
+
+def test_display_matrix_read_from_either_side_data_form():
+    """PyAV up to 18.1.0 iterates a frame's side data as its entries, 18.1.1 on as their types (Mapping keys)."""
+    import struct
+
+    class Entry:  # a DISPLAYMATRIX entry: FFmpeg's 3x3 int32 matrix, 16.16 fixed point; a 90 degree turn, flipped
+        type = "Type.DISPLAYMATRIX"
+
+        def __bytes__(self):
+            return struct.pack("<9i", 0, -65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+
+    class AsKeys(dict):  # iterating gives the types; indexing gives the entries
+        pass
+
+    as_entries = SimpleNamespace(side_data=[Entry()])
+    as_keys = SimpleNamespace(side_data=AsKeys({"DISPLAYMATRIX": Entry()}))
+    stream = SimpleNamespace(metadata={})
+    assert display_orientation(as_entries, stream) == display_orientation(as_keys, stream) == (90, True)
 
 
 def test_decord_path_applies_the_rotation_too(tmp_path, monkeypatch):

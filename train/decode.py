@@ -63,7 +63,9 @@ def decord_available() -> bool:
 def _display_matrix(frame) -> tuple[float, float, float, float] | None:
     """(a, b, c, d) of a frame's DISPLAYMATRIX side data (FFmpeg's 3x3 int32 matrix, 16.16 fixed point), or None."""
     try:
-        entries = list(frame.side_data)
+        side_data = frame.side_data
+        # iterating gives the entries up to PyAV 18.1.0 and their types (the Mapping's keys) from 18.1.1 on
+        entries = [item if hasattr(item, "type") else side_data[item] for item in side_data]
     except (AttributeError, TypeError):  # a PyAV without frame side data
         return None
     for entry in entries:
