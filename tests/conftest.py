@@ -33,6 +33,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_again():
+    """Each test starts on one intra-op thread: `--threads` changes the process's count, and with several threads
+    a batch's results depend on its size, so tests that compare batchings bit for bit would fail after it."""
+    torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> str:
     """A tiny epsilon-prediction SD 2.1-shaped pipeline folder (like SD 2.1-base)."""
