@@ -26,6 +26,7 @@ frames (timestep <= --context-noise), run both rows on all N frames (or all N ag
     python benchmarks/context_cache.py --size 512 --calls guidance --repeats 2 --threads 2   # SD 2.1 base's size
     python benchmarks/context_cache.py --size 512 --calls dropped --repeats 2 --threads 2    # generate's default
     python benchmarks/context_cache.py --size 256 --freenoise-scan 8,16,24,32 --repeats 1 --threads 2
+    python benchmarks/context_cache.py --size 512 --calls dropped --device cuda --dtype fp16 --repeats 5   # a GPU
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ import torch
 
 
 def timed(fn) -> float:
+    cuda = torch.get_default_device().type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     with torch.no_grad():
         fn()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -68,8 +74,12 @@ def main() -> None:
                         help="only time FreeNoise's call on these frame counts (is its cost linear in the windows?)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="weights and inputs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_default_device(args.device)  # models are built there and every input is made there
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     torch.manual_seed(0)
     n, m, f, h = args.clip_frames, args.given, args.freenoise_frames, args.size // 8
 
@@ -84,18 +94,19 @@ def main() -> None:
                                scheduler=DDIMScheduler())
     assert any(type(block) in VIDEO_CLASSES.values() for block in spare.unet.modules()), "spare lost its temporal layers"
     pipe.enable_free_noise(context_length=n, context_stride=n - m)
-    text = torch.randn(2, 77, 1024)  # [negative, prompt]
+    ours, spare, pipe.unet = ours.to(dtype), spare.to(dtype), pipe.unet.to(dtype)
+    text = torch.randn(2, 77, 1024, dtype=dtype)  # [negative, prompt]
     if args.freenoise_scan:
         scan_freenoise(pipe, [int(x) for x in args.freenoise_scan.split(",")], n, m, h, text, args.repeats)
         return
-    clip = torch.randn(2, 4, n, h, h)
+    clip = torch.randn(2, 4, n, h, h, dtype=dtype)
     given = torch.zeros(2, n, dtype=torch.bool)
     given[:, :m] = True
     t = torch.full((2, n), 500)
     t[:, :m] = 0
     cache = ours.cache_context(clip[:, :, :m], t[:, :m], text)
     cache_one = ours.cache_context(clip[1:, :, :m], t[1:, :m], text[1:])
-    long = torch.randn(2, 4, f, h, h)
+    long = torch.randn(2, 4, f, h, h, dtype=dtype)
     text_per_frame = text.repeat_interleave(f, dim=0)  # (2 F, 77, 1024)
     one = slice(1, 2)  # one guidance row
 
@@ -172,8 +183,10 @@ def main() -> None:
         except KeyError:  # a call left out by --calls
             pass
     long_video = args.steps * (med["FreeNoise, F frames"] - med["FreeNoise, N frames (one window)"]) / (f - n)
+    where = (f"{torch.cuda.get_device_name()}, {args.dtype}" if args.device.startswith("cuda")
+             else f"{args.threads} thread(s), {platform.processor() or platform.machine()}, {args.dtype}")
     print(f"SD 2.1-shaped U-Net, {args.size} px, N={n}, M={m}, F={f}, {args.steps} steps, guidance batch 2, "
-          f"{args.threads} thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}; "
+          f"{where}, torch {torch.__version__}; "
           f"the dropped forms' last {last} step(s) of {args.steps} with every row given (timestep <= "
           f"{args.context_noise})")
     print("\n| U-Net call | median s | runs |\n|---|---|---|")
@@ -192,7 +205,7 @@ def scan_freenoise(pipe, lengths: list[int], n: int, m: int, h: int, text: torch
     seconds: dict[int, list[float]] = {f: [] for f in lengths}
     for _ in range(repeats):
         for f in lengths:
-            x = torch.randn(2, 4, f, h, h)
+            x = torch.randn(2, 4, f, h, h, dtype=text.dtype)
             seconds[f].append(timed(lambda x=x, f=f: pipe.unet(x, 500, text.repeat_interleave(f, dim=0))))
     print("\n| frames | windows | median s | s per frame | s per frame since the previous |\n|---|---|---|---|---|")
     previous = None

@@ -1,11 +1,12 @@
 """`ldm-video generate` speed and seams on CPU, side by side with diffusers' AnimateDiffPipeline.
 
     python benchmarks/generate.py speed     # s/frame, ours vs AnimateDiffPipeline, tiny and small models
+    python benchmarks/generate.py speed --models sd21 --device cuda --dtype fp16 --steps 20   # a GPU, 512 px
     python benchmarks/generate.py linear    # s/frame of long videos at 32..256 frames (constant = linear time)
     python benchmarks/generate.py seams     # seam metrics for each --seam-drop, VidRD vs independent clips
 
 Models are random (no weights can be downloaded here): SD 2.1-shaped pipelines written in the diffusers
-layout, with attention-only temporal layers given random values and written as a diffusers MotionAdapter,
+layout (`sd21`: full size, 16 frames at --size, default 512 px; ~5 GB written to --workdir), with attention-only temporal layers given random values and written as a diffusers MotionAdapter,
 which both pipelines load. Same scheduler (DDIM), steps, size, guidance and initial latents for both.
 """
 
@@ -32,7 +33,7 @@ from ldm_video.infer.pipeline import (
     make_scheduler,
 )
 from ldm_video.infer.vidrd import VidRDConfig, clip_starts
-from ldm_video.testing import write_tiny_sd
+from ldm_video.testing import write_random_sd21, write_tiny_sd
 from ldm_video.video_file import to_uint8
 
 PROMPT, NEGATIVE = "a red square moving right", "watermark"
@@ -81,9 +82,11 @@ def write_adapter(base_path: str, out: Path, max_frames: int, std: float = 0.05)
 class Ours:
     """ldm-video's sampler, model loaded once; `__call__` times prompt encoding + sampling + decoding."""
 
-    def __init__(self, base_path: str, adapter: Path | None):
-        self.base = load_base(base_path)
-        self.model = (load_motion(adapter, self.base.unet) if adapter else inflate_unet(self.base.unet)).eval()
+    def __init__(self, base_path: str, adapter: Path | None, device: str = "cpu", dtype: torch.dtype = torch.float32):
+        self.base = load_base(base_path, dtype=dtype, device=device)
+        self.device, self.dtype = device, dtype
+        self.model = (load_motion(adapter, self.base.unet) if adapter else inflate_unet(self.base.unet))
+        self.model = self.model.to(device=device, dtype=dtype).eval()
 
     def sampler(self, sampling: SamplingConfig, video: LongVideoConfig) -> VideoSampler:
         return VideoSampler(self.model, self.base.vae, dict(self.base.scheduler.config), sampling, video,
@@ -91,64 +94,82 @@ class Ours:
 
     def __call__(self, sampling: SamplingConfig, video: LongVideoConfig) -> np.ndarray:
         text = encode_prompt(self.base.tokenizer, self.base.text_encoder, PROMPT, NEGATIVE, sampling.guidance,
-                             "cpu", torch.float32)
-        return np.concatenate([to_uint8(c.frames).numpy() for c in self.sampler(sampling, video)(text)])
+                             self.device, self.dtype)
+        return np.concatenate([to_uint8(c.frames).cpu().numpy() for c in self.sampler(sampling, video)(text)])
 
 
 class Peer:
     """diffusers' AnimateDiffPipeline with the same base and MotionAdapter."""
 
-    def __init__(self, base_path: str, adapter: Path):
+    def __init__(self, base_path: str, adapter: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
         from diffusers import AnimateDiffPipeline, MotionAdapter
 
-        base = load_base(base_path)
+        base = load_base(base_path, dtype=dtype)
         self.pipe = AnimateDiffPipeline(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer,
-                                        unet=base.unet, motion_adapter=MotionAdapter.from_pretrained(adapter),
+                                        unet=base.unet, motion_adapter=MotionAdapter.from_pretrained(adapter,
+                                                                                                     torch_dtype=dtype),
                                         scheduler=make_scheduler("ddim", base.scheduler.config))
+        self.pipe.to(device)
         self.pipe.set_progress_bar_config(disable=True)
 
     def __call__(self, sampling: SamplingConfig, num_frames: int, latents: torch.Tensor) -> np.ndarray:
         frames = self.pipe(PROMPT, negative_prompt=NEGATIVE, num_frames=num_frames, height=sampling.height,
                            width=sampling.width, num_inference_steps=sampling.steps,
                            guidance_scale=sampling.guidance, latents=latents, output_type="pt").frames[0]
-        return to_uint8(frames * 2 - 1).numpy()  # (f, H, W, 3)
+        return to_uint8(frames.float() * 2 - 1).cpu().numpy()  # (f, H, W, 3)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
     times, out = [], None
     for _ in range(repeats):
         start = time.perf_counter()
-        out = fn()
+        out = fn()  # frames come back as numpy: the GPU has finished
         times.append(time.perf_counter() - start)
     return statistics.median(times), out
 
 
 def speed(args, work: Path) -> None:
-    models = {"tiny": lambda: str(write_tiny_sd(work / "tiny")), "small": lambda: str(write_small_sd(work))}
+    models = {"tiny": lambda: str(write_tiny_sd(work / "tiny")), "small": lambda: str(write_small_sd(work)),
+              "sd21": lambda: str(write_random_sd21(Path(args.workdir or work) / "sd21-epsilon"))}
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     print("| model | size | frames | steps | stat | ours s/frame | AnimateDiffPipeline s/frame | ratio | "
           "max abs diff (uint8) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
         base_path = models[name]()
         adapter = write_adapter(base_path, work / f"{name}-adapter", max_frames=32)
-        ours, peer = Ours(base_path, adapter), Peer(base_path, adapter)
-        size, frames = (64, 16) if name == "tiny" else (128, 16)
+        ours, peer = Ours(base_path, adapter, args.device, dtype), Peer(base_path, adapter, args.device, dtype)
+        size, frames = {"tiny": 64, "small": 128, "sd21": 512}[name], 16
+        size = args.size or size
         sampling = SamplingConfig(scheduler="ddim", steps=args.steps, guidance=7.5, height=size, width=size, seed=0)
         video = LongVideoConfig(num_frames=frames, vidrd=VidRDConfig(clip_frames=frames, overlap=frames // 2),
                                 decode_chunk=frames)
         latents = ours.sampler(sampling, video).initial_noise(0, None, torch.Generator().manual_seed(0))
+        latents = latents.to(dtype)  # the pipeline feeds them to its U-Net as given
         ours(sampling, video), peer(sampling, frames, latents)  # warm-up
-        t_ours, t_peer = [], []
+        t_ours, t_peer, peaks = [], [], {}
+        cuda = args.device.startswith("cuda")
         for _ in range(args.repeats):  # alternate, so load from other jobs hits both alike
-            t, f_peer = timed(lambda p=peer, s=sampling, f=frames, z=latents: p(s, f, z), 1)
-            t_peer.append(t)
-            t, f_ours = timed(lambda o=ours, s=sampling, v=video: o(s, v), 1)
-            t_ours.append(t)
+            for label, call in (("peer", lambda p=peer, s=sampling, f=frames, z=latents: p(s, f, z)),
+                                ("ours", lambda o=ours, s=sampling, v=video: o(s, v))):
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
+                t, out = timed(call, 1)
+                (t_ours if label == "ours" else t_peer).append(t)
+                if label == "ours":
+                    f_ours = out
+                else:
+                    f_peer = out
+                if cuda:
+                    peaks[label] = torch.cuda.max_memory_allocated()
         diff = int(np.abs(f_ours.astype(int) - f_peer).max())
         for stat in (min, statistics.median):  # min: least disturbed by other jobs on the machine
             a, b = stat(t_ours), stat(t_peer)
             print(f"| {name} | {size}px | {frames} | {args.steps} | {stat.__name__} of {args.repeats} | "
                   f"{a / frames:.4f} | {b / frames:.4f} | {a / b:.2f} | {diff} |", flush=True)
+        if cuda:
+            print(f"peak CUDA memory, {name}: ours {peaks['ours'] / 2**30:.2f} GiB, AnimateDiffPipeline "
+                  f"{peaks['peer'] / 2**30:.2f} GiB (x{peaks['ours'] / peaks['peer']:.2f})", flush=True)
 
 
 def linear(args, work: Path) -> None:
@@ -218,11 +239,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the CI box is shared)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=["tiny", "small"], choices=("tiny", "small"))
+    parser.add_argument("--models", nargs="+", default=["tiny", "small"], choices=("tiny", "small", "sd21"))
+    parser.add_argument("--device", default="cpu", help="speed: cpu (default) or cuda")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="speed: weights' dtype")
+    parser.add_argument("--size", type=int, default=None, help="speed: frame size in pixels instead of the model's")
+    parser.add_argument("--workdir", default=None, help="speed: keep the full-size sd21 model here between runs")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"# {args.what} — {platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)")
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} thread(s)"
+    print(f"# {args.what} — {platform.machine()}, torch {torch.__version__}, {device}, {args.dtype}")
     with tempfile.TemporaryDirectory() as tmp:
         {"speed": speed, "linear": linear, "seams": seams}[args.what](args, Path(tmp))
 

@@ -18,31 +18,8 @@ from pathlib import Path
 import torch
 
 
-def write_sd21_random(path: Path, prediction_type: str) -> Path:
-    """A StableDiffusionPipeline folder with SD 2.1 shapes and random weights (local tokenizer)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from ldm_video.sd2_configs import shipped_config
-    from ldm_video.testing import write_tiny_tokenizer
-
-    if (path / "model_index.json").exists():
-        return path
-    torch.manual_seed(0)
-    tokenizer = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(path.parent / f"{path.name}-tok"))
-    pipe = StableDiffusionPipeline(
-        unet=UNet2DConditionModel(**shipped_config("unet", prediction_type)), vae=AutoencoderKL(**shipped_config("vae")),
-        text_encoder=CLIPTextModel(CLIPTextConfig(**shipped_config("text_encoder"))), tokenizer=tokenizer,
-        scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-                                prediction_type=prediction_type),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(path, safe_serialization=True)
-    return path
-
-
 def main() -> None:
-    from ldm_video.testing import write_tiny_sd
+    from ldm_video.testing import write_random_sd21, write_tiny_sd
     from ldm_video.train.config import TrainConfig
     from ldm_video.train.plan import estimate_memory
     from ldm_video.train.settings import load_yaml
@@ -54,6 +31,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="training steps per preset")
     parser.add_argument("--workdir", default="/tmp/ldm-video-plan-vs-real")
     parser.add_argument("--tiny", action="store_true", help="CPU dry run on the tiny test model (no comparison)")
+    parser.add_argument("--optimizer", default=None, choices=("adamw", "adamw8bit"),
+                        help="instead of the preset's (adamw8bit): adamw where bitsandbytes is not installed")
     parser.add_argument("--out", default=None, help="append JSON lines here")
     args = parser.parse_args()
     work = Path(args.workdir)
@@ -66,13 +45,15 @@ def main() -> None:
         raise SystemExit("plan_vs_real needs a CUDA GPU (or --tiny for a CPU dry run)")
     for name in args.preset:  # step: one preset
         values = load_yaml(name, TrainConfig)
+        if args.optimizer:
+            values["optimizer"] = args.optimizer
         prediction = "v_prediction" if values["base"].endswith("stable-diffusion-2-1") else "epsilon"
         if args.tiny:
             base = write_tiny_sd(work / f"tiny-{prediction}", prediction) if not (
                 work / f"tiny-{prediction}" / "model_index.json").exists() else work / f"tiny-{prediction}"
             values.update(resolution="32", mixed_precision="no", optimizer="adamw")
         else:
-            base = write_sd21_random(work / f"sd21-{prediction}", prediction)
+            base = write_random_sd21(work / f"sd21-{prediction}", prediction)
         out = work / f"run-{name}"
         config = TrainConfig.from_flat({**values, "base": str(base), "data": str(data), "output_dir": str(out),
                                 "max_steps": args.steps, "checkpoint_every": 10_000, "validate_every": 0,
@@ -89,10 +70,10 @@ def main() -> None:
             shutil.rmtree(cache)
         train(config, progress=False)
         real = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
-        row = {"preset": name, "estimate_bytes": plan.total, "real_bytes": real,
+        row = {"preset": name, "optimizer": values["optimizer"], "estimate_bytes": plan.total, "real_bytes": real,
                "ratio": (plan.total / real) if real else None, "device": torch.cuda.get_device_name()
                if torch.cuda.is_available() else "cpu (dry run)"}
-        print(f"{name:20s} plan {plan.total / 1e9:6.2f} GB   real "
+        print(f"{name:20s} {values['optimizer']:9s} plan {plan.total / 1e9:6.2f} GB   real "
               f"{'n/a' if real is None else f'{real / 1e9:6.2f} GB'}   "
               f"{'' if real is None else f'plan/real {plan.total / real:.3f}'}", flush=True)
         if args.out:
