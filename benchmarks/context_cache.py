@@ -39,8 +39,7 @@ import time
 import torch
 
 
-def timed(fn) -> float:
-    cuda = torch.get_default_device().type == "cuda"
+def timed(fn, cuda: bool = False) -> float:
     if cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -51,7 +50,8 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def _build(args, dtype: torch.dtype, n: int, m: int, f: int, h: int) -> tuple[dict, object, torch.Tensor]:
+    """The three SD 2.1-shaped U-Nets, their inputs, and the U-Net calls to time by name (those --calls keeps)."""
     from diffusers import AnimateDiffPipeline, DDIMScheduler, UNet2DConditionModel
 
     from ldm_video import VideoUNetConfig, inflate_unet
@@ -59,30 +59,7 @@ def main() -> None:
     from ldm_video.temporal import VIDEO_CLASSES
     from ldm_video.video_unet import VideoClip
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", type=int, default=128, help="frame size in pixels (default 128)")
-    parser.add_argument("--clip-frames", type=int, default=8, help="N: frames per context clip / FreeNoise window")
-    parser.add_argument("--given", type=int, default=4, help="M: given frames per clip / window overlap")
-    parser.add_argument("--freenoise-frames", type=int, default=16, help="F: frames of the FreeNoise call")
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip (default 20)")
-    parser.add_argument("--context-noise", type=int, default=50,
-                        help="timestep of the given frames (generate's default on the demo's layers: 50)")
-    parser.add_argument("--calls", choices=("all", "guidance", "dropped"), default="all",
-                        help="guidance: only the calls of history guidance's rows and FreeNoise's; dropped: only those "
-                             "of generate's default (full attention, dropped rows) and FreeNoise's")
-    parser.add_argument("--freenoise-scan", default=None, metavar="F1,F2,...",
-                        help="only time FreeNoise's call on these frame counts (is its cost linear in the windows?)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="weights and inputs")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_default_device(args.device)  # models are built there and every input is made there
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     torch.manual_seed(0)
-    n, m, f, h = args.clip_frames, args.given, args.freenoise_frames, args.size // 8
-
     ours = inflate_unet(UNet2DConditionModel(**shipped_config("unet")).eval(),
                         VideoUNetConfig(motion_norm="per-frame", context_causal=True, max_frames=max(32, f)))
     # full attention with all-frames norm, as diffusers runs a module (history guidance's rows on such layers)
@@ -96,9 +73,8 @@ def main() -> None:
     pipe.enable_free_noise(context_length=n, context_stride=n - m)
     ours, spare, pipe.unet = ours.to(dtype), spare.to(dtype), pipe.unet.to(dtype)
     text = torch.randn(2, 77, 1024, dtype=dtype)  # [negative, prompt]
-    if args.freenoise_scan:
-        scan_freenoise(pipe, [int(x) for x in args.freenoise_scan.split(",")], n, m, h, text, args.repeats)
-        return
+    if args.freenoise_scan:  # needs no context caches
+        return {}, pipe, text
     clip = torch.randn(2, 4, n, h, h, dtype=dtype)
     given = torch.zeros(2, n, dtype=torch.bool)
     given[:, :m] = True
@@ -141,10 +117,50 @@ def main() -> None:
         keep = ("FreeNoise, F frames", "FreeNoise, N frames (one window)", "2 rows: N frames",
                 "dropped rows, one call: N - M frames + N frames")
         calls = {k: v for k, v in calls.items() if k in keep}
+    return calls, pipe, text
+
+
+def main() -> None:
+    from diffusers import DDIMScheduler
+
+    from ldm_video.sd2_configs import shipped_config
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=128, help="frame size in pixels (default 128)")
+    parser.add_argument("--clip-frames", type=int, default=8, help="N: frames per context clip / FreeNoise window")
+    parser.add_argument("--given", type=int, default=4, help="M: given frames per clip / window overlap")
+    parser.add_argument("--freenoise-frames", type=int, default=16, help="F: frames of the FreeNoise call")
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip (default 20)")
+    parser.add_argument("--context-noise", type=int, default=50,
+                        help="timestep of the given frames (generate's default on the demo's layers: 50)")
+    parser.add_argument("--calls", choices=("all", "guidance", "dropped"), default="all",
+                        help="guidance: only the calls of history guidance's rows and FreeNoise's; dropped: only those "
+                             "of generate's default (full attention, dropped rows) and FreeNoise's")
+    parser.add_argument("--freenoise-scan", default=None, metavar="F1,F2,...",
+                        help="only time FreeNoise's call on these frame counts (is its cost linear in the windows?)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="weights and inputs")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    cuda = args.device.startswith("cuda")
+    n, m, f, h = args.clip_frames, args.given, args.freenoise_frames, args.size // 8
+    with torch.device(args.device):  # models and inputs are made there; the timed calls run outside the context
+        calls, pipe, text = _build(args, dtype, n, m, f, h)
+    if args.freenoise_scan:
+        with torch.device(args.device):
+            scan_freenoise(pipe, [int(x) for x in args.freenoise_scan.split(",")], n, m, h, text, args.repeats, cuda)
+        return
+
+    if cuda:  # warm-up: kernel selection and the allocator's first growth stay out of the timings
+        for call in calls.values():
+            timed(call, cuda)
     seconds: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.repeats):  # interleaved
         for name, call in calls.items():
-            seconds[name].append(timed(call))
+            seconds[name].append(timed(call, cuda))
     med = {k: statistics.median(v) for k, v in seconds.items()}
     new = n - m
     scheduler = DDIMScheduler.from_config(shipped_config("scheduler"))  # SD 2.1-base's, as the sampler's
@@ -191,28 +207,29 @@ def main() -> None:
           f"{args.context_noise})")
     print("\n| U-Net call | median s | runs |\n|---|---|---|")
     for name, values in seconds.items():
-        print(f"| {name} | {med[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+        print(f"| {name} | {med[name]:.4f} | {', '.join(f'{v:.4f}' for v in values)} |")
     free = per_frame["FreeNoise (diffusers), F frames"]
     print(f"\n| method | U-Net s per new frame | x FreeNoise, F frames | x FreeNoise, a long video's windows "
-          f"({long_video:.2f} s) |\n|---|---|---|---|")
+          f"({long_video:.4f} s) |\n|---|---|---|---|")
     for name, value in per_frame.items():
-        print(f"| {name} | {value:.2f} | {value / free:.2f} | {value / long_video:.2f} |")
+        print(f"| {name} | {value:.4f} | {value / free:.2f} | {value / long_video:.2f} |")
 
 
-def scan_freenoise(pipe, lengths: list[int], n: int, m: int, h: int, text: torch.Tensor, repeats: int) -> None:
+def scan_freenoise(pipe, lengths: list[int], n: int, m: int, h: int, text: torch.Tensor, repeats: int,
+                   cuda: bool = False) -> None:
     """FreeNoise's U-Net call on each frame count (interleaved, median of `repeats`): seconds, windows, and what
     the frames since the previous count cost each."""
     seconds: dict[int, list[float]] = {f: [] for f in lengths}
     for _ in range(repeats):
         for f in lengths:
             x = torch.randn(2, 4, f, h, h, dtype=text.dtype)
-            seconds[f].append(timed(lambda x=x, f=f: pipe.unet(x, 500, text.repeat_interleave(f, dim=0))))
+            seconds[f].append(timed(lambda x=x, f=f: pipe.unet(x, 500, text.repeat_interleave(f, dim=0)), cuda))
     print("\n| frames | windows | median s | s per frame | s per frame since the previous |\n|---|---|---|---|---|")
     previous = None
     for f in lengths:
         med = statistics.median(seconds[f])
-        step = "" if previous is None else f"{(med - previous[1]) / (f - previous[0]):.3f}"
-        print(f"| {f} | {(f - n) // (n - m) + 1} | {med:.2f} | {med / f:.3f} | {step} |")
+        step = "" if previous is None else f"{(med - previous[1]) / (f - previous[0]):.4f}"
+        print(f"| {f} | {(f - n) // (n - m) + 1} | {med:.4f} | {med / f:.4f} | {step} |")
         previous = (f, med)
 
 

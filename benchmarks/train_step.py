@@ -11,13 +11,15 @@ or the tiny test U-Net); nothing is downloaded.
     python benchmarks/train_step.py --size sd21 --device cuda --precision bf16 --frames 16 --resolution 512 \
         --checkpointing --steps 10                              # a GPU: the 24 GB preset's step, peak CUDA memory
 
-On a GPU the frozen weights stay fp32 and `--precision` autocasts the forward pass, as `train --mixed-precision`
-does; the peak is `torch.cuda.max_memory_allocated` over the timed steps.
+With `--precision bf16|fp16` the frozen weights are held in that dtype, the trainable ones in fp32, and the forward
+pass is autocast, as `train --mixed-precision` does; on a GPU the peak is `torch.cuda.max_memory_allocated` over the
+timed steps (on a CPU, the tensors' bytes as tracked by `ldm_video.memory`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -59,6 +61,15 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
             model.freeze_unet2d_params()  # only the motion modules train
         else:
             model = inflate_unet(unet2d, vcfg)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if autocast_dtype is not None:  # frozen weights in the mixed-precision dtype, trainable ones fp32 (train/setup.py)
+        model.to(autocast_dtype)
+        if hasattr(model, "temporal_modules"):
+            for module in model.temporal_modules().values():
+                module.float()
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
     if checkpointing:
         model.enable_gradient_checkpointing()
     model.to(device).train()
@@ -75,7 +86,6 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
     latents = torch.randn(1, 4, frames, h, h, generator=g).to(device)  # (b, 4, f, h, w)
     text = torch.randn(1, 77, dim, generator=g).to(device)  # (b, seq, dim)
     timestep = torch.tensor([500], device=device)
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     cuda = torch.device(device).type == "cuda"
 
     def step() -> float:
@@ -93,7 +103,7 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
         return float(loss)
 
     step()  # warm-up: allocates the optimiser states
-    tracker = TensorMemoryTracker()
+    tracker = contextlib.nullcontext() if cuda else TensorMemoryTracker()  # a dispatch mode: it would slow the GPU
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
