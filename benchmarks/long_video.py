@@ -89,16 +89,21 @@ def run_one(spec: dict) -> None:
 
 
 def score(video: np.ndarray, prompt: str, clip_frames: int, seam_drop: int) -> dict:
-    """Overall motion and seam jump, and the last 15 % against the first (ldm_video.toy.drift)."""
+    """Overall motion and seam jump, the motion of the first clip (sampled from the prompt alone) and of the next
+    32 frames, and the last 15 % against the first (ldm_video.toy.drift)."""
     from ldm_video.toy.drift import drift_passes, start_end_drift
     from ldm_video.toy.metrics import analyse_video, score_analyses
     from ldm_video.toy.world import parse_caption
 
     analyses = analyse_video(video)
-    s = score_analyses(analyses, *parse_caption(prompt), clip_frames=clip_frames, seam_drop=seam_drop)
+    caption = parse_caption(prompt)
+    s = score_analyses(analyses, *caption, clip_frames=clip_frames, seam_drop=seam_drop)
+    first = score_analyses(analyses[:clip_frames], *caption).direction
+    after = score_analyses(analyses[clip_frames:clip_frames + 32], *caption).direction
     d = start_end_drift(video, prompt, analyses=analyses)
     last = d["last"]
     return {"motion": s.direction, "seam_jump": s.seam_jump if s.seam_jump is not None else float("nan"),
+            "first_clip_motion": first, "next_32_motion": after,
             "last_motion": last["motion"], "background": last["background"], "present": last["present"],
             "colour": last["colour"], "identity": last["identity"], "speed_ratio": last["speed_ratio"],
             "passes": float(all(drift_passes(last).values()))}
@@ -222,8 +227,8 @@ def main() -> None:
                             f.write(json.dumps(row) + "\n")
                     print(f"{method + tag:>15} {frames:>5} frames, {steps} steps, {prompt!r} seed {seed}: "
                           f"{row['seconds'] / frames:.3f} s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion "
-                          f"{row['motion']:.2f} (last 15 % "
-                          f"{row['last_motion']:.2f}), background {row['background']:.1f}, identity "
+                          f"{row['motion']:.2f} (first clip {row['first_clip_motion']:.2f}, next 32 frames "
+                          f"{row['next_32_motion']:.2f}, last 15 % {row['last_motion']:.2f}), background {row['background']:.1f}, identity "
                           f"{row['identity']:.2f}, speed x{row['speed_ratio']:.2f}", flush=True)
     print_table(rows, context_noise)
 
@@ -250,6 +255,11 @@ def print_table(rows: dict[tuple[str, int, int, float | None, str | None], list[
               f"{m['last_motion']:.2f} | {m['background']:.1f} | {m['present']:.2f} | {m['colour']:.2f} | "
               f"{m['identity']:.2f} | {m['speed_ratio']:.2f} | {m['seam_jump']:.2f} | "
               f"{sum(r['passes'] for r in group):.0f} / {len(group)} |")
+    print("\nmotion of the first clip (from the prompt alone) -> the next 32 frames, means:")
+    for (method, frames, steps, scale, free), group in rows.items():
+        if all("first_clip_motion" in r for r in group):  # not in rows written before these columns
+            first, after = (statistics.fmean(r[k] for r in group) for k in ("first_clip_motion", "next_32_motion"))
+            print(f"- {method}, {frames} frames, {steps} steps: {first:.2f} -> {after:.2f}")
 
 
 if __name__ == "__main__":
