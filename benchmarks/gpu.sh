@@ -20,11 +20,12 @@
 #
 #   bash benchmarks/gpu.sh [OUT_DIR]          # PYTHON=... for another interpreter than python3
 set -uo pipefail
-out="$(realpath -m "${1:-gpu-results}")"  # before the cd: relative to where it was asked for
-cd "$(dirname "$0")/.."
+out="$(realpath -m "${1:-gpu-results}")"  # relative to where it was asked for
+bench="$(cd "$(dirname "$0")" && pwd)"
 work="${LDM_VIDEO_BENCH_WORK:-/tmp/ldm-video-gpu}"
 limit="${LDM_VIDEO_BENCH_STEP_LIMIT:-300}"  # seconds per step
 mkdir -p "$out" "$work"
+cd "$work"  # not the checkout, whose ldm_video/ folder would shadow the installed package for -c and -m
 py="${PYTHON:-python3}"  # the interpreter that holds the CUDA torch
 export PYTHONUNBUFFERED=1
 
@@ -52,15 +53,15 @@ step() {  # step NAME COMMAND...: run with the time limit, log to OUT_DIR/NAME.l
 
 step models "$py" -c "import sys; from ldm_video.testing import write_random_sd21
 for p in ('epsilon', 'v_prediction'): write_random_sd21(f'{sys.argv[1]}/sd21-{p}', p)" "$work"
-step plan_vs_real "$py" benchmarks/plan_vs_real.py --workdir "$work" --steps 3 --optimizer "$optimizer" \
+step plan_vs_real "$py" "$bench/plan_vs_real.py" --workdir "$work" --steps 3 --optimizer "$optimizer" \
     --out "$out/plan_vs_real.jsonl"
 for px in 256 512; do
-    step "train_step_$px" "$py" benchmarks/train_step.py --size sd21 --device cuda --precision bf16 --frames 16 \
+    step "train_step_$px" "$py" "$bench/train_step.py" --size sd21 --device cuda --precision bf16 --frames 16 \
         --resolution "$px" --checkpointing --steps 5 --optimizer "$optimizer" --out "$out/train_step.jsonl"
 done
-step generate "$py" benchmarks/generate.py speed --models sd21 --device cuda --dtype fp16 --steps 20 --repeats 3 \
+step generate "$py" "$bench/generate.py" speed --models sd21 --device cuda --dtype fp16 --steps 20 --repeats 3 \
     --workdir "$work"
-step context_cache "$py" benchmarks/context_cache.py --size 512 --calls dropped --device cuda --dtype fp16 \
+step context_cache "$py" "$bench/context_cache.py" --size 512 --calls dropped --device cuda --dtype fp16 \
     --repeats 5
 
 if [ ${#failed[@]} -gt 0 ]; then

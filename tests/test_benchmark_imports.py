@@ -37,7 +37,7 @@ def test_gpu_script_passes_only_flags_its_scripts_define():
     gpu = SCRIPTS[0].parent / "gpu.sh"
     assert subprocess.run(["bash", "-n", str(gpu)], check=False).returncode == 0
     text = gpu.read_text().replace("\\\n", " ")
-    calls = re.findall(r'"\$py" benchmarks/(\w+\.py)([^\n]*)', text)
+    calls = re.findall(r'"\$py" "\$bench/(\w+\.py)"([^\n]*)', text)
     assert {name for name, _ in calls} >= {"plan_vs_real.py", "train_step.py", "generate.py", "context_cache.py"}
     for name, rest in calls:
         defined = {node.args[0].value for node in ast.walk(ast.parse((gpu.parent / name).read_text()))
