@@ -123,6 +123,7 @@ def _build(args, dtype: torch.dtype, n: int, m: int, f: int, h: int) -> tuple[di
 def main() -> None:
     from diffusers import DDIMScheduler
 
+    from ldm_video.device import DTYPES
     from ldm_video.sd2_configs import shipped_config
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -141,10 +142,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="weights and inputs")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and inputs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    dtype = DTYPES[args.dtype]
     cuda = args.device.startswith("cuda")
     n, m, f, h = args.clip_frames, args.given, args.freenoise_frames, args.size // 8
     with torch.device(args.device):  # models and inputs are made there; the timed calls run outside the context

@@ -6,8 +6,9 @@
     python benchmarks/generate.py seams     # seam metrics for each --seam-drop, VidRD vs independent clips
 
 Models are random (no weights can be downloaded here): SD 2.1-shaped pipelines written in the diffusers
-layout (`sd21`: full size, 16 frames at --size, default 512 px; ~5 GB written to --workdir), with attention-only temporal layers given random values and written as a diffusers MotionAdapter,
-which both pipelines load. Same scheduler (DDIM), steps, size, guidance and initial latents for both.
+layout (`sd21`: full size, 16 frames at --size, default 512 px; ~5 GB written to --workdir), with attention-only
+temporal layers given random values and written as a diffusers MotionAdapter, which both pipelines load. Same
+scheduler (DDIM), steps, size, guidance and initial latents for both.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from ldm_video import VideoUNetConfig, inflate_unet, load_base
 from ldm_video.checkpoint import load_motion
+from ldm_video.device import DTYPES
 from ldm_video.infer.metrics import drift, flicker, seam_jump_ratio
 from ldm_video.infer.pipeline import (
     LongVideoConfig,
@@ -131,7 +133,7 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 def speed(args, work: Path) -> None:
     models = {"tiny": lambda: str(write_tiny_sd(work / "tiny")), "small": lambda: str(write_small_sd(work)),
               "sd21": lambda: str(write_random_sd21(Path(args.workdir or work) / "sd21-epsilon"))}
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    dtype = DTYPES[args.dtype]
     print("| model | size | frames | steps | stat | ours s/frame | AnimateDiffPipeline s/frame | ratio | "
           "max abs diff (uint8) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -244,7 +246,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["tiny", "small"], choices=("tiny", "small", "sd21"))
     parser.add_argument("--device", default="cpu", help="speed: cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="speed: weights' dtype")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="speed: weights' dtype")
     parser.add_argument("--size", type=int, default=None, help="speed: frame size in pixels instead of the model's")
     parser.add_argument("--workdir", default=None, help="speed: keep the full-size sd21 model here between runs")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -228,8 +228,9 @@ def main() -> None:
                     print(f"{method + tag:>15} {frames:>5} frames, {steps} steps, {prompt!r} seed {seed}: "
                           f"{row['seconds'] / frames:.3f} s/frame, RSS {row['peak_rss_gib']:.2f} GiB, motion "
                           f"{row['motion']:.2f} (first clip {row['first_clip_motion']:.2f}, next 32 frames "
-                          f"{row['next_32_motion']:.2f}, last 15 % {row['last_motion']:.2f}), background {row['background']:.1f}, identity "
-                          f"{row['identity']:.2f}, speed x{row['speed_ratio']:.2f}", flush=True)
+                          f"{row['next_32_motion']:.2f}, last 15 % {row['last_motion']:.2f}), background "
+                          f"{row['background']:.1f}, identity {row['identity']:.2f}, speed x{row['speed_ratio']:.2f}",
+                          flush=True)
     print_table(rows, context_noise)
 
 

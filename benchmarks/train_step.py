@@ -45,6 +45,7 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
     from einops import repeat
 
     from ldm_video import VideoUNetConfig, inflate_unet
+    from ldm_video.device import DTYPES
     from ldm_video.memory import TensorMemoryTracker
     from ldm_video.video_unet import motion_adapter_for
 
@@ -61,7 +62,7 @@ def run_case(size: str, case: str, steps: int, frames: int, resolution: int, thr
             model.freeze_unet2d_params()  # only the motion modules train
         else:
             model = inflate_unet(unet2d, vcfg)
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast_dtype = None if precision == "fp32" else DTYPES[precision]
     if autocast_dtype is not None:  # frozen weights in the mixed-precision dtype, trainable ones fp32 (train/setup.py)
         model.to(autocast_dtype)
         if hasattr(model, "temporal_modules"):

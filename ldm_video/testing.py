@@ -138,24 +138,23 @@ def write_tiny_sd(
 
 
 def write_random_sd21(path: str | os.PathLike, prediction_type: str = "epsilon", seed: int = 0) -> Path:
-    """Write a full-size SD 2.1 pipeline folder with random weights (the shipped configs, ~5 GB in fp32), for the
-    memory and speed benchmarks, where size matters; a folder that already holds one is kept."""
+    """Write a full-size SD 2.1 pipeline folder with random weights (the shipped configs, scheduler and CLIP
+    tokenizer; ~5 GB in fp32), for the memory and speed benchmarks, where size matters; a folder that already holds
+    one is kept."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from ldm_video.sd2_configs import shipped_config
+    from ldm_video.sd2_configs import SD2_DIR, shipped_config
 
     path = Path(path)
     if (path / "model_index.json").exists():
         return path
     torch.manual_seed(seed)
-    tok_dir = write_tiny_tokenizer(path.parent / f"{path.name}-tokenizer")
     pipe = StableDiffusionPipeline(
-        unet=UNet2DConditionModel(**shipped_config("unet", prediction_type)), vae=AutoencoderKL(**shipped_config("vae")),
-        text_encoder=CLIPTextModel(CLIPTextConfig(**shipped_config("text_encoder"))),
-        tokenizer=CLIPTokenizer.from_pretrained(tok_dir),
-        scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                                set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type),
+        unet=UNet2DConditionModel(**shipped_config("unet", prediction_type)),
+        vae=AutoencoderKL(**shipped_config("vae")), text_encoder=CLIPTextModel(CLIPTextConfig(**shipped_config("text_encoder"))),
+        tokenizer=CLIPTokenizer.from_pretrained(SD2_DIR / "tokenizer"),
+        scheduler=DDIMScheduler.from_config(shipped_config("scheduler", prediction_type)),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(path, safe_serialization=True)
     return path
